@@ -1,0 +1,117 @@
+/**
+ * buildApp(config): the one composition root. Order matters and is commented where it does.
+ */
+import middie from '@fastify/middie';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from './config/index.js';
+import { databaseTarget, openDatabase, type Database } from './db/client.js';
+import { runMigrations } from './db/migrate.js';
+import { deriveKey } from './lib/crypto.js';
+import { registerProviderEvents } from './oidc/events.js';
+import { buildProvider } from './oidc/provider.js';
+import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { loggerOptions } from './plugins/logger.js';
+import { healthRoutes } from './routes/health.js';
+import { interactionRoutes } from './routes/interaction/index.js';
+import { readBootstrapFile } from './services/bootstrap.js';
+import { createServices, type Services } from './services/container.js';
+import { stylesheet } from './views/render.js';
+
+export interface BuildOptions {
+  /** An already-open database (tests); otherwise one is opened from the config and closed with the app. */
+  database?: Database;
+  /** Replaces the logger options (tests silence or capture it). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    keryu: { config: Config; services: Services; host: ProviderHost; database: Database };
+  }
+}
+
+/** Paths oidc-provider serves; used only when the issuer sits at the root, so other routes stay reachable. */
+const PROVIDER_ROOT_PATHS = ['/.well-known', '/auth', '/token', '/jwks', '/me', '/session', '/device', '/request', '/reg', '/backchannel'];
+
+function trustHops(hops: number) {
+  return (_address: string, hop: number) => hop < hops;
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config.logLevel),
+    // A hop count becomes proxy-addr's trust function: trust the n nearest hops.
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
+    bodyLimit: 64 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+  let shuttingDown = false;
+  app.addHook('onClose', async () => {
+    shuttingDown = true;
+  });
+
+  const database = options.database ?? (await openDatabase(databaseTarget(config)));
+  if (!options.database) app.addHook('onClose', () => database.close());
+  if (config.migrateOnStart) await runMigrations(database);
+
+  const services = createServices({ config, database, log: app.log });
+  await services.keys.ensureSigningKeys();
+  if (config.bootstrapFile) {
+    const summary = await services.bootstrap.applyBootstrap(await readBootstrapFile(config.bootstrapFile), { type: 'system' }, config.bootstrapFile);
+    app.log.info({ summary }, 'bootstrap file applied');
+  }
+
+  const host = await createProviderHost({
+    keys: services.keys,
+    refreshIntervalSeconds: config.keys.refreshInterval,
+    log: app.log,
+    build: (keySet) => {
+      const provider = buildProvider(services.providerDeps, keySet);
+      registerProviderEvents(provider, services.audit, app.log);
+      return provider;
+    },
+  });
+  app.decorate('keryu', { config, services, host, database });
+  // Closed in reverse order of registration: stop key polling, then flush the audit queue.
+  app.addHook('onClose', async () => {
+    await services.audit.flush();
+  });
+  app.addHook('onClose', async () => host.close());
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandler(app);
+
+  // The provider is a Node handler mounted before Fastify parses bodies (middie runs in onRequest), so
+  // its own parsers see the raw request; the path prefix keeps it from swallowing our other routes.
+  await app.register(middie);
+  const handle = (req: IncomingMessage, res: ServerResponse) => host.handle(req, res);
+  if (config.issuerPath) {
+    app.use(config.issuerPath, handle);
+  } else {
+    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (PROVIDER_ROOT_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) handle(req, res);
+      else next();
+    });
+  }
+
+  await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
+  app.get('/assets/keryu.css', async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
+  );
+  await app.register(interactionRoutes, {
+    host,
+    users: services.users,
+    audit: services.audit,
+    csrfKey: deriveKey(config.secret, 'csrf'),
+  });
+
+  return app;
+}

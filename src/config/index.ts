@@ -1,0 +1,160 @@
+/**
+ * The service's configuration: one schema, read once from the environment, validated, frozen.
+ * This module is the only reader of process.env (callers pass `process.env` in, tests pass objects).
+ */
+import { z } from 'zod';
+
+const durationSeconds = (description: string, fallback: number) =>
+  z.coerce.number().int().nonnegative().default(fallback).describe(description);
+
+const booleanString = (description: string, fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .describe(description);
+
+/**
+ * `TRUST_PROXY` follows Fastify's `trustProxy`: `true`/`false`, a hop count, or a comma-separated list of
+ * addresses/CIDRs. Only the proxies named here may set X-Forwarded-* headers.
+ */
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((v): boolean | number | string[] => {
+    if (v === 'true') return true;
+    if (v === 'false' || v === '') return false;
+    if (/^\d+$/.test(v)) return Number(v);
+    return v.split(',').map((s) => s.trim()).filter(Boolean);
+  })
+  .describe('Proxies trusted to set X-Forwarded-* (true, false, hop count, or comma-separated IPs/CIDRs)');
+
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode; production refuses unsafe defaults'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('TCP port to listen on'),
+    HOST: z.string().min(1).default('0.0.0.0').describe('Interface to bind'),
+    ISSUER: z.url({ protocol: /^https?$/ }).optional().describe('Public issuer URL; the provider is mounted at its path (default http://localhost:$PORT/oidc)'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional()
+      .describe('PostgreSQL connection URL; unset = embedded PGlite under DATA_DIR'),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections per replica (PostgreSQL only)'),
+    DATA_DIR: z.string().min(1).default('./data').describe('Directory for the embedded database and the generated development secret'),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional().describe('Redis URL (optional; shared rate-limit counters and pub/sub in later releases)'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
+    KERYU_SECRET: z
+      .string()
+      .min(32, 'must be at least 32 characters of random data')
+      .optional()
+      .describe('Root secret: cookie signing, encryption of signing keys at rest, client secret digests. Required in production'),
+    KERYU_BOOTSTRAP: z.string().min(1).optional().describe('Path to a bootstrap file (YAML or JSON) applied idempotently at start-up'),
+    MIGRATE_ON_START: booleanString('Run database migrations at start-up (under an advisory lock)', true),
+    TRUST_PROXY: trustProxy,
+    ACCESS_TOKEN_TTL: durationSeconds('Access token lifetime in seconds', 600),
+    ID_TOKEN_TTL: durationSeconds('ID token lifetime in seconds', 3600),
+    AUTHORIZATION_CODE_TTL: z.coerce.number().int().min(1).max(60).default(60).describe('Authorization code lifetime in seconds (at most 60)'),
+    CLIENT_CREDENTIALS_TTL: durationSeconds('Client credentials token lifetime in seconds', 600),
+    DEVICE_CODE_TTL: durationSeconds('Device code lifetime in seconds', 600),
+    INTERACTION_TTL: durationSeconds('Login/consent interaction lifetime in seconds', 900),
+    SESSION_IDLE_TTL: durationSeconds('Browser SSO session idle timeout in seconds', 8 * 3600),
+    SESSION_ABSOLUTE_TTL: durationSeconds('Browser SSO session absolute lifetime in seconds', 7 * 86400),
+    REFRESH_TOKEN_IDLE_TTL: durationSeconds('Refresh token idle lifetime in seconds (each rotation slides it)', 14 * 86400),
+    REFRESH_TOKEN_ABSOLUTE_TTL: durationSeconds('Refresh token family absolute lifetime in seconds', 90 * 86400),
+    KEY_ROTATION_DELAY: durationSeconds('Seconds a rotated-in signing key is published in JWKS before it signs', 3600),
+    KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
+  })
+  .transform((raw) => {
+    const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
+    const issuerUrl = new URL(issuer);
+    return {
+      nodeEnv: raw.NODE_ENV,
+      port: raw.PORT,
+      host: raw.HOST,
+      issuer: issuer.replace(/\/$/, ''),
+      /** The path the provider is mounted at, without a trailing slash ('' when mounted at the root). */
+      issuerPath: issuerUrl.pathname.replace(/\/$/, ''),
+      secureCookies: issuerUrl.protocol === 'https:',
+      databaseUrl: raw.DATABASE_URL,
+      databasePoolSize: raw.DATABASE_POOL_SIZE,
+      dataDir: raw.DATA_DIR,
+      redisUrl: raw.REDIS_URL,
+      logLevel: raw.LOG_LEVEL,
+      secret: raw.KERYU_SECRET,
+      bootstrapFile: raw.KERYU_BOOTSTRAP,
+      migrateOnStart: raw.MIGRATE_ON_START,
+      trustProxy: raw.TRUST_PROXY,
+      ttl: {
+        accessToken: raw.ACCESS_TOKEN_TTL,
+        idToken: raw.ID_TOKEN_TTL,
+        authorizationCode: raw.AUTHORIZATION_CODE_TTL,
+        clientCredentials: raw.CLIENT_CREDENTIALS_TTL,
+        deviceCode: raw.DEVICE_CODE_TTL,
+        interaction: raw.INTERACTION_TTL,
+        sessionIdle: raw.SESSION_IDLE_TTL,
+        sessionAbsolute: raw.SESSION_ABSOLUTE_TTL,
+        refreshTokenIdle: raw.REFRESH_TOKEN_IDLE_TTL,
+        refreshTokenAbsolute: raw.REFRESH_TOKEN_ABSOLUTE_TTL,
+      },
+      keys: {
+        rotationDelay: raw.KEY_ROTATION_DELAY,
+        refreshInterval: raw.KEY_REFRESH_INTERVAL,
+      },
+    };
+  });
+
+export type EnvInput = Record<string, string | undefined>;
+/** Configuration as read from the environment; `secret` may still be missing (see resolveSecret). */
+export type RawConfig = z.infer<typeof configSchema>;
+/** Configuration with the root secret resolved: what the rest of the service receives. */
+export type Config = Readonly<Omit<RawConfig, 'secret'> & { secret: string }>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse the environment. Empty strings count as unset, so `FOO=` in an env file falls back to the default. */
+export function parseConfig(env: EnvInput): RawConfig {
+  const known = Object.keys(configSchema.in.shape);
+  const input: Record<string, string> = {};
+  for (const key of known) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const name = issue.path.join('.') || 'environment';
+        const got = typeof issue.path[0] === 'string' ? input[issue.path[0]] : undefined;
+        return `${name}: ${issue.message}${got !== undefined && !/SECRET|URL/.test(name) ? ` (got "${got}")` : ''}`;
+      }),
+    );
+  }
+  const config = result.data;
+  if (config.nodeEnv === 'production' && !config.secret) {
+    throw new ConfigError(['KERYU_SECRET: required when NODE_ENV=production (at least 32 characters of random data)']);
+  }
+  return config;
+}
+
+/** Every variable with its description and default, for the README table and `keryu config`. */
+export function describeConfig(): Array<{ name: string; description: string; default: string | undefined }> {
+  return Object.entries(configSchema.in.shape).map(([name, schema]) => {
+    let fallback: string | undefined;
+    const def = (schema as z.ZodType).def as { type: string; defaultValue?: unknown; innerType?: z.ZodType; in?: z.ZodType };
+    let node: { type: string; defaultValue?: unknown; innerType?: z.ZodType; in?: z.ZodType } | undefined = def;
+    while (node) {
+      if (node.type === 'default') {
+        fallback = String(node.defaultValue);
+        break;
+      }
+      node = (node.innerType ?? node.in)?.def as typeof node | undefined;
+    }
+    return { name, description: (schema as z.ZodType).description ?? '', default: fallback };
+  });
+}

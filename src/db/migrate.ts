@@ -1,0 +1,38 @@
+/**
+ * Applies the SQL migrations in drizzle/. On PostgreSQL the run holds a session-level advisory lock, so
+ * replicas starting together apply each migration once; the others wait and then find nothing to do.
+ */
+import { fileURLToPath } from 'node:url';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import type { Database } from './client.js';
+
+export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.meta.url));
+
+/** Arbitrary but fixed: the advisory lock key that serializes migrations ("keryu" in ASCII). */
+export const MIGRATION_LOCK_KEY = 0x6b65727975;
+
+export async function runMigrations(database: Database): Promise<void> {
+  const { target } = database;
+  if (target.kind === 'pglite') {
+    // PGlite is single-process: no other replica can race us.
+    if (!database.pglite) throw new Error('embedded database handle missing');
+    await migratePglite(drizzlePglite(database.pglite), { migrationsFolder });
+    return;
+  }
+  // A dedicated single connection: an advisory lock belongs to the session that took it.
+  const client = postgres(target.url, { max: 1, onnotice: () => {} });
+  try {
+    await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+    try {
+      await migratePostgres(drizzlePostgres(client), { migrationsFolder });
+    } finally {
+      await client`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+    }
+  } finally {
+    await client.end({ timeout: 5 });
+  }
+}

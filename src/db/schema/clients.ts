@@ -1,0 +1,24 @@
+import { integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/**
+ * OAuth clients. `metadata` holds RFC 7591 client metadata (redirect_uris, grant_types, ...) without the
+ * secret; the secret is kept only as an HMAC-SHA-256 digest keyed from KERYU_SECRET.
+ */
+export const clients = pgTable('clients', {
+  clientId: text('client_id').primaryKey(),
+  clientSecretDigest: text('client_secret_digest'),
+  metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Resource servers (RFC 8707 resource indicators) that receive audience-restricted access tokens. */
+export const resourceServers = pgTable('resource_servers', {
+  identifier: text('identifier').primaryKey(),
+  name: text('name'),
+  scope: text('scope').notNull().default(''),
+  accessTokenFormat: text('access_token_format').$type<'jwt' | 'opaque'>().notNull().default('jwt'),
+  accessTokenTtl: integer('access_token_ttl'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});

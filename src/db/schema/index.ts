@@ -1,0 +1,5 @@
+export * from './audit.js';
+export * from './clients.js';
+export * from './keys.js';
+export * from './oidc.js';
+export * from './users.js';

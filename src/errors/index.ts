@@ -1,0 +1,34 @@
+/**
+ * One error model: services throw AppError with a stable snake_case code; the error handler renders it.
+ * `expose` follows the status: 4xx messages are for the client, 5xx messages never leave the server.
+ */
+export class AppError extends Error {
+  readonly expose: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status = 400,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.expose = status < 500;
+  }
+}
+
+/** The catalogue of error codes the JSON APIs answer with. */
+export const errorCodes = [
+  'invalid_request',
+  'invalid_credentials',
+  'not_found',
+  'conflict',
+  'unauthorized',
+  'forbidden',
+  'method_not_allowed',
+  'payload_too_large',
+  'unsupported_media_type',
+  'too_many_requests',
+  'internal_error',
+  'service_unavailable',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];

@@ -1,0 +1,158 @@
+/**
+ * oidc-provider adapter on PostgreSQL (drizzle). One row per artefact in `oidc_payloads`; clients come
+ * from the `clients` table. Two guarantees the library's default (check-then-mark) does not give across
+ * replicas:
+ *  - `consume` is one conditional UPDATE; when it changes no row the request fails with invalid_grant.
+ *  - `revokeByGrantId` leaves a tombstone, and `find` never returns an artefact of a tombstoned grant,
+ *    so a token saved a moment after the revocation by an in-flight request is dead too.
+ * @see RFC 6749 §4.1.2 (a code used twice should revoke what it issued), RFC 9700 §4.14.2
+ */
+import { and, eq, gt, isNull, notExists, or, sql } from 'drizzle-orm';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/client.js';
+import { oidcPayloads, oidcRevokedGrants } from '../db/schema/index.js';
+import type { ClientQueries } from '../queries/clients.js';
+
+export interface AdapterDeps {
+  db: Db;
+  clients: ClientQueries;
+  /** How long a revoked grant's tombstone is kept: at least the longest lifetime of any of its tokens. */
+  tombstoneTtlSeconds: number;
+}
+
+type Constructor = new (model: string) => Adapter;
+
+const notExpired = or(isNull(oidcPayloads.expiresAt), gt(oidcPayloads.expiresAt, sql`now()`));
+
+export function createAdapterClass(deps: AdapterDeps): Constructor {
+  const { db } = deps;
+
+  const grantNotRevoked = notExists(
+    db.select({ one: sql`1` }).from(oidcRevokedGrants).where(eq(oidcRevokedGrants.grantId, oidcPayloads.grantId)),
+  );
+
+  function toPayload(row: { payload: Record<string, unknown>; consumedAt: Date | null } | undefined): AdapterPayload | undefined {
+    if (!row) return undefined;
+    if (!row.consumedAt) return row.payload as AdapterPayload;
+    return { ...row.payload, consumed: Math.floor(row.consumedAt.getTime() / 1000) } as AdapterPayload;
+  }
+
+  async function revokeGrant(grantId: string): Promise<void> {
+    await db.transaction(async (tx) => {
+      await tx
+        .insert(oidcRevokedGrants)
+        .values({ grantId, expiresAt: new Date(Date.now() + deps.tombstoneTtlSeconds * 1000) })
+        .onConflictDoNothing();
+      await tx.delete(oidcPayloads).where(eq(oidcPayloads.grantId, grantId));
+    });
+  }
+
+  class ClientAdapter implements Adapter {
+    async upsert(): Promise<void> {
+      throw new Error('clients are managed through the CLI, bootstrap file or admin API');
+    }
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      return deps.clients.findClientMetadataById(id) as Promise<AdapterPayload | undefined>;
+    }
+    async findByUserCode(): Promise<undefined> {
+      return undefined;
+    }
+    async findByUid(): Promise<undefined> {
+      return undefined;
+    }
+    async consume(): Promise<void> {}
+    async destroy(): Promise<void> {
+      throw new Error('clients are managed through the CLI, bootstrap file or admin API');
+    }
+    async revokeByGrantId(): Promise<void> {}
+  }
+
+  class PostgresAdapter implements Adapter {
+    constructor(readonly model: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+      const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
+      const values = {
+        model: this.model,
+        id,
+        payload: payload as Record<string, unknown>,
+        grantId,
+        userCode: payload.userCode ?? null,
+        uid: payload.uid ?? null,
+        accountId: payload.accountId ?? null,
+        expiresAt: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      };
+      await db
+        .insert(oidcPayloads)
+        .values(values)
+        .onConflictDoUpdate({
+          target: [oidcPayloads.model, oidcPayloads.id],
+          set: {
+            payload: values.payload,
+            grantId: values.grantId,
+            userCode: values.userCode,
+            uid: values.uid,
+            accountId: values.accountId,
+            expiresAt: values.expiresAt,
+          },
+        });
+    }
+
+    private async findWhere(condition: ReturnType<typeof eq>): Promise<AdapterPayload | undefined> {
+      const [row] = await db
+        .select({ payload: oidcPayloads.payload, consumedAt: oidcPayloads.consumedAt })
+        .from(oidcPayloads)
+        .where(and(eq(oidcPayloads.model, this.model), condition, notExpired, grantNotRevoked))
+        .limit(1);
+      return toPayload(row);
+    }
+
+    find(id: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere(eq(oidcPayloads.id, id));
+    }
+
+    findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere(eq(oidcPayloads.userCode, userCode));
+    }
+
+    findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere(eq(oidcPayloads.uid, uid));
+    }
+
+    async consume(id: string): Promise<void> {
+      const changed = await db
+        .update(oidcPayloads)
+        .set({ consumedAt: sql`now()` })
+        .where(and(eq(oidcPayloads.model, this.model), eq(oidcPayloads.id, id), isNull(oidcPayloads.consumedAt)))
+        .returning({ grantId: oidcPayloads.grantId });
+      if (changed.length) return;
+
+      // Another request (possibly on another replica) consumed it between the library's check and ours.
+      if (this.model === 'AuthorizationCode') {
+        const [row] = await db
+          .select({ grantId: oidcPayloads.grantId })
+          .from(oidcPayloads)
+          .where(and(eq(oidcPayloads.model, this.model), eq(oidcPayloads.id, id)));
+        if (row?.grantId) await revokeGrant(row.grantId);
+        throw new errors.InvalidGrant('authorization code already consumed');
+      }
+      // A concurrent refresh is indistinguishable from a double submit, so it fails without revoking;
+      // a later, sequential reuse is caught by the library and revokes the grant.
+      throw new errors.InvalidGrant(this.model === 'RefreshToken' ? 'refresh token already used' : 'grant request is invalid');
+    }
+
+    async destroy(id: string): Promise<void> {
+      await db.delete(oidcPayloads).where(and(eq(oidcPayloads.model, this.model), eq(oidcPayloads.id, id)));
+    }
+
+    revokeByGrantId(grantId: string): Promise<void> {
+      return revokeGrant(grantId);
+    }
+  }
+
+  return class KeryuAdapter {
+    constructor(model: string) {
+      return model === 'Client' ? new ClientAdapter() : new PostgresAdapter(model);
+    }
+  } as unknown as Constructor;
+}

@@ -1,0 +1,73 @@
+/**
+ * Records the provider's own events through the audit sink. Hot-path events (a grant per token request)
+ * are queued, not awaited: the audit service batches them.
+ */
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditEvent, AuditService } from '../services/audit.js';
+
+interface EventLogger {
+  error(obj: object, msg: string): void;
+}
+
+function contextOf(ctx: KoaContextWithOIDC | undefined): AuditEvent['context'] {
+  if (!ctx) return undefined;
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, requestId: ctx.get('x-request-id') || undefined };
+}
+
+function actorOf(ctx: KoaContextWithOIDC | undefined): AuditEvent['actor'] {
+  const accountId = ctx?.oidc?.session?.accountId ?? ctx?.oidc?.entities?.Account?.accountId;
+  if (accountId) return { type: 'user', id: accountId };
+  const clientId = ctx?.oidc?.client?.clientId;
+  return clientId ? { type: 'client', id: clientId } : { type: 'anonymous' };
+}
+
+function errorDetails(error: unknown): { error: string; description?: string | undefined } {
+  const e = error as { error?: string; error_description?: string; message?: string };
+  return { error: e.error ?? 'server_error', description: e.error_description ?? (e.error ? e.message : undefined) };
+}
+
+export function registerProviderEvents(provider: Provider, audit: AuditService, log: EventLogger): void {
+  const write = (event: AuditEvent) => {
+    audit.record(event).catch((err: unknown) => log.error({ err, type: event.type }, 'audit event lost'));
+  };
+  const base = (ctx: KoaContextWithOIDC | undefined) => ({
+    actor: actorOf(ctx),
+    clientId: ctx?.oidc?.client?.clientId,
+    context: contextOf(ctx),
+  });
+
+  provider.on('authorization.success', (ctx) => write({ type: 'oidc.authorization', outcome: 'success', ...base(ctx) }));
+  provider.on('authorization.error', (ctx, error) =>
+    write({ type: 'oidc.authorization', outcome: 'failure', ...base(ctx), details: errorDetails(error) }),
+  );
+  provider.on('grant.success', (ctx) =>
+    write({
+      type: 'oidc.grant',
+      outcome: 'success',
+      ...base(ctx),
+      subject: ctx.oidc.entities.Account ? { type: 'user', id: ctx.oidc.entities.Account.accountId } : undefined,
+      details: { grant_type: ctx.oidc.params?.grant_type },
+    }),
+  );
+  provider.on('grant.error', (ctx, error) => {
+    const details = { ...errorDetails(error), grant_type: ctx.oidc.params?.grant_type };
+    write({ type: 'oidc.grant', outcome: 'failure', ...base(ctx), details });
+    if (details.description === 'refresh token already used' || details.description === 'authorization code already consumed') {
+      write({ type: 'token.reuse_detected', outcome: 'failure', ...base(ctx), details });
+    }
+  });
+  provider.on('grant.revoked', (ctx, grantId) =>
+    write({ type: 'oidc.grant_revoked', outcome: 'success', ...base(ctx), details: { grant_id: grantId } }),
+  );
+  provider.on('revocation.error', (ctx, error) =>
+    write({ type: 'oidc.token_revoked', outcome: 'failure', ...base(ctx), details: errorDetails(error) }),
+  );
+  provider.on('interaction.started', (ctx, prompt) =>
+    write({ type: 'oidc.interaction_started', outcome: 'success', ...base(ctx), details: { prompt: prompt.name, reasons: prompt.reasons } }),
+  );
+  provider.on('interaction.ended', (ctx) => write({ type: 'oidc.interaction_ended', outcome: 'success', ...base(ctx) }));
+  provider.on('end_session.success', (ctx) => write({ type: 'logout', outcome: 'success', ...base(ctx) }));
+  provider.on('end_session.error', (ctx, error) => write({ type: 'logout', outcome: 'failure', ...base(ctx), details: errorDetails(error) }));
+  provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server error'));
+}

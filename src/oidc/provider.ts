@@ -1,0 +1,219 @@
+/**
+ * The oidc-provider configuration. Every default that matters for security is set here explicitly, with
+ * the reason (see shared/SECURITY.md): refresh rotation for every client, PKCE for every client, only the
+ * `code` response type, no implicit flow and no password grant, exact redirect URIs, short codes, shared
+ * keys, `__Host-` cookies behind TLS.
+ */
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/index.js';
+import { constantTimeEqual, deriveKey, hmacDigest } from '../lib/crypto.js';
+import type { ClientQueries } from '../queries/clients.js';
+import type { UserQueries } from '../queries/users.js';
+import type { KeySet } from '../services/signing-keys.js';
+import { renderPage } from '../views/render.js';
+import { createAdapterClass } from './adapter.js';
+import type { Db } from '../db/client.js';
+
+export interface ProviderDeps {
+  config: Config;
+  db: Db;
+  users: UserQueries;
+  clients: ClientQueries;
+}
+
+/** Scopes and the claims each releases (OIDC Core §5.4). */
+const claims = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'updated_at'],
+  phone: ['phone_number', 'phone_number_verified'],
+};
+
+/** The digest key for client secrets; the CLI and bootstrap use the same derivation when they store one. */
+export function clientSecretKey(config: Config): Buffer {
+  return deriveKey(config.secret, 'client-secret-digest');
+}
+
+export function cookieNames(secure: boolean) {
+  // __Host- needs Path=/ (only the session cookie has it); the path-scoped interaction cookies get __Secure-.
+  return secure
+    ? { session: '__Host-keryu.session', interaction: '__Secure-keryu.interaction', resume: '__Secure-keryu.resume' }
+    : { session: 'keryu.session', interaction: 'keryu.interaction', resume: 'keryu.resume' };
+}
+
+function page(ctx: KoaContextWithOIDC, template: string, model: { title: string; [k: string]: unknown }): void {
+  ctx.type = 'html';
+  ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+  ctx.set('x-frame-options', 'DENY');
+  ctx.body = renderPage(template, model);
+}
+
+export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
+  const { config, users, clients } = deps;
+  const ttl = config.ttl;
+  const secure = config.secureCookies;
+  const maxSignedTtl = Math.max(ttl.idToken, ttl.accessToken, ttl.clientCredentials);
+
+  const configuration: Configuration = {
+    adapter: createAdapterClass({ db: deps.db, clients, tombstoneTtlSeconds: Math.max(ttl.refreshTokenAbsolute, maxSignedTtl) }),
+    clients: [],
+    jwks: keySet.jwks as Configuration['jwks'],
+    claims,
+    conformIdTokenClaims: true,
+    async findAccount(_ctx, sub) {
+      const user = await users.findUserById(sub);
+      if (!user || user.disabled) return undefined;
+      return {
+        accountId: user.id,
+        async claims() {
+          return {
+            sub: user.id,
+            email: user.email,
+            email_verified: user.emailVerified,
+            name: user.name ?? undefined,
+            phone_number: user.phone ?? undefined,
+            phone_number_verified: user.phone ? user.phoneVerified : undefined,
+            updated_at: Math.floor(user.updatedAt.getTime() / 1000),
+          };
+        },
+      };
+    },
+    cookies: {
+      names: cookieNames(secure),
+      long: { httpOnly: true, sameSite: 'lax', secure, signed: true },
+      short: { httpOnly: true, sameSite: 'lax', secure, signed: true },
+      keys: [deriveKey(config.secret, 'cookie-signing').toString('base64url')],
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // RFC 9700 §2.1.2: no implicit or hybrid flows; `none` is not needed either.
+    responseTypes: ['code'],
+    // RFC 9700 §2.1.1 / ASVS 10.4.6: PKCE for every client; a confidential client may opt out explicitly.
+    pkce: {
+      required: (_ctx, client) => client.clientAuthMethod === 'none' || client.metadata().require_pkce !== false,
+    },
+    // RFC 9700 §4.14.2: rotate on every use, for every client.
+    rotateRefreshToken: true,
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    enabledJWA: {
+      // Client secrets are stored as digests, so nothing may be keyed by them (no HS* anywhere).
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+      userinfoSigningAlgValues: ['RS256', 'ES256'],
+      introspectionSigningAlgValues: ['RS256', 'ES256'],
+      authorizationSigningAlgValues: ['RS256', 'ES256'],
+    },
+    extraClientMetadata: {
+      properties: ['require_pkce'],
+      validator(_ctx, key, value, metadata) {
+        if (key !== 'require_pkce' || value === undefined) return;
+        if (typeof value !== 'boolean') throw new errors.InvalidClientMetadata('require_pkce must be a boolean');
+        if (value === false && metadata.token_endpoint_auth_method === 'none') {
+          throw new errors.InvalidClientMetadata('public clients must use PKCE');
+        }
+      },
+    },
+    clientBasedCORS(ctx, origin, client) {
+      // Browser-based (public) clients and userinfo calls may come cross-origin from a registered redirect origin.
+      if (origin === 'null') return false;
+      if (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none') return false;
+      return (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin);
+    },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      clientCredentials: { enabled: true },
+      userinfo: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        async userCodeInputSource(ctx, form, _out, err) {
+          const error = err ? (err.name === 'NoCodeError' || 'userCode' in err ? 'That code is not valid. Check it and try again.' : 'The request could not be completed. Start again on your device.') : undefined;
+          page(ctx, 'device-input', { title: 'Connect a device', form, error });
+        },
+        async userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+          page(ctx, 'device-confirm', { title: 'Confirm the device', form, clientName: client.clientName ?? client.clientId, userCode });
+        },
+        async successSource(ctx) {
+          page(ctx, 'message', { title: 'Device connected', heading: 'Device connected', lines: ['You can return to your device.'] });
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          page(ctx, 'message', {
+            title: 'Sign out',
+            heading: 'Sign out?',
+            lines: ['Do you want to sign out of keryu-auth?'],
+            form,
+            buttons: [
+              { form: 'op.logoutForm', name: 'logout', value: 'yes', label: 'Yes, sign me out' },
+              { form: 'op.logoutForm', label: 'No, stay signed in', secondary: true },
+            ],
+          });
+        },
+        async postLogoutSuccessSource(ctx) {
+          page(ctx, 'message', { title: 'Signed out', heading: 'Signed out', lines: ['You have been signed out.'] });
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => (Array.isArray(oneOf) ? oneOf[0] : oneOf) as string,
+        useGrantedResource: () => true,
+        async getResourceServerInfo(_ctx, resourceIndicator) {
+          const server = await clients.findResourceServer(resourceIndicator);
+          if (!server) throw new errors.InvalidTarget();
+          return {
+            scope: server.scope,
+            audience: server.identifier,
+            accessTokenTTL: server.accessTokenTtl ?? ttl.accessToken,
+            accessTokenFormat: server.accessTokenFormat,
+            ...(server.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
+          };
+        },
+      },
+    },
+    async renderError(ctx, out) {
+      // Only the OAuth error code and its description: never a stack or internal detail.
+      const lines = [out.error_description ?? 'The request could not be completed.'];
+      page(ctx, 'message', { title: 'Something went wrong', heading: 'Something went wrong', lines: [...lines, `Error: ${out.error}`] });
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl.accessToken,
+      // RFC 9700 §4.2.1 / our contract: at most 60 s.
+      AuthorizationCode: ttl.authorizationCode,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl.clientCredentials,
+      DeviceCode: ttl.deviceCode,
+      Grant: ttl.refreshTokenAbsolute,
+      IdToken: ttl.idToken,
+      Interaction: ttl.interaction,
+      RefreshToken(_ctx, token) {
+        // Idle lifetime slides with each rotation, capped by the family's absolute lifetime (ASVS 10.4.8).
+        const now = Math.floor(Date.now() / 1000);
+        const familyStart = token.iiat ?? token.iat ?? now;
+        return Math.max(1, Math.min(ttl.refreshTokenIdle, familyStart + ttl.refreshTokenAbsolute - now));
+      },
+      Session(_ctx, session) {
+        const now = Math.floor(Date.now() / 1000);
+        const loginTs = session.loginTs ?? now;
+        return Math.max(1, Math.min(ttl.sessionIdle, loginTs + ttl.sessionAbsolute - now));
+      },
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  // Koa trusts X-Forwarded-* only when Fastify was told which proxies to trust.
+  provider.proxy = config.trustProxy !== false;
+
+  // Client secrets are stored as HMAC digests: compare the digest of what was presented.
+  const digestKey = clientSecretKey(config);
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    const stored = this.clientSecret;
+    return Promise.resolve(typeof stored === 'string' && constantTimeEqual(stored, hmacDigest(digestKey, actual)));
+  } as never;
+
+  return provider;
+}

@@ -1,0 +1,61 @@
+import { eq, sql } from 'drizzle-orm';
+import type { DbOrTx } from '../db/client.js';
+import { clients, resourceServers } from '../db/schema/index.js';
+
+export type ClientRow = typeof clients.$inferSelect;
+export type ResourceServerRow = typeof resourceServers.$inferSelect;
+
+export function createClientQueries(db: DbOrTx) {
+  return {
+    /**
+     * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
+     * secret: the provider's secret comparison is replaced to compare digests (see oidc/client-secret).
+     */
+    async findClientMetadataById(clientId: string): Promise<Record<string, unknown> | undefined> {
+      const [row] = await db
+        .select({ metadata: clients.metadata, digest: clients.clientSecretDigest })
+        .from(clients)
+        .where(eq(clients.clientId, clientId))
+        .limit(1);
+      if (!row) return undefined;
+      return { ...row.metadata, client_id: clientId, ...(row.digest ? { client_secret: row.digest } : {}) };
+    },
+    async findClientById(clientId: string): Promise<ClientRow | undefined> {
+      const [row] = await db.select().from(clients).where(eq(clients.clientId, clientId)).limit(1);
+      return row;
+    },
+    async insertClient(values: typeof clients.$inferInsert): Promise<ClientRow> {
+      const [row] = await db.insert(clients).values(values).returning();
+      if (!row) throw new Error('insert returned no row');
+      return row;
+    },
+    async updateClient(clientId: string, values: Partial<Omit<typeof clients.$inferInsert, 'clientId'>>): Promise<ClientRow | undefined> {
+      const [row] = await db
+        .update(clients)
+        .set({ ...values, updatedAt: sql`now()` })
+        .where(eq(clients.clientId, clientId))
+        .returning();
+      return row;
+    },
+    async findResourceServer(identifier: string): Promise<ResourceServerRow | undefined> {
+      const [row] = await db.select().from(resourceServers).where(eq(resourceServers.identifier, identifier)).limit(1);
+      return row;
+    },
+    async upsertResourceServer(values: typeof resourceServers.$inferInsert): Promise<{ created: boolean; row: ResourceServerRow }> {
+      const existing = await this.findResourceServer(values.identifier);
+      if (!existing) {
+        const [row] = await db.insert(resourceServers).values(values).returning();
+        if (!row) throw new Error('insert returned no row');
+        return { created: true, row };
+      }
+      const [row] = await db
+        .update(resourceServers)
+        .set({ ...values, updatedAt: sql`now()` })
+        .where(eq(resourceServers.identifier, values.identifier))
+        .returning();
+      if (!row) throw new Error('update returned no row');
+      return { created: false, row };
+    },
+  };
+}
+export type ClientQueries = ReturnType<typeof createClientQueries>;

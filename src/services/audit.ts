@@ -1,0 +1,133 @@
+/**
+ * The audit sink every capability writes to. Event types form a closed catalogue; details are stripped of
+ * anything that looks like a secret before they are stored. Rows are batched per tick so that hot paths
+ * (a token grant per request) cost one multi-row INSERT under load instead of one round trip each.
+ */
+import { isIP } from 'node:net';
+import type { DbOrTx } from '../db/client.js';
+import { auditEvents } from '../db/schema/index.js';
+
+export const auditEventTypes = [
+  'user.created',
+  'user.updated',
+  'client.created',
+  'client.updated',
+  'resource_server.created',
+  'resource_server.updated',
+  'bootstrap.applied',
+  'keys.generated',
+  'keys.rotated',
+  'login',
+  'consent',
+  'logout',
+  'oidc.authorization',
+  'oidc.grant',
+  'oidc.grant_revoked',
+  'oidc.interaction_started',
+  'oidc.interaction_ended',
+  'oidc.token_revoked',
+  'token.reuse_detected',
+] as const;
+export type AuditEventType = (typeof auditEventTypes)[number];
+
+export interface RequestContext {
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  requestId?: string | undefined;
+}
+
+export interface AuditEvent {
+  type: AuditEventType;
+  outcome: 'success' | 'failure';
+  actor: { type: 'user' | 'client' | 'system' | 'cli' | 'anonymous'; id?: string | undefined };
+  subject?: { type: string; id: string } | undefined;
+  clientId?: string | undefined;
+  context?: RequestContext | undefined;
+  details?: Record<string, unknown> | undefined;
+}
+
+const SECRET_KEY = /pass(word)?|secret|token|code|otp|private|cookie|authorization|assertion|verifier|^key$|_key$/i;
+
+/** Removes values whose key names a secret, at any depth. Keys are kept so the event shows what was sent. */
+export function stripSecrets(value: unknown, depth = 0): unknown {
+  if (depth > 8) return '[depth]';
+  if (Array.isArray(value)) return value.map((v) => stripSecrets(v, depth + 1));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = SECRET_KEY.test(k) && k !== 'token_type' && k !== 'error_code' ? '[redacted]' : stripSecrets(v, depth + 1);
+    }
+    return out;
+  }
+  return value;
+}
+
+export interface AuditService {
+  /** Records an event; resolves once it is stored. */
+  record(event: AuditEvent): Promise<void>;
+  /** Writes everything queued; called at shutdown. */
+  flush(): Promise<void>;
+}
+
+export interface AuditLogger {
+  error(obj: object, msg: string): void;
+}
+
+/** Largest multi-row insert per flush; well under PostgreSQL's 65535 bind-parameter limit (13 per row). */
+const MAX_BATCH = 500;
+
+export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): AuditService {
+  type Pending = { row: typeof auditEvents.$inferInsert; resolve: () => void; reject: (err: unknown) => void };
+  let queue: Pending[] = [];
+  let scheduled: Promise<void> | undefined;
+
+  function toRow(event: AuditEvent): typeof auditEvents.$inferInsert {
+    return {
+      type: event.type,
+      outcome: event.outcome,
+      actorType: event.actor.type,
+      actorId: event.actor.id ?? null,
+      subjectType: event.subject?.type ?? null,
+      subjectId: event.subject?.id ?? null,
+      clientId: event.clientId ?? null,
+      ip: event.context?.ip && isIP(event.context.ip) ? event.context.ip : null,
+      userAgent: event.context?.userAgent?.slice(0, 512) ?? null,
+      requestId: event.context?.requestId ?? null,
+      details: (stripSecrets(event.details ?? {}) as Record<string, unknown>) ?? {},
+    };
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.length) {
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(MAX_BATCH);
+      try {
+        await deps.db.insert(auditEvents).values(batch.map((p) => p.row));
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        deps.log.error({ err, count: batch.length }, 'audit write failed');
+        for (const p of batch) p.reject(err);
+      }
+    }
+  }
+
+  function schedule(): Promise<void> {
+    scheduled ??= new Promise<void>((resolve) => setImmediate(resolve)).then(drain).finally(() => {
+      scheduled = undefined;
+      if (queue.length) void schedule();
+    });
+    return scheduled;
+  }
+
+  return {
+    record(event) {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ row: toRow(event), resolve, reject });
+        void schedule();
+      });
+    },
+    async flush() {
+      while (scheduled || queue.length) await (scheduled ?? schedule());
+    },
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * OAuth client registration. Metadata uses RFC 7591 names and is validated twice: by our schema (clear
+ * messages, our policy) and by oidc-provider itself (protocol rules), so a stored client always loads.
+ * Secrets are at least 32 characters; generated ones carry 256 bits. Only an HMAC digest is stored.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import type { DbOrTx } from '../db/client.js';
+import { AppError } from '../errors/index.js';
+import { hmacDigest, randomToken } from '../lib/crypto.js';
+import { createClientQueries } from '../queries/clients.js';
+import type { AuditService, AuditEvent } from './audit.js';
+
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+
+const absoluteUrl = z.url({ message: 'must be an absolute URL' });
+
+export const clientInputSchema = z
+  .object({
+    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, 'must be 1-100 characters of A-Z a-z 0-9 . _ ~ -'),
+    client_secret: z.string().min(32, 'must be at least 32 characters').max(512).optional(),
+    client_name: z.string().min(1).max(200).optional(),
+    token_endpoint_auth_method: z.enum(AUTH_METHODS).default('client_secret_basic'),
+    redirect_uris: z.array(absoluteUrl).max(50).default([]),
+    post_logout_redirect_uris: z.array(absoluteUrl).max(50).default([]),
+    grant_types: z.array(z.enum(GRANT_TYPES)).min(1).default(['authorization_code']),
+    response_types: z.array(z.literal('code')).optional(),
+    scope: z.string().max(2000).optional(),
+    application_type: z.enum(['web', 'native']).optional(),
+    jwks_uri: absoluteUrl.optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    require_pkce: z.boolean().optional(),
+    id_token_signed_response_alg: z.enum(['RS256', 'ES256']).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.token_endpoint_auth_method === 'none' && c.client_secret !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'a public client (token_endpoint_auth_method: none) has no secret' });
+    }
+    if (c.token_endpoint_auth_method === 'none' && c.require_pkce === false) {
+      ctx.addIssue({ code: 'custom', path: ['require_pkce'], message: 'public clients must use PKCE' });
+    }
+    if (c.token_endpoint_auth_method === 'none' && c.grant_types.includes('client_credentials')) {
+      ctx.addIssue({ code: 'custom', path: ['grant_types'], message: 'client_credentials needs a confidential client' });
+    }
+    if (c.grant_types.includes('authorization_code') && c.redirect_uris.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'required for the authorization_code grant' });
+    }
+  });
+export type ClientInput = z.input<typeof clientInputSchema>;
+
+export interface ClientServiceDeps {
+  db: DbOrTx;
+  audit: AuditService;
+  secretKey: Buffer;
+  /** oidc-provider's own metadata validation (throws with a message on invalid metadata). */
+  validateMetadata: (metadata: Record<string, unknown>) => Promise<void>;
+}
+
+export type ClientActor = AuditEvent['actor'];
+
+function toMetadata(input: z.output<typeof clientInputSchema>): Record<string, unknown> {
+  const { client_id: _id, client_secret: _secret, ...rest } = input;
+  const metadata: Record<string, unknown> = {
+    ...rest,
+    response_types: input.response_types ?? (input.grant_types.includes('authorization_code') ? ['code'] : []),
+  };
+  return Object.fromEntries(Object.entries(metadata).filter(([, v]) => v !== undefined));
+}
+
+export function createClientService(deps: ClientServiceDeps) {
+  const queries = createClientQueries(deps.db);
+  const needsSecret = (method: string) => method === 'client_secret_basic' || method === 'client_secret_post';
+
+  async function validated(input: ClientInput, generateSecret: boolean) {
+    const parsed = clientInputSchema.parse(input);
+    let secret = parsed.client_secret;
+    if (needsSecret(parsed.token_endpoint_auth_method) && secret === undefined) {
+      if (!generateSecret) throw new AppError('invalid_request', `client_secret: required for ${parsed.token_endpoint_auth_method}`);
+      secret = randomToken(32);
+    }
+    const metadata = toMetadata(parsed);
+    try {
+      await deps.validateMetadata({ ...metadata, client_id: parsed.client_id, ...(secret ? { client_secret: secret } : {}) });
+    } catch (err) {
+      const e = err as { error_description?: string; message?: string };
+      throw new AppError('invalid_request', `invalid client metadata: ${e.error_description ?? e.message ?? 'rejected'}`);
+    }
+    return { clientId: parsed.client_id, metadata, secret };
+  }
+
+  return {
+    /** Creates a client; a confidential client without a declared secret gets a generated one, returned once. */
+    async createClient(input: ClientInput, actor: ClientActor) {
+      const { clientId, metadata, secret } = await validated(input, true);
+      if (await queries.findClientById(clientId)) throw new AppError('conflict', `client ${clientId} already exists`, 409);
+      await queries.insertClient({ clientId, metadata, clientSecretDigest: secret ? hmacDigest(deps.secretKey, secret) : null });
+      await deps.audit.record({ type: 'client.created', outcome: 'success', actor, subject: { type: 'client', id: clientId }, details: { metadata } });
+      return { client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata };
+    },
+
+    /** Creates or updates a client to match a declaration; returns what changed (nothing on a re-apply). */
+    async applyClient(input: ClientInput, actor: ClientActor): Promise<'created' | 'updated' | 'unchanged'> {
+      const { clientId, metadata, secret } = await validated(input, false);
+      const digest = secret ? hmacDigest(deps.secretKey, secret) : null;
+      const existing = await queries.findClientById(clientId);
+      if (!existing) {
+        await queries.insertClient({ clientId, metadata, clientSecretDigest: digest });
+        await deps.audit.record({ type: 'client.created', outcome: 'success', actor, subject: { type: 'client', id: clientId }, details: { metadata } });
+        return 'created';
+      }
+      if (isDeepStrictEqual(existing.metadata, metadata) && existing.clientSecretDigest === digest) return 'unchanged';
+      await queries.updateClient(clientId, { metadata, clientSecretDigest: digest });
+      await deps.audit.record({
+        type: 'client.updated',
+        outcome: 'success',
+        actor,
+        subject: { type: 'client', id: clientId },
+        details: { before: existing.metadata, after: metadata, secret_changed: existing.clientSecretDigest !== digest },
+      });
+      return 'updated';
+    },
+  };
+}
+export type ClientService = ReturnType<typeof createClientService>;
