@@ -132,6 +132,20 @@ export function createSigningKeyService(deps: SigningKeyServiceDeps) {
       return result;
     },
 
+    /** The published keys and what each does now: `signing`, `pending` (published, not yet signing) or `retiring`. */
+    async listSigningKeys() {
+      const at = now();
+      const rows = await queries.findPublishedSigningKeys();
+      const signing = signingKidsAt(rows, at);
+      return rows.map((r) => ({
+        kid: r.kid,
+        alg: r.alg,
+        state: signing.has(r.kid) ? 'signing' : r.activatesAt > at ? 'pending' : 'retiring',
+        activates_at: r.activatesAt.toISOString(),
+        retires_at: r.retiresAt?.toISOString() ?? null,
+      }));
+    },
+
     /** Cheap check used by every replica's poll: the fingerprint, without decrypting anything. */
     async currentFingerprint(): Promise<string> {
       return fingerprintOf(await queries.findSigningKeyStates(), now());
