@@ -10,7 +10,7 @@ import type { Db } from '../db/client.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
-import { clientInputSchema, createClientService, type ClientServiceDeps } from './clients.js';
+import { clientInputSchema, createClientService, type ClientServiceDeps, type ValidatedClient } from './clients.js';
 import type { PasswordHasher } from './password.js';
 import { emailSchema, passwordSchema, phoneSchema } from './users.js';
 
@@ -112,13 +112,18 @@ export function createBootstrapService(deps: {
       const hashes = new Map<string, string>();
       for (const u of doc.users) if (u.password) hashes.set(u.email, await deps.passwords.hash(u.password));
 
+      // Validate outside the transaction too: it loads keys through the pool, and PGlite has one connection.
+      const validator = createClientService({ ...deps.clientDeps, db: deps.db, audit: deps.audit });
+      const declaredClients: ValidatedClient[] = [];
+      for (const c of doc.clients) declaredClients.push(await validator.validateDeclaredClient(c));
+
       const events: AuditEvent[] = [];
       const collect: AuditService = { record: async (e) => void events.push(e), flush: async () => {} };
       const summary: BootstrapSummary = { clients: {}, users: {}, resource_servers: {} };
 
       await deps.db.transaction(async (tx) => {
         const clients = createClientService({ ...deps.clientDeps, db: tx, audit: collect });
-        for (const c of doc.clients) summary.clients[c.client_id] = await clients.applyClient(c, actor);
+        for (const c of declaredClients) summary.clients[c.clientId] = await clients.applyClient(c, actor);
 
         const users = createUserQueries(tx);
         for (const u of doc.users) {

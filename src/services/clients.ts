@@ -60,6 +60,12 @@ export interface ClientServiceDeps {
 
 export type ClientActor = AuditEvent['actor'];
 
+export interface ValidatedClient {
+  clientId: string;
+  metadata: Record<string, unknown>;
+  secret: string | undefined;
+}
+
 function toMetadata(input: z.output<typeof clientInputSchema>): Record<string, unknown> {
   const { client_id: _id, client_secret: _secret, ...rest } = input;
   const metadata: Record<string, unknown> = {
@@ -73,7 +79,8 @@ export function createClientService(deps: ClientServiceDeps) {
   const queries = createClientQueries(deps.db);
   const needsSecret = (method: string) => method === 'client_secret_basic' || method === 'client_secret_post';
 
-  async function validated(input: ClientInput, generateSecret: boolean) {
+  /** Validation needs no database (and must not run inside a caller's transaction on PGlite's single connection). */
+  async function validated(input: ClientInput, generateSecret: boolean): Promise<ValidatedClient> {
     const parsed = clientInputSchema.parse(input);
     let secret = parsed.client_secret;
     if (needsSecret(parsed.token_endpoint_auth_method) && secret === undefined) {
@@ -100,9 +107,12 @@ export function createClientService(deps: ClientServiceDeps) {
       return { client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata };
     },
 
-    /** Creates or updates a client to match a declaration; returns what changed (nothing on a re-apply). */
-    async applyClient(input: ClientInput, actor: ClientActor): Promise<'created' | 'updated' | 'unchanged'> {
-      const { clientId, metadata, secret } = await validated(input, false);
+    /** Checks a declaration (secret required, not generated) without touching the database. */
+    validateDeclaredClient: (input: ClientInput) => validated(input, false),
+
+    /** Creates or updates a client to match a validated declaration; returns what changed (nothing on a re-apply). */
+    async applyClient(declared: ValidatedClient, actor: ClientActor): Promise<'created' | 'updated' | 'unchanged'> {
+      const { clientId, metadata, secret } = declared;
       const digest = secret ? hmacDigest(deps.secretKey, secret) : null;
       const existing = await queries.findClientById(clientId);
       if (!existing) {

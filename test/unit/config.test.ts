@@ -1,0 +1,96 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { ConfigError, describeConfig, parseConfig } from '../../src/config/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+t.test('defaults', async (t) => {
+  const c = parseConfig({});
+  t.equal(c.port, 3000);
+  t.equal(c.host, '0.0.0.0');
+  t.equal(c.issuer, 'http://localhost:3000/oidc');
+  t.equal(c.issuerPath, '/oidc');
+  t.equal(c.databaseUrl, undefined, 'no DATABASE_URL means embedded PGlite');
+  t.equal(c.dataDir, './data');
+  t.equal(c.logLevel, 'info');
+  t.equal(c.migrateOnStart, true);
+  t.equal(c.trustProxy, false);
+  t.equal(c.secureCookies, false);
+  t.ok(c.ttl.authorizationCode <= 60, 'codes live at most 60 s');
+});
+
+t.test('issuer follows PORT and its path decides the mount point', async (t) => {
+  t.equal(parseConfig({ PORT: '8080' }).issuer, 'http://localhost:8080/oidc');
+  const c = parseConfig({ ISSUER: 'https://id.example.com/auth/oidc/' });
+  t.equal(c.issuer, 'https://id.example.com/auth/oidc', 'trailing slash removed');
+  t.equal(c.issuerPath, '/auth/oidc');
+  t.equal(c.secureCookies, true, 'https issuer → secure (__Host-) cookies');
+  t.equal(parseConfig({ ISSUER: 'https://id.example.com' }).issuerPath, '', 'root issuer');
+});
+
+t.test('invalid values name the variable and what is expected', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ ISSUER: 'not a url' }, /ISSUER/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be a postgres/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ KERYU_SECRET: 'short' }, /KERYU_SECRET: must be at least 32/],
+    [{ AUTHORIZATION_CODE_TTL: '600' }, /AUTHORIZATION_CODE_TTL/],
+    [{ MIGRATE_ON_START: 'maybe' }, /MIGRATE_ON_START/],
+  ];
+  for (const [env, pattern] of cases) {
+    t.throws(() => parseConfig(env), ConfigError);
+    try {
+      parseConfig(env);
+    } catch (err) {
+      t.match((err as Error).message, pattern, JSON.stringify(env));
+    }
+  }
+  try {
+    parseConfig({ KERYU_SECRET: 'short-and-secret-value' });
+  } catch (err) {
+    t.notMatch((err as Error).message, /short-and-secret-value/, 'a secret value is never echoed');
+  }
+});
+
+t.test('several problems are reported together', async (t) => {
+  try {
+    parseConfig({ PORT: 'x', LOG_LEVEL: 'y' });
+    t.fail('should throw');
+  } catch (err) {
+    t.equal((err as ConfigError).problems.length, 2);
+  }
+});
+
+t.test('production refuses to start without KERYU_SECRET', async (t) => {
+  t.throws(() => parseConfig({ NODE_ENV: 'production' }), /KERYU_SECRET: required when NODE_ENV=production/);
+  t.doesNotThrow(() => parseConfig({ NODE_ENV: 'production', KERYU_SECRET: 'x'.repeat(40) }));
+});
+
+t.test('empty values fall back to defaults; TRUST_PROXY forms', async (t) => {
+  t.equal(parseConfig({ PORT: '' }).port, 3000);
+  t.equal(parseConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  t.equal(parseConfig({ TRUST_PROXY: '2' }).trustProxy, 2);
+  t.same(parseConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1']);
+});
+
+t.test('every variable is described with its default', async (t) => {
+  const rows = describeConfig();
+  for (const row of rows) t.ok(row.description.length > 5, `${row.name} has a description`);
+  t.equal(rows.find((r) => r.name === 'PORT')?.default, '3000');
+});
+
+t.test('the server exits with one line naming the variable, no stack trace', async (t) => {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, PORT: 'abc', LOG_LEVEL: 'nope' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1);
+  t.match(result.stderr, /PORT/);
+  t.match(result.stderr, /LOG_LEVEL/);
+  t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
+});
