@@ -1,27 +1,28 @@
-import { asc, isNull, sql } from 'drizzle-orm';
+import { asc, gt, isNull, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { signingKeys } from '../db/schema/index.js';
 
 export type SigningKeyRow = typeof signingKeys.$inferSelect;
 
-const published = sql`(${signingKeys.retiresAt} is null or ${signingKeys.retiresAt} > now())`;
+/** Published at `at`: not yet past its retirement. */
+const publishedAt = (at: Date) => or(isNull(signingKeys.retiresAt), gt(signingKeys.retiresAt, at));
 
 export function createSigningKeyQueries(db: DbOrTx) {
   return {
     /** Keys still to be published (not yet past retirement), oldest first. */
-    async findPublishedSigningKeys(): Promise<SigningKeyRow[]> {
+    async findPublishedSigningKeys(at: Date): Promise<SigningKeyRow[]> {
       return db
         .select()
         .from(signingKeys)
-        .where(published)
+        .where(publishedAt(at))
         .orderBy(asc(signingKeys.activatesAt), asc(signingKeys.createdAt));
     },
     /** The published keys without their private parts: enough to tell whether anything changed. */
-    async findSigningKeyStates(): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt'>>> {
+    async findSigningKeyStates(at: Date): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt'>>> {
       return db
         .select({ kid: signingKeys.kid, alg: signingKeys.alg, activatesAt: signingKeys.activatesAt })
         .from(signingKeys)
-        .where(published);
+        .where(publishedAt(at));
     },
     async insertSigningKeys(rows: Array<typeof signingKeys.$inferInsert>): Promise<void> {
       if (rows.length) await db.insert(signingKeys).values(rows);

@@ -135,7 +135,7 @@ export function createSigningKeyService(deps: SigningKeyServiceDeps) {
     /** The published keys and what each does now: `signing`, `pending` (published, not yet signing) or `retiring`. */
     async listSigningKeys() {
       const at = now();
-      const rows = await queries.findPublishedSigningKeys();
+      const rows = await queries.findPublishedSigningKeys(at);
       const signing = signingKidsAt(rows, at);
       return rows.map((r) => ({
         kid: r.kid,
@@ -148,12 +148,12 @@ export function createSigningKeyService(deps: SigningKeyServiceDeps) {
 
     /** Cheap check used by every replica's poll: the fingerprint, without decrypting anything. */
     async currentFingerprint(): Promise<string> {
-      return fingerprintOf(await queries.findSigningKeyStates(), now());
+      return fingerprintOf(await queries.findSigningKeyStates(now()), now());
     },
 
     async loadKeySet(): Promise<KeySet> {
       const at = now();
-      const rows = await queries.findPublishedSigningKeys();
+      const rows = await queries.findPublishedSigningKeys(at);
       const signing = signingKidsAt(rows, at);
       const keys = rows.map((row) => {
         const jwk = unseal(row);

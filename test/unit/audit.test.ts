@@ -1,0 +1,46 @@
+import t from 'tap';
+import { auditEvents } from '../../src/db/schema/index.js';
+import { createAuditService, stripSecrets } from '../../src/services/audit.js';
+import { createTestDatabase } from '../helpers/db.js';
+
+t.test('stripSecrets removes secret-looking values at any depth', async (t) => {
+  t.same(stripSecrets({ email: 'a@b.c', password: 'x', nested: { client_secret: 'y', list: [{ refresh_token: 'z' }] }, token_type: 'Bearer' }), {
+    email: 'a@b.c',
+    password: '[redacted]',
+    nested: { client_secret: '[redacted]', list: [{ refresh_token: '[redacted]' }] },
+    token_type: 'Bearer',
+  });
+});
+
+t.test('audit events are stored with their context, in batches, and are append-only', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const errors: unknown[] = [];
+  const audit = createAuditService({ db: db.database.db, log: { error: (obj) => errors.push(obj) } });
+
+  await Promise.all(
+    Array.from({ length: 25 }, (_, i) =>
+      audit.record({
+        type: 'login',
+        outcome: i % 2 ? 'failure' : 'success',
+        actor: { type: 'user', id: `u${i}` },
+        context: { ip: i === 0 ? 'not-an-ip' : '127.0.0.1', userAgent: 'tap', requestId: `r${i}` },
+        details: { password: 'secret-value' },
+      }),
+    ),
+  );
+  const rows = await db.database.db.select().from(auditEvents);
+  t.equal(rows.length, 25);
+  t.equal(errors.length, 0);
+  t.ok(rows.every((r) => (r.details as { password?: string }).password === '[redacted]'), 'secrets stripped before storage');
+  t.equal(rows.filter((r) => r.ip === null).length, 1, 'an invalid IP is stored as null, not a failed batch');
+
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => 'succeeded',
+      (err: Error & { cause?: Error }) => `${err.message} ${err.cause?.message ?? ''}`,
+    );
+  t.match(await failure(db.database.db.update(auditEvents).set({ type: 'tampered' })), /append-only/, 'UPDATE refused');
+  t.match(await failure(db.database.db.delete(auditEvents)), /append-only/, 'DELETE refused');
+  t.equal((await db.database.db.select().from(auditEvents)).length, 25);
+});
