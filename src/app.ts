@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config/index.js';
 import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
+import { scheduleCleanup } from './jobs/cleanup.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents } from './oidc/events.js';
 import { buildProvider } from './oidc/provider.js';
@@ -82,6 +83,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await services.audit.flush();
   });
   app.addHook('onClose', async () => host.close());
+  if (config.cleanupInterval > 0) {
+    const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
+    app.addHook('onClose', async () => stopCleanup());
+  }
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

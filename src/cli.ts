@@ -12,6 +12,7 @@ import { resolveSecret } from './config/secret.js';
 import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { AppError } from './errors/index.js';
+import { runCleanup } from './jobs/cleanup.js';
 import { BootstrapError, readBootstrapFile } from './services/bootstrap.js';
 import { GRANT_TYPES, type ClientInput } from './services/clients.js';
 import { createServices, type Services } from './services/container.js';
@@ -35,6 +36,7 @@ commands:
                                         register a client; a generated secret is printed once
   keys rotate [--activate-in SECONDS]   add new signing keys (published now, signing after the delay)
   keys list                             list published signing keys
+  cleanup                               remove expired tokens, sessions, tombstones and retired keys
 
 configuration comes from the environment (see README): DATABASE_URL, DATA_DIR, KERYU_SECRET, ...`;
 
@@ -166,6 +168,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         );
         const secretLine = typeof client.client_secret === 'string' ? `\nclient_secret: ${client.client_secret}\n(shown once: store it now)` : '';
         out(`created client ${client.client_id}${secretLine}`, client);
+        return 0;
+      }
+      case 'cleanup': {
+        await open();
+        if (!database) throw new Error('database not open');
+        const result = await runCleanup(database.db);
+        out(
+          result.ran
+            ? `removed ${result.payloads} expired provider rows, ${result.tombstones} grant tombstones, ${result.keys} retired keys`
+            : 'another replica is cleaning up; nothing done',
+          result,
+        );
         return 0;
       }
       case 'keys': {

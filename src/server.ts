@@ -35,11 +35,28 @@ async function main(): Promise<void> {
   app.log.info({ issuer: config.issuer, database: config.databaseUrl ? 'postgres' : 'pglite' }, 'keryu-auth ready');
 }
 
+/**
+ * The error and its causes: drizzle wraps driver errors as "Failed query: ...", and only the cause says
+ * why (e.g. a missing table), so the operator must see both.
+ */
+function explainStartupError(err: unknown): string {
+  const messages: string[] = [];
+  let missingTable = false;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    messages.push(e.message.trim());
+    // PostgreSQL undefined_table: the schema was never migrated.
+    if ((e as { code?: unknown }).code === '42P01') missingTable = true;
+  }
+  if (!messages.length) return String(err);
+  const text = messages.join('\n  caused by: ');
+  return missingTable ? `${text}\n  the database schema is missing: run "keryu migrate" or start with MIGRATE_ON_START=true` : text;
+}
+
 main().catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof BootstrapError) {
     process.stderr.write(`keryu-auth: ${err.message}\n`);
   } else {
-    process.stderr.write(`keryu-auth: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`keryu-auth: failed to start: ${explainStartupError(err)}\n`);
   }
   process.exit(1);
 });

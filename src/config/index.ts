@@ -63,6 +63,7 @@ export const configSchema = z
     REFRESH_TOKEN_IDLE_TTL: durationSeconds('Refresh token idle lifetime in seconds (each rotation slides it)', 14 * 86400),
     REFRESH_TOKEN_ABSOLUTE_TTL: durationSeconds('Refresh token family absolute lifetime in seconds', 90 * 86400),
     KEY_ROTATION_DELAY: durationSeconds('Seconds a rotated-in signing key is published in JWKS before it signs', 3600),
+    CLEANUP_INTERVAL: durationSeconds('Seconds between runs of the expired-row cleanup on each replica (one replica works at a time); 0 turns it off', 300),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
   })
   .transform((raw) => {
@@ -97,6 +98,7 @@ export const configSchema = z
         refreshTokenIdle: raw.REFRESH_TOKEN_IDLE_TTL,
         refreshTokenAbsolute: raw.REFRESH_TOKEN_ABSOLUTE_TTL,
       },
+      cleanupInterval: raw.CLEANUP_INTERVAL,
       keys: {
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,

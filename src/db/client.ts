@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import type { SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -48,4 +49,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   const pglite = new PGlite(target.dir);
   const db = drizzlePglite(pglite, { schema }) as unknown as Db;
   return { db, target, pglite, close: () => pglite.close() };
+}
+
+/**
+ * Runs raw SQL and returns its rows. The two drivers shape raw results differently (postgres-js: an array;
+ * PGlite: `{ rows }`); everything else goes through the query builder, which hides that.
+ */
+export async function selectRows<T extends Record<string, unknown>>(db: DbOrTx, query: SQL): Promise<T[]> {
+  const result: unknown = await db.execute(query);
+  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as T[];
 }

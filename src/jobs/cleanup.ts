@@ -1,0 +1,91 @@
+/**
+ * Removes what has expired: provider artefacts, grant tombstones and retired signing keys. Bounded and
+ * idempotent: deletes in batches, each batch in its own short transaction that first takes a
+ * transaction-level advisory lock, so when several replicas run the job at once only one does the work.
+ */
+import { lt, sql } from 'drizzle-orm';
+import { selectRows, type Db, type Tx } from '../db/client.js';
+import { oidcPayloads, oidcRevokedGrants, signingKeys } from '../db/schema/index.js';
+
+/** Small enough that one batch holds row locks for milliseconds, large enough to keep up with token churn. */
+export const CLEANUP_BATCH_SIZE = 1000;
+/** Upper bound on batches per run, so one run never monopolizes a connection; the next run continues. */
+export const CLEANUP_MAX_BATCHES = 100;
+/** Fixed advisory-lock key for the cleanup job ("clean" in ASCII). */
+const CLEANUP_LOCK_KEY = 0x636c65616e;
+
+export interface CleanupResult {
+  ran: boolean;
+  payloads: number;
+  tombstones: number;
+  keys: number;
+}
+
+export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResult> {
+  const result: CleanupResult = { ran: false, payloads: 0, tombstones: 0, keys: 0 };
+  const batch = async (work: (tx: Tx) => Promise<number>): Promise<number | undefined> =>
+    db.transaction(async (tx) => {
+      const [lock] = await selectRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${CLEANUP_LOCK_KEY}) as locked`);
+      if (!lock?.locked) return undefined;
+      return work(tx);
+    });
+
+  const steps: Array<[keyof Omit<CleanupResult, 'ran'>, (tx: Tx) => Promise<number>]> = [
+    [
+      'payloads',
+      async (tx) =>
+        (
+          await tx
+            .delete(oidcPayloads)
+            .where(sql`ctid = any(array(select ctid from ${oidcPayloads} where ${oidcPayloads.expiresAt} < ${now.toISOString()}::timestamptz limit ${CLEANUP_BATCH_SIZE}))`)
+            .returning({ id: oidcPayloads.id })
+        ).length,
+    ],
+    [
+      'tombstones',
+      async (tx) =>
+        (
+          await tx
+            .delete(oidcRevokedGrants)
+            .where(sql`ctid = any(array(select ctid from ${oidcRevokedGrants} where ${oidcRevokedGrants.expiresAt} < ${now.toISOString()}::timestamptz limit ${CLEANUP_BATCH_SIZE}))`)
+            .returning({ id: oidcRevokedGrants.grantId })
+        ).length,
+    ],
+    ['keys', async (tx) => (await tx.delete(signingKeys).where(lt(signingKeys.retiresAt, now)).returning({ kid: signingKeys.kid })).length],
+  ];
+
+  for (const [name, work] of steps) {
+    for (let i = 0; i < CLEANUP_MAX_BATCHES; i++) {
+      const deleted = await batch(work);
+      if (deleted === undefined) return result; // another replica is cleaning
+      result.ran = true;
+      result[name] += deleted;
+      if (deleted < CLEANUP_BATCH_SIZE) break;
+    }
+  }
+  return result;
+}
+
+/** Runs the cleanup every `intervalSeconds` (with jitter so replicas do not all wake together). */
+export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: object, m: string): void; error(o: object, m: string): void }): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = () => {
+    if (stopped) return;
+    const delay = intervalSeconds * 1000 * (0.8 + Math.random() * 0.4);
+    timer = setTimeout(() => {
+      runCleanup(db)
+        .then((r) => {
+          if (r.payloads + r.tombstones + r.keys > 0) log.info({ cleanup: r }, 'expired rows removed');
+        })
+        .catch((err: unknown) => log.error({ err }, 'cleanup failed'))
+        .finally(next);
+    }, delay);
+    timer.unref();
+  };
+  next();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}
