@@ -4,6 +4,7 @@
 import middie from '@fastify/middie';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config/index.js';
 import { databaseTarget, openDatabase, type Database } from './db/client.js';
@@ -13,6 +14,9 @@ import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents } from './oidc/events.js';
 import { buildProvider } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
+import { oidcJwtAccessTokenStrategy, oidcOpaqueTokenStrategy } from './oidc/bearer.js';
+import { registerApiConventions } from './plugins/api.js';
+import { authenticate } from './plugins/authenticate.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { loggerOptions } from './plugins/logger.js';
 import { healthRoutes } from './routes/health.js';
@@ -33,6 +37,8 @@ declare module 'fastify' {
     keryu: { config: Config; services: Services; host: ProviderHost; database: Database };
   }
 }
+
+const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Paths oidc-provider serves; used only when the issuer sits at the root, so other routes stay reachable. */
 const PROVIDER_ROOT_PATHS = ['/.well-known', '/auth', '/token', '/jwks', '/me', '/session', '/device', '/request', '/reg', '/backchannel'];
@@ -107,6 +113,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     });
   }
 
+  await registerApiConventions(app, { version: packageVersion });
+  await app.register(authenticate, {
+    strategies: [oidcOpaqueTokenStrategy(host), oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience })],
+  });
+
   await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
   app.get('/assets/keryu.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
@@ -118,5 +129,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     csrfKey: deriveKey(config.secret, 'csrf'),
   });
 
+  // Last: every /api/ route is known now, so unsupported methods can answer 405.
+  app.registerMethodNotAllowed();
   return app;
 }

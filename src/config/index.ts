@@ -77,6 +77,8 @@ export const configSchema = z
       /** The path the provider is mounted at, without a trailing slash ('' when mounted at the root). */
       issuerPath: issuerUrl.pathname.replace(/\/$/, ''),
       secureCookies: issuerUrl.protocol === 'https:',
+      /** The audience JWT access tokens must name to be accepted by this service's own APIs. */
+      apiAudience: new URL('/api', issuerUrl).href,
       databaseUrl: raw.DATABASE_URL,
       databasePoolSize: raw.DATABASE_POOL_SIZE,
       dataDir: raw.DATA_DIR,

@@ -24,6 +24,18 @@ type Constructor = new (model: string) => Adapter;
 
 const notExpired = or(isNull(oidcPayloads.expiresAt), gt(oidcPayloads.expiresAt, sql`now()`));
 
+/**
+ * PostgreSQL cannot store U+0000 in `text` or `jsonb`; sending one makes the query fail (a 500). Every
+ * value the provider generates is NUL-free, so a lookup by such a value finds nothing, and a payload
+ * carrying one came from request input and is refused as invalid_request.
+ */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || hasNul(v));
+  return false;
+}
+
 export function createAdapterClass(deps: AdapterDeps): Constructor {
   const { db } = deps;
 
@@ -52,6 +64,7 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
       throw new Error('clients are managed through the CLI, bootstrap file or admin API');
     }
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(id)) return undefined;
       return deps.clients.findClientMetadataById(id) as Promise<AdapterPayload | undefined>;
     }
     async findByUserCode(): Promise<undefined> {
@@ -71,6 +84,7 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     constructor(readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+      if (hasNul(payload)) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
       const values = {
         model: this.model,
@@ -98,7 +112,8 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
         });
     }
 
-    private async findWhere(condition: ReturnType<typeof eq>): Promise<AdapterPayload | undefined> {
+    private async findWhere(condition: ReturnType<typeof eq>, value: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(value)) return undefined;
       const [row] = await db
         .select({ payload: oidcPayloads.payload, consumedAt: oidcPayloads.consumedAt })
         .from(oidcPayloads)
@@ -108,15 +123,15 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     }
 
     find(id: string): Promise<AdapterPayload | undefined> {
-      return this.findWhere(eq(oidcPayloads.id, id));
+      return this.findWhere(eq(oidcPayloads.id, id), id);
     }
 
     findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.findWhere(eq(oidcPayloads.userCode, userCode));
+      return this.findWhere(eq(oidcPayloads.userCode, userCode), userCode);
     }
 
     findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.findWhere(eq(oidcPayloads.uid, uid));
+      return this.findWhere(eq(oidcPayloads.uid, uid), uid);
     }
 
     async consume(id: string): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
-import type { KeySet, SigningKeyService } from '../services/signing-keys.js';
+import { publicPart, type KeySet, type SigningKeyService } from '../services/signing-keys.js';
 
 export interface ProviderHostLogger {
   info(obj: object, msg: string): void;
@@ -15,6 +15,8 @@ export interface ProviderHostLogger {
 
 export interface ProviderHost {
   readonly provider: Provider;
+  /** The public keys currently published (for verifying our own JWTs outside the provider). */
+  publicJwks(): { keys: Array<Record<string, unknown>> };
   /** Node request handler that always reaches the current instance. */
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Reloads the keys now if they changed (the poll calls it; tests may too). */
@@ -32,6 +34,7 @@ export async function createProviderHost(deps: {
   let provider = deps.build(keySet);
   let handler = provider.callback();
   let refreshing: Promise<boolean> | undefined;
+  let publicKeys = { keys: keySet.jwks.keys.map(publicPart) };
 
   async function reload(): Promise<boolean> {
     const fingerprint = await deps.keys.currentFingerprint();
@@ -41,6 +44,7 @@ export async function createProviderHost(deps: {
     keySet = next;
     provider = nextProvider;
     handler = nextProvider.callback();
+    publicKeys = { keys: next.jwks.keys.map(publicPart) };
     deps.log.info({ keys: next.fingerprint }, 'signing keys changed; provider reloaded');
     return true;
   }
@@ -61,6 +65,7 @@ export async function createProviderHost(deps: {
     get provider() {
       return provider;
     },
+    publicJwks: () => publicKeys,
     handle: (req, res) => {
       void handler(req, res);
     },

@@ -33,7 +33,8 @@ function generateJwk(alg: SigningAlgorithm): PrivateJwk {
   return { ...jwk, kid: thumbprint(jwk), alg, use: 'sig' };
 }
 
-function publicPart(jwk: PrivateJwk): Record<string, unknown> {
+/** The members a verifier needs; never a private one. */
+export function publicPart(jwk: PrivateJwk): Record<string, unknown> {
   const { kty, crv, x, y, n, e, kid, alg, use } = jwk;
   return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined));
 }

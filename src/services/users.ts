@@ -35,7 +35,8 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
   const queries = createUserQueries(deps.db);
   return {
     findUserById: queries.findUserById,
-    findUserByEmail: (email: string) => queries.findUserByEmail(normalizeEmail(email)),
+    // PostgreSQL text cannot hold U+0000 (the query would fail); no stored email contains one.
+    findUserByEmail: async (email: string) => (email.includes('\u0000') ? undefined : queries.findUserByEmail(normalizeEmail(email))),
 
     async createUser(input: NewUserInput, actor: { type: 'cli' | 'system' | 'user'; id?: string }, context?: RequestContext): Promise<UserRow> {
       const email = emailSchema.parse(input.email);

@@ -1,0 +1,49 @@
+/**
+ * The list convention of every JSON API: `?limit=` (default 50, max 200) and an opaque `?cursor=`;
+ * answers are `{items, next_cursor}`. Cursors encode the last row's sort key (time, id) so pages stay
+ * stable while rows are added.
+ */
+import { z } from 'zod';
+import { AppError } from '../errors/index.js';
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 200;
+
+export const pageQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  cursor: z.string().max(200).optional(),
+});
+
+export interface Cursor {
+  /** RFC 3339 time (or any sortable string key) of the last item on the previous page. */
+  key: string;
+  id: string;
+}
+
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify([cursor.key, cursor.id])).toString('base64url');
+}
+
+export function decodeCursor(value: string | undefined): Cursor | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string') {
+      return { key: parsed[0], id: parsed[1] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
+}
+
+/** Builds a page from `limit + 1` fetched rows: the extra row only tells whether there is a next page. */
+export function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor): { items: T[]; next_cursor: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next_cursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : null };
+}
+
+export function pageSchema<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+}

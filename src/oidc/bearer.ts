@@ -1,0 +1,69 @@
+/**
+ * Bearer strategies for access tokens the OIDC provider issued:
+ * - opaque tokens (authorization code / refresh / device flows, and client credentials) are looked up
+ *   through the provider's models, so expiry and revocation (grant tombstones) are honoured;
+ * - JWT access tokens (issued for a registered resource server) are verified against the provider's own
+ *   keys and must name this service's API audience. They are stateless: revocation takes effect when they
+ *   expire (ACCESS_TOKEN_TTL), which is why they are short-lived.
+ */
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import type { BearerStrategy, Principal } from '../plugins/authenticate.js';
+import type { ProviderHost } from './provider-host.js';
+
+const scopesOf = (scope: unknown) => new Set(typeof scope === 'string' && scope ? scope.split(' ') : []);
+
+export function oidcOpaqueTokenStrategy(host: ProviderHost): BearerStrategy {
+  return {
+    name: 'oidc-opaque',
+    async verify(token) {
+      if (token.includes('.')) return undefined;
+      const { AccessToken, ClientCredentials } = host.provider;
+      const at = await AccessToken.find(token);
+      if (at && !at.isExpired) {
+        return {
+          kind: 'user',
+          userId: at.accountId,
+          clientId: at.clientId,
+          scopes: scopesOf(at.scope),
+          sessionId: at.sid,
+          via: 'oidc-opaque',
+          audience: at.aud,
+        } satisfies Principal;
+      }
+      const cc = await ClientCredentials.find(token);
+      if (cc && !cc.isExpired) {
+        return { kind: 'client', clientId: cc.clientId, scopes: scopesOf(cc.scope), via: 'oidc-opaque', audience: cc.aud } satisfies Principal;
+      }
+      return undefined;
+    },
+  };
+}
+
+export function oidcJwtAccessTokenStrategy(host: ProviderHost, options: { issuer: string; audience: string }): BearerStrategy {
+  return {
+    name: 'oidc-jwt',
+    async verify(token) {
+      if (token.split('.').length !== 3) return undefined;
+      try {
+        const { payload } = await jwtVerify(token, createLocalJWKSet(host.publicJwks()), {
+          issuer: options.issuer,
+          audience: options.audience,
+          typ: 'at+jwt',
+        });
+        if (typeof payload.client_id !== 'string') return undefined;
+        const isUser = typeof payload.sub === 'string' && payload.sub !== payload.client_id;
+        return {
+          kind: isUser ? 'user' : 'client',
+          userId: isUser ? payload.sub : undefined,
+          clientId: payload.client_id,
+          scopes: scopesOf(payload.scope),
+          sessionId: typeof payload.sid === 'string' ? payload.sid : undefined,
+          via: 'oidc-jwt',
+          audience: payload.aud,
+        };
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Bearer authentication for the JSON APIs. A token is tried against an ordered list of strategies (OIDC
+ * access tokens, first-party session tokens, personal API tokens, ...); the first that recognizes it
+ * yields the principal. Routes opt in with `preHandler: app.authenticate`.
+ * Missing token → 401 `unauthorized`; unrecognized, expired or revoked token → 401 `invalid_token`.
+ * @see RFC 6750 §3 (WWW-Authenticate)
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+
+export interface Principal {
+  kind: 'user' | 'client';
+  /** The user acting, when a user. */
+  userId?: string | undefined;
+  /** The client the token was issued to (the service account itself when kind is 'client'). */
+  clientId?: string | undefined;
+  scopes: ReadonlySet<string>;
+  /** The session the token belongs to (first-party session id or OIDC sid), for "current" markers and logout. */
+  sessionId?: string | undefined;
+  /** Which strategy recognized the token. */
+  via: string;
+  /** The resource (audience) the token was issued for, when it names one. */
+  audience?: string | readonly string[] | undefined;
+}
+
+export interface BearerStrategy {
+  readonly name: string;
+  /** Returns the principal, or undefined when the token is not one of this strategy's (or is dead). */
+  verify(token: string, request: FastifyRequest): Promise<Principal | undefined>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyInstance {
+    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+    bearerStrategies: BearerStrategy[];
+  }
+}
+
+/** Tokens are base64url/JWT characters; anything longer than this is not ours. */
+const MAX_TOKEN_LENGTH = 4096;
+
+function unauthorized(reply: FastifyReply, error: 'unauthorized' | 'invalid_token', message: string) {
+  const challenge = error === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer';
+  return reply.code(401).header('www-authenticate', challenge).send({ error, message });
+}
+
+async function authenticatePlugin(app: FastifyInstance, options: { strategies: BearerStrategy[] }): Promise<void> {
+  app.decorate('bearerStrategies', options.strategies);
+  app.decorateRequest('principal', undefined);
+  app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header) : null;
+    if (!header) return void (await unauthorized(reply, 'unauthorized', 'a bearer token is required'));
+    if (!match?.[1] || match[1].length > MAX_TOKEN_LENGTH) return void (await unauthorized(reply, 'invalid_token', 'malformed bearer token'));
+    for (const strategy of app.bearerStrategies) {
+      const principal = await strategy.verify(match[1], request);
+      if (principal) {
+        request.principal = principal;
+        return;
+      }
+    }
+    await unauthorized(reply, 'invalid_token', 'the token is invalid, expired or revoked');
+  });
+}
+
+export const authenticate = fp(authenticatePlugin, { name: 'keryu-authenticate' });
