@@ -18,9 +18,9 @@ export function createSigningKeyQueries(db: DbOrTx) {
         .orderBy(asc(signingKeys.activatesAt), asc(signingKeys.createdAt));
     },
     /** The published keys without their private parts: enough to tell whether anything changed. */
-    async findSigningKeyStates(at: Date): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt'>>> {
+    async findSigningKeyStates(at: Date): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt' | 'createdAt'>>> {
       return db
-        .select({ kid: signingKeys.kid, alg: signingKeys.alg, activatesAt: signingKeys.activatesAt })
+        .select({ kid: signingKeys.kid, alg: signingKeys.alg, activatesAt: signingKeys.activatesAt, createdAt: signingKeys.createdAt })
         .from(signingKeys)
         .where(publishedAt(at));
     },

@@ -39,7 +39,7 @@ export function publicPart(jwk: PrivateJwk): Record<string, unknown> {
   return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined));
 }
 
-type KeyState = Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt'>;
+type KeyState = Pick<SigningKeyRow, 'kid' | 'alg' | 'activatesAt' | 'createdAt'>;
 
 export interface KeySet {
   /** Private keys for oidc-provider: per alg the signing key first, the others marked verify-only. */
@@ -77,13 +77,22 @@ export function createSigningKeyService(deps: SigningKeyServiceDeps) {
     });
   }
 
-  /** Which key signs for each alg at `at`: the latest activated one. */
+  /**
+   * Which key signs for each alg at `at`: among the activated keys, the one rotated in last. Not the one
+   * activated last: a pending key superseded by a later rotation (say `--activate-in 0` after a scheduled
+   * one) must never start signing, because its retirement was scheduled from the superseding key's
+   * activation and it would be unpublished while its tokens are still valid.
+   */
   function signingKidsAt(rows: KeyState[], at: Date): Set<string> {
     const best = new Map<string, KeyState>();
     for (const row of rows) {
       if (row.activatesAt > at) continue;
       const current = best.get(row.alg);
-      if (!current || row.activatesAt >= current.activatesAt) best.set(row.alg, row);
+      const newer =
+        !current ||
+        row.createdAt > current.createdAt ||
+        (row.createdAt.getTime() === current.createdAt.getTime() && row.activatesAt >= current.activatesAt);
+      if (newer) best.set(row.alg, row);
     }
     return new Set([...best.values()].map((r) => r.kid));
   }
