@@ -66,7 +66,7 @@ function location(res: Response, base: string): string {
  * redirected back to (the relying party's callback with `code`, `state` and `iss`).
  */
 export async function authorizeThroughForms(
-  server: TestServer,
+  server: Pick<TestServer, 'origin'>,
   authorizationUrl: URL | string,
   credentials: { email: string; password: string },
   browser = new Browser(),
@@ -124,7 +124,7 @@ export async function discover(server: TestServer | { issuer: string }, seeded: 
 
 /** Runs the whole authorization code + PKCE flow and returns the token response. */
 export async function loginWithCode(
-  server: TestServer,
+  server: Pick<TestServer, 'origin'>,
   config: client.Configuration,
   options: { email?: string; password?: string; scope?: string; resource?: string; browser?: Browser } = {},
 ) {
@@ -143,4 +143,49 @@ export async function loginWithCode(
   const callback = await authorizeThroughForms(server, url, { email: options.email ?? 'alice@example.com', password: options.password ?? PASSWORD }, options.browser);
   const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
   return { tokens, callback, verifier };
+}
+
+export interface OAuthFailure {
+  error: string | undefined;
+  description: string | undefined;
+  status: number | undefined;
+  /** The error response, when openid-client kept it (ResponseBodyError, WWW-Authenticate challenge). */
+  response: Response | undefined;
+}
+
+/**
+ * Awaits an openid-client call that must fail and returns the OAuth error it failed with. Fails (throws)
+ * when the call succeeds or fails with something other than an OAuth error response.
+ */
+export async function oauthError(call: Promise<unknown>): Promise<OAuthFailure> {
+  try {
+    await call;
+  } catch (err) {
+    if (err instanceof client.ResponseBodyError) {
+      return { error: err.error, description: err.error_description, status: err.status, response: err.response };
+    }
+    if (err instanceof client.WWWAuthenticateChallengeError) {
+      const params = err.cause[0]?.parameters;
+      return { error: params?.error, description: params?.error_description, status: err.status, response: err.response };
+    }
+    if (err instanceof client.AuthorizationResponseError) {
+      return { error: err.error, description: err.error_description, status: undefined, response: undefined };
+    }
+    throw err;
+  }
+  throw new Error('expected the call to fail with an OAuth error, but it succeeded');
+}
+
+/**
+ * Keeps every response openid-client receives for a configuration (clones, so the library still reads the
+ * bodies), to assert on headers such as Cache-Control.
+ */
+export function recordResponses(config: client.Configuration): Array<{ url: string; response: Response }> {
+  const seen: Array<{ url: string; response: Response }> = [];
+  config[client.customFetch] = async (url, options) => {
+    const response = await fetch(url, options as RequestInit);
+    seen.push({ url, response: response.clone() });
+    return response;
+  };
+  return seen;
 }
