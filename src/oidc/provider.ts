@@ -122,7 +122,12 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Relying services (confidential clients) introspect tokens presented to them, whoever they were
+        // issued to; a public client can prove nothing about itself, so it may only ask about its own tokens.
+        allowedPolicy: async (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+      },
       revocation: { enabled: true },
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
