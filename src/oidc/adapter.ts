@@ -43,6 +43,48 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     db.select({ one: sql`1` }).from(oidcRevokedGrants).where(eq(oidcRevokedGrants.grantId, oidcPayloads.grantId)),
   );
 
+  // The hot queries are built once (drizzle rebuilds a query's SQL on every call otherwise) and run as
+  // named prepared statements, so PostgreSQL parses and plans them once per connection.
+  const modelParam = sql.placeholder('model');
+  const idParam = sql.placeholder('id');
+  const findById = db
+    .select({ payload: oidcPayloads.payload, consumedAt: oidcPayloads.consumedAt })
+    .from(oidcPayloads)
+    .where(and(eq(oidcPayloads.model, modelParam), eq(oidcPayloads.id, idParam), notExpired, grantNotRevoked))
+    .limit(1)
+    .prepare('keryu_oidc_find_by_id');
+  const consumeById = db
+    .update(oidcPayloads)
+    .set({ consumedAt: sql`now()` })
+    .where(and(eq(oidcPayloads.model, modelParam), eq(oidcPayloads.id, idParam), isNull(oidcPayloads.consumedAt)))
+    .returning({ grantId: oidcPayloads.grantId })
+    .prepare('keryu_oidc_consume');
+  // Nullable values go through raw placeholders: drizzle's column encoders do not accept null there.
+  const upsertPayload = db
+    .insert(oidcPayloads)
+    .values({
+      model: modelParam,
+      id: idParam,
+      payload: sql.placeholder('payload'),
+      grantId: sql`${sql.placeholder('grantId')}`,
+      userCode: sql`${sql.placeholder('userCode')}`,
+      uid: sql`${sql.placeholder('uid')}`,
+      accountId: sql`${sql.placeholder('accountId')}`,
+      expiresAt: sql`${sql.placeholder('expiresAt')}::timestamptz`,
+    })
+    .onConflictDoUpdate({
+      target: [oidcPayloads.model, oidcPayloads.id],
+      set: {
+        payload: sql`excluded.payload`,
+        grantId: sql`excluded.grant_id`,
+        userCode: sql`excluded.user_code`,
+        uid: sql`excluded.uid`,
+        accountId: sql`excluded.account_id`,
+        expiresAt: sql`excluded.expires_at`,
+      },
+    })
+    .prepare('keryu_oidc_upsert');
+
   function toPayload(row: { payload: Record<string, unknown>; consumedAt: Date | null } | undefined): AdapterPayload | undefined {
     if (!row) return undefined;
     if (!row.consumedAt) return row.payload as AdapterPayload;
@@ -85,31 +127,16 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
       if (hasNul(payload)) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
-      const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
-      const values = {
+      await upsertPayload.execute({
         model: this.model,
         id,
-        payload: payload as Record<string, unknown>,
-        grantId,
+        payload,
+        grantId: this.model === 'Grant' ? id : (payload.grantId ?? null),
         userCode: payload.userCode ?? null,
         uid: payload.uid ?? null,
         accountId: payload.accountId ?? null,
-        expiresAt: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-      };
-      await db
-        .insert(oidcPayloads)
-        .values(values)
-        .onConflictDoUpdate({
-          target: [oidcPayloads.model, oidcPayloads.id],
-          set: {
-            payload: values.payload,
-            grantId: values.grantId,
-            userCode: values.userCode,
-            uid: values.uid,
-            accountId: values.accountId,
-            expiresAt: values.expiresAt,
-          },
-        });
+        expiresAt: expiresIn ? new Date(Date.now() + expiresIn * 1000).toISOString() : null,
+      });
     }
 
     private async findWhere(condition: ReturnType<typeof eq>, value: string): Promise<AdapterPayload | undefined> {
@@ -122,8 +149,10 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
       return toPayload(row);
     }
 
-    find(id: string): Promise<AdapterPayload | undefined> {
-      return this.findWhere(eq(oidcPayloads.id, id), id);
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(id)) return undefined;
+      const [row] = await findById.execute({ model: this.model, id });
+      return toPayload(row);
     }
 
     findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
@@ -135,11 +164,7 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     }
 
     async consume(id: string): Promise<void> {
-      const changed = await db
-        .update(oidcPayloads)
-        .set({ consumedAt: sql`now()` })
-        .where(and(eq(oidcPayloads.model, this.model), eq(oidcPayloads.id, id), isNull(oidcPayloads.consumedAt)))
-        .returning({ grantId: oidcPayloads.grantId });
+      const changed = await consumeById.execute({ model: this.model, id });
       if (changed.length) return;
 
       // Another request (possibly on another replica) consumed it between the library's check and ours.

@@ -6,17 +6,20 @@ export type ClientRow = typeof clients.$inferSelect;
 export type ResourceServerRow = typeof resourceServers.$inferSelect;
 
 export function createClientQueries(db: DbOrTx) {
+  // Every token request looks its client up: built once, run as a prepared statement.
+  const metadataById = db
+    .select({ metadata: clients.metadata, digest: clients.clientSecretDigest })
+    .from(clients)
+    .where(eq(clients.clientId, sql.placeholder('clientId')))
+    .limit(1)
+    .prepare('keryu_client_metadata_by_id');
   return {
     /**
      * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
      * secret: the provider's secret comparison is replaced to compare digests (see oidc/client-secret).
      */
     async findClientMetadataById(clientId: string): Promise<Record<string, unknown> | undefined> {
-      const [row] = await db
-        .select({ metadata: clients.metadata, digest: clients.clientSecretDigest })
-        .from(clients)
-        .where(eq(clients.clientId, clientId))
-        .limit(1);
+      const [row] = await metadataById.execute({ clientId });
       if (!row) return undefined;
       return { ...row.metadata, client_id: clientId, ...(row.digest ? { client_secret: row.digest } : {}) };
     },

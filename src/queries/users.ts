@@ -21,10 +21,12 @@ const publicColumns = {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function createUserQueries(db: DbOrTx) {
+  // Every code exchange and refresh loads the account: built once, run as a prepared statement.
+  const userById = db.select(publicColumns).from(users).where(eq(users.id, sql.placeholder('id'))).limit(1).prepare('keryu_user_by_id');
   return {
     async findUserById(id: string): Promise<UserRow | undefined> {
       if (!UUID.test(id)) return undefined;
-      const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id)).limit(1);
+      const [row] = await userById.execute({ id });
       return row;
     },
     /** `email` must already be normalized (see normalizeEmail). */
