@@ -68,6 +68,7 @@ function postgresListener(url: string) {
         },
       } as object),
       onclose: () => {
+        if (closed) return;
         if (up) {
           up = false;
           handlers.onDown();
