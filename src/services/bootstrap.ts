@@ -107,7 +107,8 @@ export interface BootstrapSummary {
   clients: Record<string, 'created' | 'updated' | 'unchanged'>;
   users: Record<string, 'created' | 'updated' | 'unchanged'>;
   resource_servers: Record<string, 'created' | 'updated' | 'unchanged'>;
-  authorization: RbacBootstrapSummary;
+  /** Present when the file declares permissions, roles, grants or role assignments. */
+  authorization?: RbacBootstrapSummary;
 }
 
 export function createBootstrapService(deps: {
@@ -130,7 +131,9 @@ export function createBootstrapService(deps: {
 
       const events: AuditEvent[] = [];
       const collect: AuditService = { record: async (e) => void events.push(e), flush: async () => {} };
-      const summary: BootstrapSummary = { clients: {}, users: {}, resource_servers: {}, authorization: { permissions: {}, roles: {}, assignments: 0, grants: 0 } };
+      const summary: BootstrapSummary = { clients: {}, users: {}, resource_servers: {} };
+      const declaresAuthorization =
+        doc.permissions.length > 0 || doc.roles.length > 0 || doc.grants.length > 0 || doc.users.some((u) => u.roles?.length) || doc.clients.some((c) => c.roles?.length);
 
       await deps.db.transaction(async (tx) => {
         const clients = createClientService({ ...deps.clientDeps, db: tx, audit: collect });
@@ -200,22 +203,24 @@ export function createBootstrapService(deps: {
           summary.resource_servers[r.identifier] = existing ? 'updated' : 'created';
         }
 
-        try {
-          summary.authorization = await applyRbacBootstrap(
-            tx,
-            {
-              permissions: doc.permissions,
-              roles: doc.roles,
-              grants: doc.grants,
-              userRoles: doc.users.filter((u) => u.roles?.length).map((u) => ({ email: u.email, roles: u.roles ?? [] })),
-              clientRoles: doc.clients.filter((c) => c.roles?.length).map((c) => ({ clientId: c.client_id, roles: c.roles ?? [] })),
-            },
-            actor,
-            source,
-            events,
-          );
-        } catch (err) {
-          throw err instanceof BootstrapReferenceError ? new BootstrapError(source, err.problems) : err;
+        if (declaresAuthorization) {
+          try {
+            summary.authorization = await applyRbacBootstrap(
+              tx,
+              {
+                permissions: doc.permissions,
+                roles: doc.roles,
+                grants: doc.grants,
+                userRoles: doc.users.filter((u) => u.roles?.length).map((u) => ({ email: u.email, roles: u.roles ?? [] })),
+                clientRoles: doc.clients.filter((c) => c.roles?.length).map((c) => ({ clientId: c.client_id, roles: c.roles ?? [] })),
+              },
+              actor,
+              source,
+              events,
+            );
+          } catch (err) {
+            throw err instanceof BootstrapReferenceError ? new BootstrapError(source, err.problems) : err;
+          }
         }
       });
 

@@ -16,9 +16,9 @@ t.test('bootstrap permissions, roles, assignments and grants', async (t) => {
 
   const example = await readBootstrapFile('config/bootstrap.example.yaml');
   const first = await bootstrap.applyBootstrap(example, { type: 'system' }, 'example');
-  t.same(first.authorization.roles, { viewer: 'created', editor: 'created', admin: 'unchanged' });
-  t.equal(first.authorization.assignments, 2, 'alice → editor, reporting-job → viewer');
-  t.equal(first.authorization.grants, 1);
+  t.same(first.authorization?.roles, { viewer: 'created', editor: 'created', admin: 'unchanged' });
+  t.equal(first.authorization?.assignments, 2, 'alice → editor, reporting-job → viewer');
+  t.equal(first.authorization?.grants, 1);
   const again = await bootstrap.applyBootstrap(example, { type: 'system' }, 'example');
   t.same(again.authorization, { permissions: { 'documents.view': 'unchanged', 'documents.edit': 'unchanged' }, roles: { viewer: 'unchanged', editor: 'unchanged', admin: 'unchanged' }, assignments: 0, grants: 0 }, 'idempotent');
 

@@ -167,3 +167,23 @@ t.test('roles and permissions claims in access tokens, per resource server', asy
   t.same(decodeJwt(bot.token).permissions, ['orders.read']);
   void client;
 });
+
+t.test('a cycle that slipped into the data cannot hang a check', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.close());
+  const { api } = await serviceAccount(server, ['admin']);
+  await api('POST', '/api/auth/permissions/', { name: 'p', codename: 'loop.p' });
+  const a = (await api('POST', '/api/auth/roles/', { name: 'a', permissions: ['loop.p'] })).body as { id: string };
+  const b = (await api('POST', '/api/auth/roles/', { name: 'b', parents: ['a'] })).body as { id: string };
+  // Bypass the API's cycle refusal: a → b → a.
+  const { roleParents } = await import('../../src/db/schema/index.js');
+  await server.app.keryu.database.db.insert(roleParents).values({ roleId: a.id, parentId: b.id });
+  server.app.keryu.services.rbac.cache.invalidate();
+  const user = await userWithToken(server, 'loop@example.com', ['b']);
+  const started = Date.now();
+  const res = await user.api('POST', '/api/auth/check/', { permission: 'loop.p', explain: true });
+  t.equal(res.body.allowed, true);
+  t.equal(res.body.explanation, 'loop@example.com → b → a → loop.p');
+  t.ok(Date.now() - started < 2000, 'answered promptly');
+  t.equal((await api('GET', `/api/auth/roles/${a.id}/`)).status, 200, 'role closure terminates too');
+});
