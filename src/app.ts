@@ -18,6 +18,10 @@ import { oidcJwtAccessTokenStrategy, oidcOpaqueTokenStrategy } from './oidc/bear
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { requirePermission } from './plugins/require-permission.js';
+import { rbacRoutes } from './routes/api/rbac.js';
+import { userAdminRoutes } from './routes/api/users.js';
+import { syncDecisionCache } from './services/rbac/cache.js';
 import { loggerOptions } from './plugins/logger.js';
 import { healthRoutes } from './routes/health.js';
 import { interactionRoutes } from './routes/interaction/index.js';
@@ -68,6 +72,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const services = createServices({ config, database, log: app.log });
   await services.keys.ensureSigningKeys();
+  await services.rbac.ensureBuiltins();
   if (config.bootstrapFile) {
     const summary = await services.bootstrap.applyBootstrap(await readBootstrapFile(config.bootstrapFile), { type: 'system' }, config.bootstrapFile);
     app.log.info({ summary }, 'bootstrap file applied');
@@ -89,6 +94,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await services.audit.flush();
   });
   app.addHook('onClose', async () => host.close());
+  const stopRbacSync = await syncDecisionCache(services.rbac.cache, database, app.log);
+  app.addHook('onClose', async () => stopRbacSync());
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
     app.addHook('onClose', async () => stopCleanup());
@@ -117,6 +124,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authenticate, {
     strategies: [oidcOpaqueTokenStrategy(host), oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience })],
   });
+
+  // Before the API routes: its onRoute hook guards every route that declares a permission.
+  await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
+  await app.register(rbacRoutes, { rbac: services.rbac });
+  await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
 
   await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
   app.get('/assets/keryu.css', async (_request, reply) =>

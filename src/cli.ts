@@ -79,6 +79,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (config.migrateOnStart || command === 'migrate') await runMigrations(database);
       services = createServices({ config, database, log: { error: (obj, msg) => io.stderr.write(`${msg}: ${describeError((obj as { err?: unknown }).err)}\n`) } });
       await services.keys.ensureSigningKeys();
+      await services.rbac.ensureBuiltins();
       return services;
     };
 

@@ -22,6 +22,7 @@ export const errorCodes = [
   'invalid_credentials',
   'not_found',
   'conflict',
+  'role_cycle',
   'unauthorized',
   'forbidden',
   'method_not_allowed',

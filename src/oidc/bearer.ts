@@ -39,11 +39,34 @@ export function oidcOpaqueTokenStrategy(host: ProviderHost): BearerStrategy {
   };
 }
 
-export function oidcJwtAccessTokenStrategy(host: ProviderHost, options: { issuer: string; audience: string }): BearerStrategy {
+/**
+ * Verified JWTs are remembered until they expire (bounded): verifying an ES256 signature costs far more than
+ * answering a decision from the cache. The outcome is the same as verifying again, since a JWT is stateless.
+ */
+const MAX_VERIFIED_JWTS = 10_000;
+
+export function oidcJwtAccessTokenStrategy(
+  host: ProviderHost,
+  options: { issuer: string; audience: string },
+): BearerStrategy & { verifyUncached(token: string): Promise<{ principal: Principal; exp: number | undefined } | undefined> } {
+  const verified = new Map<string, { principal: Principal; exp: number }>();
   return {
     name: 'oidc-jwt',
     async verify(token) {
       if (token.split('.').length !== 3) return undefined;
+      const hit = verified.get(token);
+      if (hit) {
+        if (hit.exp > Date.now() / 1000) return hit.principal;
+        verified.delete(token);
+      }
+      const principal = await this.verifyUncached(token);
+      if (principal?.exp !== undefined) {
+        if (verified.size >= MAX_VERIFIED_JWTS) verified.delete(verified.keys().next().value as string);
+        verified.set(token, { principal: principal.principal, exp: principal.exp });
+      }
+      return principal?.principal;
+    },
+    async verifyUncached(token: string): Promise<{ principal: Principal; exp: number | undefined } | undefined> {
       try {
         const { payload } = await jwtVerify(token, createLocalJWKSet(host.publicJwks()), {
           issuer: options.issuer,
@@ -52,7 +75,7 @@ export function oidcJwtAccessTokenStrategy(host: ProviderHost, options: { issuer
         });
         if (typeof payload.client_id !== 'string') return undefined;
         const isUser = typeof payload.sub === 'string' && payload.sub !== payload.client_id;
-        return {
+        const principal: Principal = {
           kind: isUser ? 'user' : 'client',
           userId: isUser ? payload.sub : undefined,
           clientId: payload.client_id,
@@ -61,6 +84,7 @@ export function oidcJwtAccessTokenStrategy(host: ProviderHost, options: { issuer
           via: 'oidc-jwt',
           audience: payload.aud,
         };
+        return { principal, exp: payload.exp };
       } catch {
         return undefined;
       }

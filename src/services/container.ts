@@ -12,6 +12,10 @@ import { createAuditService, type AuditLogger } from './audit.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createClientService } from './clients.js';
 import { createPasswordHasher } from './password.js';
+import { createDecisionCache, RBAC_CHANNEL } from './rbac/cache.js';
+import { createRbacService } from './rbac/service.js';
+import { createUserAdminService } from './user-admin.js';
+import { sql } from 'drizzle-orm';
 import { createSigningKeyService } from './signing-keys.js';
 import { createUserService } from './users.js';
 
@@ -29,7 +33,9 @@ export function createServices(deps: { config: Config; database: Database; log: 
     maxSignedTtlSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials),
     rotationDelaySeconds: config.keys.rotationDelay,
   });
-  const providerDeps = { config, db, users: userQueries, clients: clientQueries };
+  const cache = createDecisionCache({ db });
+  const rbac = createRbacService({ db, audit, cache });
+  const providerDeps = { config, db, users: userQueries, clients: clientQueries, authorization: { effectiveOf: rbac.effectiveOf } };
 
   // oidc-provider's own client validation, from a provider built with the same configuration.
   let validator: Promise<(metadata: Record<string, unknown>) => Promise<void>> | undefined;
@@ -42,12 +48,21 @@ export function createServices(deps: { config: Config; database: Database; log: 
   };
   const clientDeps = { secretKey: clientSecretKey(config), validateMetadata };
 
+  const users = createUserService({ db, passwords, audit });
+  /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
+  const notifyRbacChanged = async () => {
+    await db.execute(sql`select pg_notify(${RBAC_CHANNEL}, 'changed')`);
+    cache.invalidate();
+  };
+
   return {
     audit,
+    rbac,
+    userAdmin: createUserAdminService({ db, audit, users, onChange: notifyRbacChanged }),
     passwords,
     keys,
     providerDeps,
-    users: createUserService({ db, passwords, audit }),
+    users,
     clients: createClientService({ db, audit, ...clientDeps }),
     bootstrap: createBootstrapService({ db, audit, passwords, clientDeps }),
   };

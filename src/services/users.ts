@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
-import type { AuditService, RequestContext } from './audit.js';
+import type { AuditEvent, AuditService, RequestContext } from './audit.js';
 import type { PasswordHasher } from './password.js';
 
 export function normalizeEmail(email: string): string {
@@ -38,7 +38,7 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
     // PostgreSQL text cannot hold U+0000 (the query would fail); no stored email contains one.
     findUserByEmail: async (email: string) => (email.includes('\u0000') ? undefined : queries.findUserByEmail(normalizeEmail(email))),
 
-    async createUser(input: NewUserInput, actor: { type: 'cli' | 'system' | 'user'; id?: string }, context?: RequestContext): Promise<UserRow> {
+    async createUser(input: NewUserInput, actor: AuditEvent['actor'], context?: RequestContext): Promise<UserRow> {
       const email = emailSchema.parse(input.email);
       if (input.phone !== undefined) phoneSchema.parse(input.phone);
       let passwordHash: string | null = null;
