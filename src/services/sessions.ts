@@ -424,11 +424,12 @@ export function createSessionService(deps: SessionServiceDeps) {
         if (expiry && expiry <= now) throw new AppError('invalid_expiry', 'an expired token cannot be reactivated', 400);
       }
       if (patch.isActive === false && row.isActive) await revokeRow(row, now);
-      const updated = await tokens.updateUserToken(userId, id, {
+      const changes = {
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}),
         ...(patch.isActive === true ? { isActive: true, revokedAt: null } : {}),
-      });
+      };
+      const updated = Object.keys(changes).length ? await tokens.updateUserToken(userId, id, changes) : await tokens.findUserTokenById(userId, id);
       if (!updated) throw new AppError('not_found', 'no such token', 404);
       record({
         type: patch.isActive === false ? 'token.revoked' : 'token.updated',
