@@ -12,7 +12,7 @@ import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
-import { buildProvider } from './oidc/provider.js';
+import { buildProvider, clientSecretKey } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { oidcJwtAccessTokenStrategy, oidcOpaqueTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
@@ -21,6 +21,7 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
 import { authRoutes } from './routes/api/auth.js';
+import { introspectionRoutes } from './routes/api/introspection.js';
 import { passwordResetPages } from './routes/password-reset.js';
 import type { Clock } from './lib/clock.js';
 import { loggerOptions } from './plugins/logger.js';
@@ -161,6 +162,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     secureCookies: config.secureCookies,
   });
   await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
+  await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.

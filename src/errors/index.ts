@@ -33,6 +33,7 @@ export const errorCodes = [
   'invalid_expiry',
   'invalid_reset_token',
   'weak_password',
+  'invalid_client',
   'not_found',
   'conflict',
   'unauthorized',

@@ -22,7 +22,7 @@ import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } from '../queries/auth-tokens.js';
 import { createOidcSessionQueries } from '../queries/oidc-sessions.js';
 import { createUserQueries } from '../queries/users.js';
-import type { AccessTokenIssuer } from './access-tokens.js';
+import { FIRST_PARTY_CLIENT_ID, type AccessTokenIssuer } from './access-tokens.js';
 import type { AuditEvent, AuditService, RequestContext } from './audit.js';
 import type { Mailer } from './notify/mailer.js';
 
@@ -305,6 +305,36 @@ export function createSessionService(deps: SessionServiceDeps) {
         tokens.touchToken(state.id, now, context.ip, TOUCH_INTERVAL_SECONDS).catch((err: unknown) => deps.log.error({ err }, 'token use not recorded'));
       }
       return { userId: state.userId, sessionId: state.id, kind: 'session', scopes: [] };
+    },
+
+    /**
+     * RFC 7662 introspection of what this API issues (session access tokens and personal tokens): active
+     * only while the token is unexpired and its session or token is not revoked, so a relying service that
+     * introspects sees a logout at once.
+     */
+    async introspect(token: string): Promise<Record<string, unknown>> {
+      const now = clock();
+      const inactive = { active: false };
+      if (token.startsWith(PERSONAL_TOKEN_PREFIX)) {
+        const row = await tokens.findPersonalTokenByHash(sha256(token));
+        if (!row || !row.isActive || row.userDisabled || (row.expiresAt && row.expiresAt <= now)) return inactive;
+        return {
+          active: true,
+          token_type: 'Bearer',
+          sub: row.userId,
+          client_id: FIRST_PARTY_CLIENT_ID,
+          scope: row.scopes.join(' ') || undefined,
+          iat: Math.floor(row.createdAt.getTime() / 1000),
+          exp: row.expiresAt ? Math.floor(row.expiresAt.getTime() / 1000) : undefined,
+        };
+      }
+      if (token.split('.').length !== 3) return inactive;
+      const claims = await deps.accessTokens().verify(token, now);
+      if (!claims) return inactive;
+      const state = await tokens.findSessionState(claims.sid);
+      const expiry = state ? effectiveExpiry(state) : null;
+      if (!state || state.kind !== 'session' || !state.isActive || state.userDisabled || state.userId !== claims.sub || (expiry && expiry <= now)) return inactive;
+      return { active: true, token_type: 'Bearer', sub: claims.sub, sid: claims.sid, client_id: claims.client_id, iss: claims.iss, aud: claims.aud, iat: claims.iat, exp: claims.exp, jti: claims.jti };
     },
 
     async authenticatePersonalToken(token: string, context: RequestContext = {}): Promise<SessionPrincipal | undefined> {

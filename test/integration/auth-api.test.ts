@@ -290,3 +290,27 @@ t.test('the OpenAPI document describes the auth API', async (t) => {
     t.ok(doc.body.paths[path], `${path} documented`);
   }
 });
+
+t.test('introspection reports a token inactive as soon as its session is revoked', async (t) => {
+  const server = await startServer({ env: NO_RATE_LIMITS });
+  t.teardown(() => server.close());
+  await seedAuthUser(server);
+  const { seedClient } = await import('../helpers/oidc.js');
+  const rs = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'openid' });
+  const introspect = (token: string, secret = rs.clientSecret!) =>
+    fetch(`${server.origin}/api/auth/introspect/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${rs.clientId}:${secret}`).toString('base64')}` },
+      body: new URLSearchParams({ token }).toString(),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+
+  const pair = await login(server);
+  const pat = await api<{ token: string }>(server, 'POST', '/api/auth/tokens/', { token: pair.access_token, body: { name: 'bot', scopes: ['read'] } });
+  t.match(await introspect(pair.access_token), { status: 200, body: { active: true, sid: pair.session_id, client_id: 'urn:keryu:first-party' } });
+  t.match(await introspect(pat.body.token), { status: 200, body: { active: true, scope: 'read' } });
+  t.match(await introspect(pair.access_token, 'wrong-secret-wrong-secret-wrong-secret'), { status: 401, body: { error: 'invalid_client' } });
+  t.match(await introspect('garbage'), { status: 200, body: { active: false } });
+
+  await api(server, 'DELETE', `/api/auth/tokens/${pair.session_id}/`, { token: (await login(server)).access_token });
+  t.same((await introspect(pair.access_token)).body, { active: false }, 'inactive at once after revocation');
+});
