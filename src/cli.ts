@@ -196,7 +196,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const result = await runCleanup(database.db);
         out(
           result.ran
-            ? `removed ${result.payloads} expired provider rows, ${result.tombstones} grant tombstones, ${result.keys} retired keys`
+            ? `removed ${result.payloads} expired provider rows, ${result.tombstones} grant tombstones, ${result.keys} retired keys, ${result.sessions} expired sessions and tokens, ${result.secrets} expired one-time secrets, ${result.loginFailures} stale login counters; forgot ${result.retryAnswers} refresh retry answers`
             : 'another replica is cleaning up; nothing done',
           result,
         );

@@ -2,8 +2,8 @@
  * Data access for sessions and tokens (`auth_tokens`) and the refresh-token generations of first-party
  * sessions (`auth_refresh_tokens`). Token hashes come only from purpose-named finders.
  */
-import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or } from 'drizzle-orm';
-import type { DbOrTx } from '../db/client.js';
+import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm';
+import { selectRows, type DbOrTx } from '../db/client.js';
 import { authRefreshTokens, authTokens, users, type TokenKind } from '../db/schema/index.js';
 
 export type AuthTokenRow = Omit<typeof authTokens.$inferSelect, 'tokenHash'>;
@@ -212,10 +212,45 @@ export function createRefreshTokenQueries(db: DbOrTx) {
     },
 
     /**
-     * The refresh token with this digest and its session, row-locked until the transaction ends: concurrent
-     * refreshes of one token (on any replica) run one after the other, so exactly one rotates it.
+     * Rotates a refresh token in one statement: marks it used only if it is still unused (the conditional
+     * update PostgreSQL serializes on the row, across replicas), inserts the successor and records the
+     * session's activity, all or nothing. Returns false when another request rotated it first.
      */
-    async lockRefreshTokenByHash(hash: string) {
+    async rotateRefreshToken(r: {
+      tokenId: string;
+      successor: { id: string; tokenHash: string; expiresAt: Date };
+      now: Date;
+      usedByDevice: string | null;
+      retryResponse: string | null;
+      retryUntil: Date | null;
+      ipAddress: string | undefined;
+    }): Promise<boolean> {
+      const now = r.now.toISOString();
+      const rows = await selectRows<{ id: string }>(
+        db,
+        sql`with old as (
+              update ${authRefreshTokens}
+                 set used_at = ${now}::timestamptz, successor_id = ${r.successor.id}::uuid, used_by_device = ${r.usedByDevice},
+                     retry_response = ${r.retryResponse}, retry_until = ${r.retryUntil?.toISOString() ?? null}::timestamptz
+               where id = ${r.tokenId}::uuid and used_at is null
+                 and exists (select 1 from ${authTokens} s where s.id = ${authRefreshTokens.sessionId} and s.is_active)
+           returning session_id),
+            successor as (
+              insert into ${authRefreshTokens} (id, session_id, token_hash, created_at, expires_at)
+              select ${r.successor.id}::uuid, session_id, ${r.successor.tokenHash}, ${now}::timestamptz, ${r.successor.expiresAt.toISOString()}::timestamptz from old
+           returning id),
+            activity as (
+              update ${authTokens}
+                 set last_used_at = ${now}::timestamptz, idle_expires_at = ${r.successor.expiresAt.toISOString()}::timestamptz,
+                     ip_address = coalesce(${r.ipAddress ?? null}, ip_address)
+               where id = (select session_id from old))
+          select id from successor`,
+      );
+      return rows.length > 0;
+    },
+
+    /** The refresh token with this digest, its session and its owner's state. */
+    async findRefreshTokenByHash(hash: string) {
       const [row] = await db
         .select({
           token: authRefreshTokens,
@@ -234,8 +269,7 @@ export function createRefreshTokenQueries(db: DbOrTx) {
         .innerJoin(authTokens, eq(authTokens.id, authRefreshTokens.sessionId))
         .innerJoin(users, eq(users.id, authTokens.userId))
         .where(eq(authRefreshTokens.tokenHash, hash))
-        .limit(1)
-        .for('update', { of: authRefreshTokens });
+        .limit(1);
       return row;
     },
 

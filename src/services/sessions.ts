@@ -3,16 +3,18 @@
  * detection and retry safety, revocation, and the per-user list that also shows oidc-provider's browser
  * sessions and grants.
  *
- * Refresh (RFC 9700 §4.14.2): each refresh token is single-use. The rotation runs in one transaction
- * that row-locks the presented token (SELECT ... FOR UPDATE), so concurrent refreshes of one token on any
- * number of replicas are serialized by PostgreSQL and at most one mints a pair. A used token presented
- * again is
+ * Refresh (RFC 9700 §4.14.2): each refresh token is single-use. The rotation is one conditional
+ * statement (`UPDATE ... WHERE used_at IS NULL`, with the successor's INSERT and the session's activity in
+ * the same statement), so concurrent refreshes of one token on any number of replicas are serialized by
+ * PostgreSQL's row lock and exactly one rotates it; the others find it used and are answered as retries.
+ * A used token presented again is
  *  - a retry, answered with the very same pair, when it comes from the same device (same device_id, or
  *    none on both) within REFRESH_RETRY_WINDOW while its successor is still unused. The pair is kept
  *    encrypted (AES-256-GCM, bound to the token row) only for that window;
  *  - otherwise reuse: the whole session is revoked, `token.reuse_detected` is recorded and the user is
  *    told by email.
  */
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
@@ -133,6 +135,15 @@ export function createSessionService(deps: SessionServiceDeps) {
     return { pair, refreshId: inserted.id, idleExpiresAt: expiresAt };
   }
 
+  /** A new pair for a rotation; the successor row is inserted by the rotation statement itself. */
+  async function mintPair(sessionId: string, userId: string, now: Date, sessionExpiresAt: Date) {
+    const refreshToken = `${REFRESH_TOKEN_PREFIX}${randomToken()}`;
+    const idleEnd = addSeconds(now, config.idleTtl);
+    const accessToken = await deps.accessTokens().sign({ sub: userId, sid: sessionId }, config.accessTokenTtl, now);
+    const pair: TokenPair = { token_type: 'Bearer', access_token: accessToken, expires_in: config.accessTokenTtl, refresh_token: refreshToken, session_id: sessionId };
+    return { pair, refreshId: randomUUID(), idleExpiresAt: idleEnd < sessionExpiresAt ? idleEnd : sessionExpiresAt };
+  }
+
   function view(row: AuthTokenRow, now: Date, currentId: string | undefined): TokenView {
     const expiresAt = effectiveExpiry(row);
     return {
@@ -201,54 +212,63 @@ export function createSessionService(deps: SessionServiceDeps) {
         | { kind: 'reuse' | 'device_mismatch' | 'ip_mismatch'; sessionId: string; userId: string }
         | { kind: 'rotated'; pair: TokenPair; userId: string; ipChanged: boolean; previousIp: string | null };
 
-      const outcome = await db.transaction(async (tx): Promise<Outcome> => {
-        const refreshQueries = createRefreshTokenQueries(tx);
-        const tokenQueries = createAuthTokenQueries(tx);
-        const row = await refreshQueries.lockRefreshTokenByHash(sha256(input.refreshToken));
-        if (!row || row.session.kind !== 'session') return { kind: 'unknown' };
+      const refreshQueries = createRefreshTokenQueries(db);
+      const tokenHash = sha256(input.refreshToken);
+      type Row = NonNullable<Awaited<ReturnType<typeof refreshQueries.findRefreshTokenByHash>>>;
+
+      /** A used token presented again: the same answer for a retry, otherwise reuse (the session is revoked). */
+      async function replayed({ token, session }: Row): Promise<Outcome> {
+        const ids = { sessionId: session.id, userId: session.userId };
+        const sameDevice = (token.usedByDevice ?? null) === deviceId;
+        if (config.retryWindow > 0 && token.retryResponse && token.retryUntil && token.retryUntil > now && sameDevice && token.successorId) {
+          const successorUsed = await refreshQueries.findRefreshTokenUsedAt(token.successorId);
+          if (successorUsed === null) return { kind: 'retry', sealed: token.retryResponse, tokenId: token.id, ...ids };
+        }
+        await tokens.revokeToken(session.id, now);
+        await refreshQueries.clearRetryResponsesBySession(session.id);
+        return { kind: 'reuse', ...ids };
+      }
+
+      const decide = async (): Promise<Outcome> => {
+        const row = await refreshQueries.findRefreshTokenByHash(tokenHash);
+        if (!row || row.session.kind !== 'session' || !row.session.isActive || row.userDisabled) return { kind: 'unknown' };
         const { token, session } = row;
         const ids = { sessionId: session.id, userId: session.userId };
-        if (!session.isActive || row.userDisabled) return { kind: 'unknown' };
-
-        if (token.usedAt) {
-          const sameDevice = (token.usedByDevice ?? null) === deviceId;
-          if (config.retryWindow > 0 && token.retryResponse && token.retryUntil && token.retryUntil > now && sameDevice && token.successorId) {
-            const successorUsed = await refreshQueries.findRefreshTokenUsedAt(token.successorId);
-            if (successorUsed === null) return { kind: 'retry', sealed: token.retryResponse, tokenId: token.id, ...ids };
-          }
-          await tokenQueries.revokeToken(session.id, now);
-          await refreshQueries.clearRetryResponsesBySession(session.id);
-          return { kind: 'reuse', ...ids };
-        }
+        if (token.usedAt) return replayed(row);
         if ((session.expiresAt && session.expiresAt <= now) || token.expiresAt <= now) return { kind: 'expired', ...ids };
         if (session.deviceId && session.deviceId !== deviceId) {
-          await tokenQueries.revokeToken(session.id, now);
+          await tokens.revokeToken(session.id, now);
           await refreshQueries.clearRetryResponsesBySession(session.id);
           return { kind: 'device_mismatch', ...ids };
         }
         const ipChanged = Boolean(context.ip && session.ipAddress && context.ip !== session.ipAddress);
         if (ipChanged && config.ipBinding === 'strict') return { kind: 'ip_mismatch', ...ids };
 
-        const minted = await mint(session.id, session.userId, now, tx, session.expiresAt ?? addSeconds(now, config.absoluteTtl));
+        // Everything the answer needs is made first; then one conditional statement decides who rotates.
+        const minted = await mintPair(session.id, session.userId, now, session.expiresAt ?? addSeconds(now, config.absoluteTtl));
+        const keepForRetry = config.retryWindow > 0;
         const sealed: SealedPair = {
           access_token: minted.pair.access_token,
           access_expires_at: now.getTime() + config.accessTokenTtl * 1000,
           refresh_token: minted.pair.refresh_token,
           session_id: session.id,
         };
-        const keepForRetry = config.retryWindow > 0;
-        await refreshQueries.markRefreshTokenUsed(token.id, {
-          usedAt: now,
-          successorId: minted.refreshId,
+        const rotated = await refreshQueries.rotateRefreshToken({
+          tokenId: token.id,
+          successor: { id: minted.refreshId, tokenHash: sha256(minted.pair.refresh_token), expiresAt: minted.idleExpiresAt },
+          now,
           usedByDevice: deviceId,
           retryResponse: keepForRetry ? encrypt(deps.retryKey, JSON.stringify(sealed), `refresh-retry:${token.id}`) : null,
           retryUntil: keepForRetry ? addSeconds(now, config.retryWindow) : null,
+          ipAddress: context.ip,
         });
-        // This token's predecessor can no longer be retried: its successor (this one) is now used.
-        await refreshQueries.clearRetryResponseBySuccessor(token.id);
-        await tokenQueries.updateSessionActivity(session.id, { lastUsedAt: now, idleExpiresAt: minted.idleExpiresAt, ipAddress: context.ip });
-        return { kind: 'rotated', pair: minted.pair, userId: session.userId, ipChanged, previousIp: session.ipAddress };
-      });
+        if (rotated) return { kind: 'rotated', pair: minted.pair, userId: session.userId, ipChanged, previousIp: session.ipAddress };
+        // Another request (on any replica) rotated it, or the session was revoked, between our read and write.
+        const now2 = await refreshQueries.findRefreshTokenByHash(tokenHash);
+        if (!now2 || !now2.session.isActive || !now2.token.usedAt) return { kind: 'unknown' };
+        return replayed(now2);
+      };
+      const outcome = await decide();
 
       const subject = (sessionId: string) => ({ type: 'session', id: sessionId });
       switch (outcome.kind) {
