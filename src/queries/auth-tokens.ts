@@ -162,13 +162,6 @@ export function createAuthTokenQueries(db: DbOrTx) {
         .where(and(eq(authTokens.id, id), or(isNull(authTokens.lastUsedAt), lt(authTokens.lastUsedAt, threshold))));
     },
 
-    async updateSessionActivity(id: string, values: { lastUsedAt: Date; idleExpiresAt: Date; ipAddress?: string | undefined }): Promise<void> {
-      await db
-        .update(authTokens)
-        .set({ lastUsedAt: values.lastUsedAt, idleExpiresAt: values.idleExpiresAt, ...(values.ipAddress ? { ipAddress: values.ipAddress } : {}) })
-        .where(eq(authTokens.id, id));
-    },
-
     /** Mirrors of oidc-provider sessions and grants: created or refreshed when the provider saves one. */
     async upsertOidcMirror(values: NewAuthToken & { reference: string }): Promise<void> {
       await db

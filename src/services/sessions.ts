@@ -125,17 +125,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       .catch((err: unknown) => deps.log.error({ err }, 'reuse notification failed'));
   }
 
-  async function mint(sessionId: string, userId: string, now: Date, tx: Db | Parameters<Parameters<Db['transaction']>[0]>[0], sessionExpiresAt: Date) {
-    const refreshToken = `${REFRESH_TOKEN_PREFIX}${randomToken()}`;
-    const idleEnd = addSeconds(now, config.idleTtl);
-    const expiresAt = idleEnd < sessionExpiresAt ? idleEnd : sessionExpiresAt;
-    const inserted = await createRefreshTokenQueries(tx).insertRefreshToken({ sessionId, tokenHash: sha256(refreshToken), createdAt: now, expiresAt });
-    const accessToken = await deps.accessTokens().sign({ sub: userId, sid: sessionId }, config.accessTokenTtl, now);
-    const pair: TokenPair = { token_type: 'Bearer', access_token: accessToken, expires_in: config.accessTokenTtl, refresh_token: refreshToken, session_id: sessionId };
-    return { pair, refreshId: inserted.id, idleExpiresAt: expiresAt };
-  }
-
-  /** A new pair for a rotation; the successor row is inserted by the rotation statement itself. */
+  /** A new pair: the refresh token's row is inserted by the caller (login) or the rotation statement. */
   async function mintPair(sessionId: string, userId: string, now: Date, sessionExpiresAt: Date) {
     const refreshToken = `${REFRESH_TOKEN_PREFIX}${randomToken()}`;
     const idleEnd = addSeconds(now, config.idleTtl);
@@ -174,8 +164,11 @@ export function createSessionService(deps: SessionServiceDeps) {
     async createSession(input: { userId: string; device: DeviceInfo; deviceId?: string | undefined; ip?: string | undefined; amr: string[] }, context?: RequestContext): Promise<TokenPair> {
       const now = clock();
       const sessionExpiresAt = addSeconds(now, config.absoluteTtl);
-      const result = await db.transaction(async (tx) => {
-        const session = await createAuthTokenQueries(tx).insertToken({
+      const sessionId = randomUUID();
+      const minted = await mintPair(sessionId, input.userId, now, sessionExpiresAt);
+      await db.transaction(async (tx) => {
+        await createAuthTokenQueries(tx).insertToken({
+          id: sessionId,
           userId: input.userId,
           kind: 'session',
           name: input.device.device_name ?? null,
@@ -184,12 +177,18 @@ export function createSessionService(deps: SessionServiceDeps) {
           ipAddress: input.ip ?? null,
           createdAt: now,
           expiresAt: sessionExpiresAt,
+          idleExpiresAt: minted.idleExpiresAt,
           lastUsedAt: now,
         });
-        const minted = await mint(session.id, input.userId, now, tx, sessionExpiresAt);
-        await createAuthTokenQueries(tx).updateSessionActivity(session.id, { lastUsedAt: now, idleExpiresAt: minted.idleExpiresAt });
-        return minted.pair;
+        await createRefreshTokenQueries(tx).insertRefreshToken({
+          id: minted.refreshId,
+          sessionId,
+          tokenHash: sha256(minted.pair.refresh_token),
+          createdAt: now,
+          expiresAt: minted.idleExpiresAt,
+        });
       });
+      const result = minted.pair;
       record({
         type: 'session.created',
         outcome: 'success',
