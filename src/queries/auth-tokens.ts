@@ -4,7 +4,7 @@
  */
 import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import { selectRows, type DbOrTx } from '../db/client.js';
-import { authRefreshTokens, authTokens, users, type TokenKind } from '../db/schema/index.js';
+import { authRefreshTokens, authTokens, users, type DeviceInfo, type TokenKind } from '../db/schema/index.js';
 
 export type AuthTokenRow = Omit<typeof authTokens.$inferSelect, 'tokenHash'>;
 export type NewAuthToken = typeof authTokens.$inferInsert;
@@ -160,6 +160,30 @@ export function createAuthTokenQueries(db: DbOrTx) {
         .update(authTokens)
         .set({ lastUsedAt: at, ...(ip ? { ipAddress: ip } : {}) })
         .where(and(eq(authTokens.id, id), or(isNull(authTokens.lastUsedAt), lt(authTokens.lastUsedAt, threshold))));
+    },
+
+    /** Starts a first-party session and its first refresh token in one statement (one round trip, atomic). */
+    async insertSessionWithRefreshToken(v: {
+      id: string;
+      userId: string;
+      name: string | null;
+      deviceInfo: DeviceInfo;
+      deviceId: string | null;
+      ipAddress: string | null;
+      now: Date;
+      expiresAt: Date;
+      refresh: { id: string; tokenHash: string; expiresAt: Date };
+    }): Promise<void> {
+      const now = v.now.toISOString();
+      await db.execute(
+        sql`with session as (
+              insert into ${authTokens} (id, user_id, kind, name, device_info, device_id, ip_address, created_at, expires_at, idle_expires_at, last_used_at)
+              values (${v.id}::uuid, ${v.userId}::uuid, 'session', ${v.name}, ${JSON.stringify(v.deviceInfo)}::jsonb, ${v.deviceId}, ${v.ipAddress},
+                      ${now}::timestamptz, ${v.expiresAt.toISOString()}::timestamptz, ${v.refresh.expiresAt.toISOString()}::timestamptz, ${now}::timestamptz)
+              returning id)
+            insert into ${authRefreshTokens} (id, session_id, token_hash, created_at, expires_at)
+            select ${v.refresh.id}::uuid, id, ${v.refresh.tokenHash}, ${now}::timestamptz, ${v.refresh.expiresAt.toISOString()}::timestamptz from session`,
+      );
     },
 
     /** Mirrors of oidc-provider sessions and grants: created or refreshed when the provider saves one. */

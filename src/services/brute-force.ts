@@ -76,8 +76,11 @@ export function createBruteForceProtector(deps: { db: DbOrTx; clock: Clock; conf
   }
 
   return {
-    /** Throws 429 `too_many_attempts` (with `retry_after`) when this attempt must not be tried now. */
-    async assertAllowed(attempt: LoginAttempt): Promise<void> {
+    /**
+     * Throws 429 `too_many_attempts` (with `retry_after`) when this attempt must not be tried now. Returns
+     * whether failures are counted against it (so a success knows whether there is a count to reset).
+     */
+    async assertAllowed(attempt: LoginAttempt): Promise<boolean> {
       const now = deps.clock();
       const keys = keysOf(attempt);
       const rows = await queries.findLoginFailures([keys.count, ...(keys.ip ? [keys.ip] : [])]);
@@ -88,6 +91,7 @@ export function createBruteForceProtector(deps: { db: DbOrTx; clock: Clock; conf
       if (wait > 0) {
         throw new AppError('too_many_attempts', 'too many failed sign-in attempts; try again later', 429, { retry_after: wait });
       }
+      return rows.some((r) => r.key === keys.count);
     },
 
     async recordFailure(attempt: LoginAttempt, context?: RequestContext): Promise<void> {

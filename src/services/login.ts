@@ -70,7 +70,9 @@ export function createLoginService(deps: {
   ): Promise<{ user: UserRow; knownDevice: string | undefined; deviceCookie: string | undefined }> {
     const identifier = normalizeEmail(input.email);
     const idDigest = identifierDigest(identifier);
-    const user = await deps.users.findUserByEmail(identifier);
+    // The account is looked up before the password check only for the known-device test; the password
+    // check below looks it up again with its hash (the same two queries whether or not it exists).
+    const user = input.deviceId ? await deps.users.findUserByEmail(identifier) : undefined;
     const cookieNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceCookie);
     let knownDevice: string | undefined = cookieNonce ? cookieDeviceDigest(cookieNonce) : undefined;
     if (!knownDevice && input.deviceId) {
@@ -81,8 +83,9 @@ export function createLoginService(deps: {
     const attempt = { identifier, ip: context.ip, knownDevice };
     const audit = { clientId: context.clientId, context: { ip: context.ip, userAgent: context.userAgent, requestId: context.requestId } };
 
+    let counted: boolean;
     try {
-      await deps.bruteForce.assertAllowed(attempt);
+      counted = await deps.bruteForce.assertAllowed(attempt);
     } catch (err) {
       await deps.audit.record({
         type: 'login',
@@ -95,23 +98,23 @@ export function createLoginService(deps: {
       throw err;
     }
 
-    const ok = await deps.users.verifyPassword(user?.id, input.password);
-    if (!user || !ok || user.disabled) {
+    const { user: account, ok } = await deps.users.checkLogin(identifier, input.password);
+    if (!account || !ok || account.disabled) {
       await deps.bruteForce.recordFailure(attempt, audit.context);
       await deps.audit.record({
         type: 'login',
         outcome: 'failure',
         actor: { type: 'anonymous' },
-        subject: user ? { type: 'user', id: user.id } : undefined,
+        subject: account ? { type: 'user', id: account.id } : undefined,
         ...audit,
-        details: { method: 'pwd', channel: context.channel, reason: !user ? 'unknown_account' : user.disabled ? 'disabled' : 'wrong_password' },
+        details: { method: 'pwd', channel: context.channel, reason: !account ? 'unknown_account' : account.disabled ? 'disabled' : 'wrong_password' },
       });
       throw invalidCredentials();
     }
-    await deps.bruteForce.recordSuccess(attempt);
-    if (input.deviceId) await deps.bruteForce.rememberDevice(user.id, appDeviceDigest(input.deviceId), deps.clock());
+    if (counted) await deps.bruteForce.recordSuccess(attempt);
+    if (input.deviceId) await deps.bruteForce.rememberDevice(account.id, appDeviceDigest(input.deviceId), deps.clock());
     // A browser without a valid cookie for this account gets one now: from then on it is a known device.
-    return { user, knownDevice, deviceCookie: cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest) };
+    return { user: account, knownDevice, deviceCookie: cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest) };
   }
 
   async function startSession(user: UserRow, input: { deviceId?: string | null | undefined; deviceName?: string | null | undefined }, amr: string[], context: RequestContext): Promise<TokenPair> {

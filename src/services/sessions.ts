@@ -166,27 +166,16 @@ export function createSessionService(deps: SessionServiceDeps) {
       const sessionExpiresAt = addSeconds(now, config.absoluteTtl);
       const sessionId = randomUUID();
       const minted = await mintPair(sessionId, input.userId, now, sessionExpiresAt);
-      await db.transaction(async (tx) => {
-        await createAuthTokenQueries(tx).insertToken({
-          id: sessionId,
-          userId: input.userId,
-          kind: 'session',
-          name: input.device.device_name ?? null,
-          deviceInfo: input.device,
-          deviceId: input.deviceId ?? null,
-          ipAddress: input.ip ?? null,
-          createdAt: now,
-          expiresAt: sessionExpiresAt,
-          idleExpiresAt: minted.idleExpiresAt,
-          lastUsedAt: now,
-        });
-        await createRefreshTokenQueries(tx).insertRefreshToken({
-          id: minted.refreshId,
-          sessionId,
-          tokenHash: sha256(minted.pair.refresh_token),
-          createdAt: now,
-          expiresAt: minted.idleExpiresAt,
-        });
+      await tokens.insertSessionWithRefreshToken({
+        id: sessionId,
+        userId: input.userId,
+        name: input.device.device_name ?? null,
+        deviceInfo: input.device,
+        deviceId: input.deviceId ?? null,
+        ipAddress: input.ip ?? null,
+        now,
+        expiresAt: sessionExpiresAt,
+        refresh: { id: minted.refreshId, tokenHash: sha256(minted.pair.refresh_token), expiresAt: minted.idleExpiresAt },
       });
       const result = minted.pair;
       record({

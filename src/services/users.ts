@@ -63,6 +63,23 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
     },
 
     /**
+     * A login's first factor in one lookup: the account (if any) and whether the password is right, verified
+     * against a dummy hash when there is no account so both take the same time; re-hashes on success when
+     * the parameters changed.
+     */
+    async checkLogin(email: string, password: string): Promise<{ user: UserRow | undefined; ok: boolean }> {
+      const candidate = email.includes('\u0000') ? undefined : await queries.findLoginCandidateByEmail(normalizeEmail(email));
+      const stored = candidate?.passwordHash ?? undefined;
+      const ok = await deps.passwords.verify(stored, password);
+      if (ok && candidate && stored && deps.passwords.needsRehash(stored)) {
+        await queries.updateUser(candidate.id, { passwordHash: await deps.passwords.hash(password) });
+      }
+      if (!candidate) return { user: undefined, ok: false };
+      const { passwordHash: _hash, ...user } = candidate;
+      return { user, ok };
+    },
+
+    /**
      * Verifies a password (against a dummy hash when there is no account, so both take the same time) and,
      * when it is right but was hashed with other parameters than today's, stores a fresh hash.
      */
