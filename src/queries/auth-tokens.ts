@@ -230,8 +230,8 @@ export function createRefreshTokenQueries(db: DbOrTx) {
 
     /**
      * Rotates a refresh token in one statement: marks it used only if it is still unused (the conditional
-     * update PostgreSQL serializes on the row, across replicas), inserts the successor and records the
-     * session's activity, all or nothing. Returns false when another request rotated it first.
+     * update PostgreSQL serializes on the row, across replicas), inserts the successor, forgets the retry
+     * answer of the token before it and records the session's activity, all or nothing. Returns false when another request rotated it first.
      */
     async rotateRefreshToken(r: {
       tokenId: string;
@@ -256,6 +256,10 @@ export function createRefreshTokenQueries(db: DbOrTx) {
               insert into ${authRefreshTokens} (id, session_id, token_hash, created_at, expires_at)
               select ${r.successor.id}::uuid, session_id, ${r.successor.tokenHash}, ${now}::timestamptz, ${r.successor.expiresAt.toISOString()}::timestamptz from old
            returning id),
+            predecessor as (
+              -- its successor (this token) is now used, so the token before it can no longer be retried
+              update ${authRefreshTokens} set retry_response = null, retry_until = null
+               where successor_id = ${r.tokenId}::uuid and retry_response is not null and exists (select 1 from old)),
             activity as (
               update ${authTokens}
                  set last_used_at = ${now}::timestamptz, idle_expires_at = ${r.successor.expiresAt.toISOString()}::timestamptz,
@@ -300,14 +304,6 @@ export function createRefreshTokenQueries(db: DbOrTx) {
       values: { usedAt: Date; successorId: string; usedByDevice: string | null; retryResponse: string | null; retryUntil: Date | null },
     ): Promise<void> {
       await db.update(authRefreshTokens).set(values).where(eq(authRefreshTokens.id, id));
-    },
-
-    /** Forgets the retry answer of whichever token `successorId` succeeded (the successor is now used). */
-    async clearRetryResponseBySuccessor(successorId: string): Promise<void> {
-      await db
-        .update(authRefreshTokens)
-        .set({ retryResponse: null, retryUntil: null })
-        .where(and(eq(authRefreshTokens.successorId, successorId), isNotNull(authRefreshTokens.retryResponse)));
     },
 
     async clearRetryResponsesBySession(sessionId: string): Promise<void> {
