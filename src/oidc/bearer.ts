@@ -8,6 +8,7 @@
  */
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { BearerStrategy, Principal } from '../plugins/authenticate.js';
+import { FIRST_PARTY_CLIENT_ID } from '../services/access-tokens.js';
 import type { ProviderHost } from './provider-host.js';
 
 const scopesOf = (scope: unknown) => new Set(typeof scope === 'string' && scope ? scope.split(' ') : []);
@@ -73,7 +74,8 @@ export function oidcJwtAccessTokenStrategy(
           audience: options.audience,
           typ: 'at+jwt',
         });
-        if (typeof payload.client_id !== 'string') return undefined;
+        // First-party session tokens are the session strategy's: it checks their session on every use.
+        if (typeof payload.client_id !== 'string' || payload.client_id === FIRST_PARTY_CLIENT_ID) return undefined;
         const isUser = typeof payload.sub === 'string' && payload.sub !== payload.client_id;
         const principal: Principal = {
           kind: isUser ? 'user' : 'client',

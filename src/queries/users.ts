@@ -32,6 +32,15 @@ export function createUserQueries(db: DbOrTx) {
       const [row] = await db.select(publicColumns).from(users).where(eq(sql`lower(${users.email})`, email)).limit(1);
       return row;
     },
+    /** The account a login names, with its password hash, in one round trip (`email` normalized). */
+    async findLoginCandidateByEmail(email: string): Promise<(UserRow & { passwordHash: string | null }) | undefined> {
+      const [row] = await db
+        .select({ ...publicColumns, passwordHash: users.passwordHash })
+        .from(users)
+        .where(eq(sql`lower(${users.email})`, email))
+        .limit(1);
+      return row;
+    },
     async findPasswordHashByUserId(id: string): Promise<string | undefined> {
       const [row] = await db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, id)).limit(1);
       return row?.hash ?? undefined;

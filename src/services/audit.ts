@@ -39,6 +39,20 @@ export const auditEventTypes = [
   'oidc.interaction_ended',
   'oidc.token_revoked',
   'token.reuse_detected',
+  'login.challenge',
+  'login.locked',
+  'user.unlocked',
+  'session.created',
+  'session.refreshed',
+  'session.revoked',
+  'session.device_mismatch',
+  'session.ip_changed',
+  'token.created',
+  'token.updated',
+  'token.revoked',
+  'password.reset_requested',
+  'password.reset',
+  'password.changed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -14,6 +14,8 @@ import { clientInputSchema, createClientService, type ClientServiceDeps, type Va
 import type { PasswordHasher } from './password.js';
 import { applyRbacBootstrap, BootstrapReferenceError, grantEntrySchema, permissionEntrySchema, roleEntrySchema, type RbacBootstrapSummary } from './rbac/bootstrap.js';
 import { nameSchema } from './rbac/service.js';
+import { AppError } from '../errors/index.js';
+import type { PasswordPolicy } from './password-policy.js';
 import { emailSchema, passwordSchema, phoneSchema } from './users.js';
 
 const userEntrySchema = z
@@ -115,6 +117,7 @@ export function createBootstrapService(deps: {
   db: Db;
   audit: AuditService;
   passwords: PasswordHasher;
+  policy: PasswordPolicy;
   clientDeps: Omit<ClientServiceDeps, 'db' | 'audit'>;
 }) {
   return {
@@ -122,7 +125,16 @@ export function createBootstrapService(deps: {
     async applyBootstrap(doc: BootstrapDocument, actor: AuditEvent['actor'], source: string): Promise<BootstrapSummary> {
       // Hash outside the transaction: slow work must not hold a connection and locks.
       const hashes = new Map<string, string>();
-      for (const u of doc.users) if (u.password) hashes.set(u.email, await deps.passwords.hash(u.password));
+      for (const [i, u] of doc.users.entries()) {
+        if (!u.password) continue;
+        try {
+          await deps.policy.check(u.password, { email: u.email, name: u.name });
+        } catch (err) {
+          if (err instanceof AppError) throw new BootstrapError(source, [`users[${i}].password: ${err.message}`]);
+          throw err;
+        }
+        hashes.set(u.email, await deps.passwords.hash(u.password));
+      }
 
       // Validate outside the transaction too: it loads keys through the pool, and PGlite has one connection.
       const validator = createClientService({ ...deps.clientDeps, db: deps.db, audit: deps.audit });

@@ -4,3 +4,4 @@ export * from './keys.js';
 export * from './oidc.js';
 export * from './users.js';
 export * from './rbac.js';
+export * from './auth.js';
