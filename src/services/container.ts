@@ -111,7 +111,7 @@ export function createServices(deps: {
     clock,
     audit,
     rbac,
-    userAdmin: createUserAdminService({ db, audit, users, onChange: notifyRbacChanged }),
+    userAdmin: createUserAdminService({ db, audit, users, unlockIdentifier: (identifier) => bruteForce.unlock(identifier), onChange: notifyRbacChanged }),
     passwords,
     policy,
     keys,

@@ -46,7 +46,14 @@ export function userView(u: UserRow) {
   };
 }
 
-export function createUserAdminService(deps: { db: Db; audit: AuditService; users: UserService; onChange: () => Promise<void> }) {
+export function createUserAdminService(deps: {
+  db: Db;
+  audit: AuditService;
+  users: UserService;
+  /** Clears brute-force counts and locks of an identifier (the same operation as `keryu user unlock`). */
+  unlockIdentifier: (identifier: string) => Promise<number>;
+  onChange: () => Promise<void>;
+}) {
   const queries = createUserQueries(deps.db);
 
   async function find(id: string): Promise<UserRow> {
@@ -101,6 +108,20 @@ export function createUserAdminService(deps: { db: Db; audit: AuditService; user
         details: { before: userView(before), after: userView(after) },
       });
       return userView(after);
+    },
+    /** Ends a brute-force lockout of the user's email (every device's count too). Unlocking grants nothing, so anyone with auth.users.manage may. */
+    async unlockUser(id: string, actor: Actor) {
+      const user = await find(id);
+      const cleared = await deps.unlockIdentifier(user.email);
+      await deps.audit.record({
+        type: 'user.unlocked',
+        outcome: 'success',
+        actor: actor.audit,
+        subject: { type: 'user', id },
+        context: actor.context,
+        details: { identifier: user.email, cleared },
+      });
+      return { id, cleared };
     },
     async deleteUser(id: string, actor: Actor) {
       const before = await find(id);

@@ -1,6 +1,6 @@
 /**
  * User administration: list, show, create, update (profile, disable/enable), delete. All need auth.users.manage.
- * (Unlocking a brute-force lockout arrives with the lockout work, on another branch.)
+ * Unlock ends a brute-force lockout of the user's email.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -37,6 +37,14 @@ export async function userAdminRoutes(fastify: FastifyInstance, options: { userA
     '/api/auth/users/:id/',
     { config, schema: { tags, summary: 'Update a user (name, phone, email_verified, disabled)', params: idParams, body: userUpdateSchema, response: { 200: userSchema, ...errors } } },
     async (request) => userAdmin.updateUser(request.params.id, request.body, actorOf(request)),
+  );
+  app.post(
+    '/api/auth/users/:id/unlock/',
+    {
+      config,
+      schema: { tags, summary: 'Clear failed-login counts and locks of the user', params: idParams, response: { 200: z.object({ id: z.uuid(), cleared: z.number().int() }), ...errors } },
+    },
+    async (request) => userAdmin.unlockUser(request.params.id, actorOf(request)),
   );
   app.delete(
     '/api/auth/users/:id/',
