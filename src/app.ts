@@ -14,7 +14,7 @@ import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
 import { buildProvider, clientSecretKey } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
-import { oidcJwtAccessTokenStrategy, oidcOpaqueTokenStrategy } from './oidc/bearer.js';
+import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
@@ -152,7 +152,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     strategies: [
       firstPartySessionStrategy(services.sessions),
       personalTokenStrategy(services.sessions),
-      oidcOpaqueTokenStrategy(host),
       oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience }),
     ],
   });

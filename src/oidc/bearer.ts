@@ -1,10 +1,10 @@
 /**
- * Bearer strategies for access tokens the OIDC provider issued:
- * - opaque tokens (authorization code / refresh / device flows, and client credentials) are looked up
- *   through the provider's models, so expiry and revocation (grant tombstones) are honoured;
- * - JWT access tokens (issued for a registered resource server) are verified against the provider's own
- *   keys and must name this service's API audience. They are stateless: revocation takes effect when they
- *   expire (ACCESS_TOKEN_TTL), which is why they are short-lived.
+ * The bearer strategy for access tokens the OIDC provider issued for this service's own API: JWTs (the API
+ * is a built-in resource server, `<issuer origin>/api`, see oidc/provider.ts) verified against the
+ * provider's keys, naming that audience. A token a relying party holds for userinfo or for another
+ * resource is refused here, so no relying party can call the management APIs with its users' tokens
+ * (confused deputy). They are stateless: revocation takes effect when they expire (ACCESS_TOKEN_TTL, 10
+ * minutes by default). First-party session tokens are checked against their session instead.
  */
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { BearerStrategy, Principal } from '../plugins/authenticate.js';
@@ -12,33 +12,6 @@ import { FIRST_PARTY_CLIENT_ID } from '../services/access-tokens.js';
 import type { ProviderHost } from './provider-host.js';
 
 const scopesOf = (scope: unknown) => new Set(typeof scope === 'string' && scope ? scope.split(' ') : []);
-
-export function oidcOpaqueTokenStrategy(host: ProviderHost): BearerStrategy {
-  return {
-    name: 'oidc-opaque',
-    async verify(token) {
-      if (token.includes('.')) return undefined;
-      const { AccessToken, ClientCredentials } = host.provider;
-      const at = await AccessToken.find(token);
-      if (at && !at.isExpired) {
-        return {
-          kind: 'user',
-          userId: at.accountId,
-          clientId: at.clientId,
-          scopes: scopesOf(at.scope),
-          sessionId: at.sid,
-          via: 'oidc-opaque',
-          audience: at.aud,
-        } satisfies Principal;
-      }
-      const cc = await ClientCredentials.find(token);
-      if (cc && !cc.isExpired) {
-        return { kind: 'client', clientId: cc.clientId, scopes: scopesOf(cc.scope), via: 'oidc-opaque', audience: cc.aud } satisfies Principal;
-      }
-      return undefined;
-    },
-  };
-}
 
 /**
  * Verified JWTs are remembered until they expire (bounded): verifying an ES256 signature costs far more than

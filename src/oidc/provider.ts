@@ -196,6 +196,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         defaultResource: (_ctx, _client, oneOf) => (Array.isArray(oneOf) ? oneOf[0] : oneOf) as string,
         useGrantedResource: () => true,
         async getResourceServerInfo(_ctx, resourceIndicator) {
+          // This service's own API is a built-in resource server: tokens for it are JWTs naming it.
+          if (resourceIndicator === config.apiAudience) {
+            return { scope: '', audience: config.apiAudience, accessTokenTTL: ttl.accessToken, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+          }
           const server = await clients.findResourceServer(resourceIndicator);
           if (!server) throw new errors.InvalidTarget();
           return {

@@ -34,15 +34,14 @@ async function roleIds(server: TestServer, names: string[]): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** A confidential client with the client_credentials grant holding `roles`, and a fresh (opaque) access token. */
+/** A confidential client with the client_credentials grant holding `roles`, and a fresh access token (for the API unless `resource` says otherwise). */
 export async function serviceAccount(server: TestServer, roles: string[], options: { resource?: string } = {}) {
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
   const q = server.app.keryu.services.rbac.queries;
   for (const id of await roleIds(server, roles)) await q.insertClientRole(seeded.clientId, id);
   server.app.keryu.services.rbac.cache.invalidate();
   const config = await discover(server, seeded);
-  const params: Record<string, string> = {};
-  if (options.resource) params.resource = options.resource;
+  const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
   const tokens = await client.clientCredentialsGrant(config, params);
   return { clientId: seeded.clientId, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
 }
@@ -55,6 +54,6 @@ export async function userWithToken(server: TestServer, email: string, roles: st
   server.app.keryu.services.rbac.cache.invalidate();
   const seeded = await seedClient(server);
   const config = await discover(server, seeded);
-  const { tokens } = await loginWithCode(server, config, { email });
+  const { tokens } = await loginWithCode(server, config, { email, resource: server.config.apiAudience });
   return { user, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
 }
