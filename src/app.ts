@@ -11,13 +11,23 @@ import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { deriveKey } from './lib/crypto.js';
-import { registerProviderEvents } from './oidc/events.js';
-import { buildProvider } from './oidc/provider.js';
+import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
+import { buildProvider, clientSecretKey } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
-import { oidcJwtAccessTokenStrategy, oidcOpaqueTokenStrategy } from './oidc/bearer.js';
+import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { requirePermission } from './plugins/require-permission.js';
+import { rbacRoutes } from './routes/api/rbac.js';
+import { userAdminRoutes } from './routes/api/users.js';
+import { syncDecisionCache } from './services/rbac/cache.js';
+import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
+import { registerRateLimits } from './plugins/rate-limit.js';
+import { authRoutes } from './routes/api/auth.js';
+import { introspectionRoutes } from './routes/api/introspection.js';
+import { passwordResetPages } from './routes/password-reset.js';
+import type { Clock } from './lib/clock.js';
 import { loggerOptions } from './plugins/logger.js';
 import { healthRoutes } from './routes/health.js';
 import { interactionRoutes } from './routes/interaction/index.js';
@@ -30,6 +40,8 @@ export interface BuildOptions {
   database?: Database;
   /** Replaces the logger options (tests silence or capture it). */
   logger?: FastifyServerOptions['logger'];
+  /** The time source of the services (tests move it forward instead of sleeping). */
+  clock?: Clock;
 }
 
 declare module 'fastify' {
@@ -66,8 +78,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (!options.database) app.addHook('onClose', () => database.close());
   if (config.migrateOnStart) await runMigrations(database);
 
-  const services = createServices({ config, database, log: app.log });
+  // The provider host is built after the services (it needs their keys); access tokens reach it lazily.
+  const started: { host?: ProviderHost } = {};
+  const hostNow = () => {
+    if (!started.host) throw new Error('provider not started yet');
+    return started.host;
+  };
+  const services = createServices({
+    config,
+    database,
+    log: app.log,
+    clock: options.clock,
+    signingKeys: { signingKey: () => hostNow().currentSigningKey('ES256'), publicJwks: () => hostNow().publicJwks() },
+  });
+  app.addHook('onClose', async () => services.mailer.close());
   await services.keys.ensureSigningKeys();
+  await services.rbac.ensureBuiltins();
   if (config.bootstrapFile) {
     const summary = await services.bootstrap.applyBootstrap(await readBootstrapFile(config.bootstrapFile), { type: 'system' }, config.bootstrapFile);
     app.log.info({ summary }, 'bootstrap file applied');
@@ -80,15 +106,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     build: (keySet) => {
       const provider = buildProvider(services.providerDeps, keySet);
       registerProviderEvents(provider, services.audit, app.log);
+      registerSessionMirror(provider, { db: database.db, clock: services.clock, log: app.log });
       return provider;
     },
   });
+  started.host = host;
   app.decorate('keryu', { config, services, host, database });
   // Closed in reverse order of registration: stop key polling, then flush the audit queue.
   app.addHook('onClose', async () => {
     await services.audit.flush();
   });
   app.addHook('onClose', async () => host.close());
+  const stopRbacSync = await syncDecisionCache(services.rbac.cache, database, app.log);
+  app.addHook('onClose', async () => stopRbacSync());
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
     app.addHook('onClose', async () => stopCleanup());
@@ -98,6 +128,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id);
   });
   registerErrorHandler(app);
+
+  // Rate limits run in onRequest before the provider middleware, so they also cover the provider's endpoints.
+  await registerRateLimits(app, { ...config.rateLimit, redisUrl: config.redisUrl, issuerPath: config.issuerPath });
 
   // The provider is a Node handler mounted before Fastify parses bodies (middie runs in onRequest), so
   // its own parsers see the raw request; the path prefix keeps it from swallowing our other routes.
@@ -115,8 +148,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await registerApiConventions(app, { version: packageVersion });
   await app.register(authenticate, {
-    strategies: [oidcOpaqueTokenStrategy(host), oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience })],
+    // First-party session tokens first: the OIDC JWT strategy leaves them alone (their session is checked).
+    strategies: [
+      firstPartySessionStrategy(services.sessions),
+      personalTokenStrategy(services.sessions),
+      oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience }),
+    ],
   });
+
+  // Before the API routes: its onRoute hook guards every route that declares a permission.
+  await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
+  await app.register(rbacRoutes, { rbac: services.rbac });
+  await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
 
   await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
   app.get('/assets/keryu.css', async (_request, reply) =>
@@ -124,10 +167,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   );
   await app.register(interactionRoutes, {
     host,
-    users: services.users,
+    login: services.login,
     audit: services.audit,
     csrfKey: deriveKey(config.secret, 'csrf'),
+    secureCookies: config.secureCookies,
   });
+  await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
+  await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
+  await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.
   app.registerMethodNotAllowed();

@@ -16,6 +16,7 @@ import { runCleanup } from './jobs/cleanup.js';
 import { BootstrapError, readBootstrapFile } from './services/bootstrap.js';
 import { GRANT_TYPES, type ClientInput } from './services/clients.js';
 import { createServices, type Services } from './services/container.js';
+import { normalizeEmail } from './services/users.js';
 
 export interface CliIo {
   env: EnvInput;
@@ -31,6 +32,7 @@ commands:
   bootstrap FILE                        apply a bootstrap file (YAML or JSON), idempotently
   user create --email E [--name N] [--phone P] --password-stdin
                                         create a user; the password is read from standard input
+  user unlock --email E                 clear failed-login counts and locks of an identifier
   client create --client-id ID [--name N] [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
                 [--grant-type G]... [--scope S] [--public] [--auth-method M] [--secret-stdin] [--no-pkce]
                                         register a client; a generated secret is printed once
@@ -77,8 +79,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const open = async (): Promise<Services> => {
       database = await openDatabase(databaseTarget(config));
       if (config.migrateOnStart || command === 'migrate') await runMigrations(database);
-      services = createServices({ config, database, log: { error: (obj, msg) => io.stderr.write(`${msg}: ${describeError((obj as { err?: unknown }).err)}\n`) } });
+      services = createServices({
+        config,
+        database,
+        log: {
+          error: (obj, msg) => io.stderr.write(`${msg}: ${describeError((obj as { err?: unknown }).err)}\n`),
+          warn: (_obj, msg) => io.stderr.write(`warning: ${msg}\n`),
+          info: () => {},
+        },
+      });
       await services.keys.ensureSigningKeys();
+      await services.rbac.ensureBuiltins();
       return services;
     };
 
@@ -103,6 +114,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       case 'user': {
+        if (sub === 'unlock') {
+          const { values } = parseArgs({ args: args.slice(2), options: { email: { type: 'string' } }, strict: true });
+          if (!values.email) throw new UsageError('user unlock needs --email');
+          const s = await open();
+          const identifier = normalizeEmail(values.email);
+          const cleared = await s.bruteForce.unlock(identifier);
+          await s.audit.record({ type: 'user.unlocked', outcome: 'success', actor: { type: 'cli' }, details: { identifier, cleared } });
+          out(`unlocked ${identifier} (${cleared} counter(s) cleared)`, { email: identifier, cleared });
+          return 0;
+        }
         if (sub !== 'create') throw new UsageError(`unknown user command: ${sub ?? '(none)'}`);
         const { values } = parseArgs({
           args: args.slice(2),
@@ -176,7 +197,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const result = await runCleanup(database.db);
         out(
           result.ran
-            ? `removed ${result.payloads} expired provider rows, ${result.tombstones} grant tombstones, ${result.keys} retired keys`
+            ? `removed ${result.payloads} expired provider rows, ${result.tombstones} grant tombstones, ${result.keys} retired keys, ${result.sessions} expired sessions and tokens, ${result.secrets} expired one-time secrets, ${result.loginFailures} stale login counters; forgot ${result.retryAnswers} refresh retry answers`
             : 'another replica is cleaning up; nothing done',
           result,
         );

@@ -25,7 +25,82 @@ export interface Database {
   readonly target: DatabaseTarget;
   /** The embedded instance, when there is one (the migrator needs it). */
   readonly pglite?: PGlite;
+  /**
+   * Subscribes to a NOTIFY channel. `onUp` runs once the subscription is live (again, after a lost
+   * connection); `onDown` as soon as it is lost, so callers stop trusting what notifications keep fresh.
+   * Send with `select pg_notify(channel, payload)` inside the writing transaction: delivery follows the commit.
+   */
+  listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface ListenHandlers {
+  onNotify(payload: string): void;
+  onUp(): void;
+  onDown(): void;
+}
+
+/** Reconnect back-off for a lost LISTEN connection: fast first (a blip), capped so a dead server is not hammered. */
+const LISTEN_RETRY_MS = { first: 100, max: 2000 };
+
+/**
+ * LISTEN on a dedicated connection of its own (postgres-js' built-in `listen` reconnects silently, but we
+ * must know when notifications may have been missed).
+ */
+function postgresListener(url: string) {
+  return async (channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> => {
+    let closed = false;
+    let up = false;
+    let retry: NodeJS.Timeout | undefined;
+    let delay = LISTEN_RETRY_MS.first;
+    const quoted = `"${channel.replace(/"/g, '""')}"`;
+    const client = postgres(url, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      fetch_types: false,
+      onnotice: () => {},
+      connection: { application_name: 'keryu-auth-listen' },
+      // Supported by postgres-js (its own `listen` uses it) but missing from its type definitions.
+      ...({
+        onnotify: (c: string, payload: string) => {
+          if (c === channel) handlers.onNotify(payload);
+        },
+      } as object),
+      onclose: () => {
+        if (closed) return;
+        if (up) {
+          up = false;
+          handlers.onDown();
+        }
+        schedule();
+      },
+    });
+    async function connect(): Promise<void> {
+      retry = undefined;
+      if (closed || up) return;
+      try {
+        await client.unsafe(`listen ${quoted}`);
+        if (closed) return;
+        up = true;
+        delay = LISTEN_RETRY_MS.first;
+        handlers.onUp();
+      } catch {
+        schedule();
+      }
+    }
+    function schedule() {
+      if (closed || retry) return;
+      retry = setTimeout(() => void connect(), delay);
+      delay = Math.min(delay * 2, LISTEN_RETRY_MS.max);
+    }
+    await connect();
+    return async () => {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      await client.end({ timeout: 1 });
+    };
+  };
 }
 
 export function databaseTarget(config: { databaseUrl?: string | undefined; databasePoolSize: number; dataDir: string }): DatabaseTarget {
@@ -43,12 +118,37 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       connection: { application_name: 'keryu-auth' },
     });
     const db = drizzlePostgres(client, { schema }) as unknown as Db;
-    return { db, target, close: () => client.end({ timeout: 5 }) };
+    const listeners: Array<() => Promise<void>> = [];
+    const listen = postgresListener(target.url);
+    return {
+      db,
+      target,
+      async listen(channel, handlers) {
+        const stop = await listen(channel, handlers);
+        listeners.push(stop);
+        return stop;
+      },
+      async close() {
+        await Promise.all(listeners.splice(0).map((stop) => stop()));
+        await client.end({ timeout: 5 });
+      },
+    };
   }
   if (!target.dir.startsWith('memory://')) await mkdir(target.dir, { recursive: true });
   const pglite = new PGlite(target.dir);
   const db = drizzlePglite(pglite, { schema }) as unknown as Db;
-  return { db, target, pglite, close: () => pglite.close() };
+  return {
+    db,
+    target,
+    pglite,
+    // One process owns an embedded database, so its notifications are never lost.
+    async listen(channel, handlers) {
+      const unsubscribe = await pglite.listen(channel, (payload) => handlers.onNotify(payload));
+      handlers.onUp();
+      return unsubscribe;
+    },
+    close: () => pglite.close(),
+  };
 }
 
 /**

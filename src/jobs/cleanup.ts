@@ -5,7 +5,7 @@
  */
 import { lt, sql } from 'drizzle-orm';
 import { selectRows, type Db, type Tx } from '../db/client.js';
-import { oidcPayloads, oidcRevokedGrants, signingKeys } from '../db/schema/index.js';
+import { authRefreshTokens, authTokens, loginChallenges, loginFailures, oidcPayloads, oidcRevokedGrants, passwordResetTokens, signingKeys } from '../db/schema/index.js';
 
 /** Small enough that one batch holds row locks for milliseconds, large enough to keep up with token churn. */
 export const CLEANUP_BATCH_SIZE = 1000;
@@ -19,10 +19,27 @@ export interface CleanupResult {
   payloads: number;
   tombstones: number;
   keys: number;
+  /** Sessions and tokens past their end (plus the grace below), with their refresh tokens. */
+  sessions: number;
+  /** Expired refresh tokens, login challenges and password reset links. */
+  secrets: number;
+  /** Retry answers of refresh tokens whose retry window has passed (kept encrypted only for the window). */
+  retryAnswers: number;
+  /** Failed-login counters no longer in effect. */
+  loginFailures: number;
 }
 
+/** Expired sessions and tokens stay listed (as inactive) this long, so a user sees what just ended. */
+const EXPIRED_TOKEN_GRACE = '7 days';
+/** Failure counters idle this long are gone (longer than LOGIN_FAILURE_RESET and LOGIN_LOCK_MAX defaults). */
+const LOGIN_FAILURE_RETENTION = '7 days';
+
 export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResult> {
-  const result: CleanupResult = { ran: false, payloads: 0, tombstones: 0, keys: 0 };
+  const result: CleanupResult = { ran: false, payloads: 0, tombstones: 0, keys: 0, sessions: 0, secrets: 0, retryAnswers: 0, loginFailures: 0 };
+  const at = sql`${now.toISOString()}::timestamptz`;
+  const count = async (tx: Tx, query: ReturnType<typeof sql>) => (await selectRows<{ n: number }>(tx, sql`with done as (${query} returning 1) select count(*)::int as n from done`))[0]?.n ?? 0;
+  const batchOf = (table: ReturnType<typeof sql>, condition: ReturnType<typeof sql>) =>
+    sql`ctid = any(array(select ctid from ${table} where ${condition} limit ${CLEANUP_BATCH_SIZE}))`;
   const batch = async (work: (tx: Tx) => Promise<number>): Promise<number | undefined> =>
     db.transaction(async (tx) => {
       const [lock] = await selectRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${CLEANUP_LOCK_KEY}) as locked`);
@@ -52,6 +69,32 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
         ).length,
     ],
     ['keys', async (tx) => (await tx.delete(signingKeys).where(lt(signingKeys.retiresAt, now)).returning({ kid: signingKeys.kid })).length],
+    [
+      'retryAnswers',
+      (tx) =>
+        count(
+          tx,
+          sql`update ${authRefreshTokens} set retry_response = null, retry_until = null where ${batchOf(sql`${authRefreshTokens}`, sql`retry_until < ${at}`)}`,
+        ),
+    ],
+    [
+      'sessions',
+      (tx) => count(tx, sql`delete from ${authTokens} where ${batchOf(sql`${authTokens}`, sql`expires_at < ${at} - interval '${sql.raw(EXPIRED_TOKEN_GRACE)}'`)}`),
+    ],
+    ['secrets', (tx) => count(tx, sql`delete from ${authRefreshTokens} where ${batchOf(sql`${authRefreshTokens}`, sql`expires_at < ${at}`)}`)],
+    ['secrets', (tx) => count(tx, sql`delete from ${loginChallenges} where ${batchOf(sql`${loginChallenges}`, sql`expires_at < ${at}`)}`)],
+    ['secrets', (tx) => count(tx, sql`delete from ${passwordResetTokens} where ${batchOf(sql`${passwordResetTokens}`, sql`expires_at < ${at}`)}`)],
+    [
+      'loginFailures',
+      (tx) =>
+        count(
+          tx,
+          sql`delete from ${loginFailures} where ${batchOf(
+            sql`${loginFailures}`,
+            sql`last_failure_at < ${at} - interval '${sql.raw(LOGIN_FAILURE_RETENTION)}' and (locked_until is null or locked_until < ${at})`,
+          )}`,
+        ),
+    ],
   ];
 
   for (const [name, work] of steps) {
@@ -76,7 +119,7 @@ export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: 
     timer = setTimeout(() => {
       runCleanup(db)
         .then((r) => {
-          if (r.payloads + r.tombstones + r.keys > 0) log.info({ cleanup: r }, 'expired rows removed');
+          if (r.payloads + r.tombstones + r.keys + r.sessions + r.secrets + r.retryAnswers + r.loginFailures > 0) log.info({ cleanup: r }, 'expired rows removed');
         })
         .catch((err: unknown) => log.error({ err }, 'cleanup failed'))
         .finally(next);

@@ -2,7 +2,11 @@
  * Records the provider's own events through the audit sink. Hot-path events (a grant per token request)
  * are queued, not awaited: the audit service batches them.
  */
-import type Provider from 'oidc-provider';
+import Provider from 'oidc-provider';
+import type { Db } from '../db/client.js';
+import type { Clock } from '../lib/clock.js';
+import { describeDevice } from '../lib/device.js';
+import { createAuthTokenQueries } from '../queries/auth-tokens.js';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditEvent, AuditService } from '../services/audit.js';
 
@@ -70,4 +74,72 @@ export function registerProviderEvents(provider: Provider, audit: AuditService, 
   provider.on('end_session.success', (ctx) => write({ type: 'logout', outcome: 'success', ...base(ctx) }));
   provider.on('end_session.error', (ctx, error) => write({ type: 'logout', outcome: 'failure', ...base(ctx), details: errorDetails(error) }));
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server error'));
+}
+
+/** At most one write per minute per mirrored grant for "last used" (a refresh per request would be one each). */
+const MIRROR_TOUCH_SECONDS = 60;
+
+/**
+ * Mirrors oidc-provider's browser sessions and grants into `auth_tokens` (kinds `oidc_session` and
+ * `oidc_grant`), with the device and IP of the request that created them, so a user sees and ends them in
+ * the same list as first-party sessions. The provider's rows stay the truth: revoking a mirror revokes
+ * the grant (tombstone) or deletes the session; the mirror is only what the list shows.
+ */
+export function registerSessionMirror(provider: Provider, deps: { db: Db; clock: Clock; log: EventLogger }): void {
+  const tokens = createAuthTokenQueries(deps.db);
+  const run = (work: Promise<unknown>) => {
+    work.catch((err: unknown) => deps.log.error({ err }, 'session mirror update failed'));
+  };
+  const requestContext = () => {
+    const ctx = Provider.ctx;
+    return { ip: ctx?.ip, userAgent: ctx?.get('user-agent') || undefined, clientId: ctx?.oidc?.client?.clientId };
+  };
+  const expiry = (exp: number | undefined) => (exp ? new Date(exp * 1000) : null);
+
+  provider.on('session.saved', (session) => {
+    if (!session.accountId || !session.jti) return;
+    const { ip, userAgent } = requestContext();
+    const now = deps.clock();
+    run(
+      tokens.upsertOidcMirror({
+        userId: session.accountId,
+        kind: 'oidc_session',
+        name: 'Browser sign-in',
+        reference: session.jti,
+        deviceInfo: describeDevice(userAgent),
+        ipAddress: ip ?? null,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: expiry(session.exp),
+      }),
+    );
+  });
+  provider.on('grant.saved', (grant) => {
+    if (!grant.accountId || !grant.jti) return;
+    const { ip, userAgent } = requestContext();
+    const now = deps.clock();
+    run(
+      tokens.upsertOidcMirror({
+        userId: grant.accountId,
+        kind: 'oidc_grant',
+        name: grant.clientId ?? null,
+        reference: grant.jti,
+        deviceInfo: describeDevice(userAgent),
+        ipAddress: ip ?? null,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: expiry(grant.exp),
+      }),
+    );
+  });
+  provider.on('refresh_token.saved', (token) => {
+    if (token.grantId) run(tokens.touchOidcMirror('oidc_grant', token.grantId, deps.clock(), MIRROR_TOUCH_SECONDS));
+  });
+  provider.on('session.destroyed', (session) => {
+    if (session.jti) run(tokens.deactivateOidcMirror('oidc_session', session.jti, deps.clock()));
+  });
+  provider.on('grant.destroyed', (grant) => {
+    if (grant.jti) run(tokens.deactivateOidcMirror('oidc_grant', grant.jti, deps.clock()));
+  });
+  provider.on('grant.revoked', (_ctx, grantId) => run(tokens.deactivateOidcMirror('oidc_grant', grantId, deps.clock())));
 }

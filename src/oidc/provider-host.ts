@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
-import { publicPart, type KeySet, type SigningKeyService } from '../services/signing-keys.js';
+import { publicPart, type KeySet, type PrivateJwk, type SigningKeyService } from '../services/signing-keys.js';
 
 export interface ProviderHostLogger {
   info(obj: object, msg: string): void;
@@ -17,6 +17,8 @@ export interface ProviderHost {
   readonly provider: Provider;
   /** The public keys currently published (for verifying our own JWTs outside the provider). */
   publicJwks(): { keys: Array<Record<string, unknown>> };
+  /** The private key that signs now for `alg` (first-party access tokens are signed outside the provider). */
+  currentSigningKey(alg?: string): PrivateJwk;
   /** Node request handler that always reaches the current instance. */
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Reloads the keys now if they changed (the poll calls it; tests may too). */
@@ -66,6 +68,12 @@ export async function createProviderHost(deps: {
       return provider;
     },
     publicJwks: () => publicKeys,
+    currentSigningKey(alg = 'ES256') {
+      // Signing keys come first and carry no key_ops; verify-only keys are marked ['verify'].
+      const key = keySet.jwks.keys.find((k) => k.alg === alg && k.key_ops === undefined);
+      if (!key) throw new Error(`no ${alg} signing key`);
+      return key;
+    },
     handle: (req, res) => {
       void handler(req, res);
     },

@@ -13,12 +13,15 @@ import type { KeySet } from '../services/signing-keys.js';
 import { renderPage } from '../views/render.js';
 import { createAdapterClass } from './adapter.js';
 import type { Db } from '../db/client.js';
+import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 
 export interface ProviderDeps {
   config: Config;
   db: Db;
   users: UserQueries;
   clients: ClientQueries;
+  /** Effective roles and permissions, for the optional `roles`/`permissions` access token claims. */
+  authorization?: { effectiveOf(subject: SubjectRef): Promise<Effective> };
 }
 
 /** Scopes and the claims each releases (OIDC Core §5.4). */
@@ -78,6 +81,27 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         },
       };
     },
+    /**
+     * `roles` and `permissions` claims in access tokens (JWT for resource servers; introspection for opaque ones)
+     * when the resource server (`authorization_claims`) or the client (metadata `authorization_claims: true`)
+     * asks for them, so a relying service can authorize locally. They are a snapshot: a revocation reaches
+     * them when the token expires, while the check API answers at once.
+     */
+    async extraTokenClaims(ctx, token) {
+      if (!deps.authorization) return undefined;
+      const t = token as unknown as { accountId?: string; clientId?: string; resourceServer?: { audience?: string } };
+      const clientWants = ctx.oidc.client?.metadata().authorization_claims === true;
+      const audience = t.resourceServer?.audience;
+      const serverWants = !clientWants && typeof audience === 'string' && (await clients.findResourceServer(audience))?.authorizationClaims === true;
+      if (!clientWants && !serverWants) return undefined;
+      const subject: SubjectRef | undefined = t.accountId ? { kind: 'user', id: t.accountId } : t.clientId ? { kind: 'client', id: t.clientId } : undefined;
+      if (!subject) return undefined;
+      const effective = await deps.authorization.effectiveOf(subject);
+      return {
+        roles: [...effective.roles.values()].map((r) => r.name).sort(),
+        permissions: [...effective.permissions.keys()].sort(),
+      };
+    },
     cookies: {
       names: cookieNames(secure),
       long: { httpOnly: true, sameSite: 'lax', secure, signed: true },
@@ -105,8 +129,11 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       authorizationSigningAlgValues: ['RS256', 'ES256'],
     },
     extraClientMetadata: {
-      properties: ['require_pkce'],
+      properties: ['require_pkce', 'authorization_claims'],
       validator(_ctx, key, value, metadata) {
+        if (key === 'authorization_claims' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('authorization_claims must be a boolean');
+        }
         if (key !== 'require_pkce' || value === undefined) return;
         if (typeof value !== 'boolean') throw new errors.InvalidClientMetadata('require_pkce must be a boolean');
         if (value === false && metadata.token_endpoint_auth_method === 'none') {
@@ -169,6 +196,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         defaultResource: (_ctx, _client, oneOf) => (Array.isArray(oneOf) ? oneOf[0] : oneOf) as string,
         useGrantedResource: () => true,
         async getResourceServerInfo(_ctx, resourceIndicator) {
+          // This service's own API is a built-in resource server: tokens for it are JWTs naming it.
+          if (resourceIndicator === config.apiAudience) {
+            return { scope: '', audience: config.apiAudience, accessTokenTTL: ttl.accessToken, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+          }
           const server = await clients.findResourceServer(resourceIndicator);
           if (!server) throw new errors.InvalidTarget();
           return {

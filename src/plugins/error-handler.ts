@@ -21,6 +21,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError | ZodError, request, reply) => {
     if (err instanceof AppError) {
       if (!err.expose) request.log.error({ err }, 'request failed');
+      // RFC 6585 §4 / RFC 9110 §10.2.3: a 429 says when to come back.
+      if (err.status === 429 && typeof err.extra.retry_after === 'number') reply.header('retry-after', String(err.extra.retry_after));
       return reply.code(err.status).send({
         error: err.expose ? err.code : 'internal_error',
         message: err.expose ? err.message : 'internal error',

@@ -23,6 +23,11 @@ export function createClientQueries(db: DbOrTx) {
       if (!row) return undefined;
       return { ...row.metadata, client_id: clientId, ...(row.digest ? { client_secret: row.digest } : {}) };
     },
+    /** The stored HMAC digest of a client's secret (confidential clients only). */
+    async findClientSecretDigestById(clientId: string): Promise<string | undefined> {
+      const [row] = await db.select({ digest: clients.clientSecretDigest }).from(clients).where(eq(clients.clientId, clientId)).limit(1);
+      return row?.digest ?? undefined;
+    },
     async findClientById(clientId: string): Promise<ClientRow | undefined> {
       const [row] = await db.select().from(clients).where(eq(clients.clientId, clientId)).limit(1);
       return row;

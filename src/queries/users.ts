@@ -1,6 +1,6 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, ilike, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
-import { users } from '../db/schema/index.js';
+import { oidcPayloads, users } from '../db/schema/index.js';
 
 export type UserRow = Omit<typeof users.$inferSelect, 'passwordHash'>;
 export type NewUser = typeof users.$inferInsert;
@@ -34,6 +34,15 @@ export function createUserQueries(db: DbOrTx) {
       const [row] = await db.select(publicColumns).from(users).where(eq(sql`lower(${users.email})`, email)).limit(1);
       return row;
     },
+    /** The account a login names, with its password hash, in one round trip (`email` normalized). */
+    async findLoginCandidateByEmail(email: string): Promise<(UserRow & { passwordHash: string | null }) | undefined> {
+      const [row] = await db
+        .select({ ...publicColumns, passwordHash: users.passwordHash })
+        .from(users)
+        .where(eq(sql`lower(${users.email})`, email))
+        .limit(1);
+      return row;
+    },
     async findPasswordHashByUserId(id: string): Promise<string | undefined> {
       const [row] = await db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, id)).limit(1);
       return row?.hash ?? undefined;
@@ -42,6 +51,25 @@ export function createUserQueries(db: DbOrTx) {
       const [row] = await db.insert(users).values(values).returning(publicColumns);
       if (!row) throw new Error('insert returned no row');
       return row;
+    },
+    async listUsers(args: { limit: number; after?: { key: string; id: string } | undefined; email?: string | undefined }): Promise<UserRow[]> {
+      const conditions: SQL[] = [];
+      if (args.email) conditions.push(ilike(users.email, `%${args.email.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
+      if (args.after) {
+        const at = new Date(args.after.key);
+        conditions.push(or(gt(users.createdAt, at), and(eq(users.createdAt, at), gt(users.id, args.after.id))) as SQL);
+      }
+      return db
+        .select(publicColumns)
+        .from(users)
+        .where(and(...conditions))
+        .orderBy(asc(users.createdAt), asc(users.id))
+        .limit(args.limit + 1);
+    },
+    /** Deletes the user (assignments and grants cascade) and every provider artefact (tokens, sessions, grants) of theirs. */
+    async deleteUser(id: string): Promise<void> {
+      await db.delete(oidcPayloads).where(eq(oidcPayloads.accountId, id));
+      await db.delete(users).where(eq(users.id, id));
     },
     async updateUser(id: string, values: Partial<Omit<NewUser, 'id' | 'createdAt'>>): Promise<UserRow | undefined> {
       const [row] = await db

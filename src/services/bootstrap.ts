@@ -12,6 +12,10 @@ import { createUserQueries } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import { clientInputSchema, createClientService, type ClientServiceDeps, type ValidatedClient } from './clients.js';
 import type { PasswordHasher } from './password.js';
+import { applyRbacBootstrap, BootstrapReferenceError, grantEntrySchema, permissionEntrySchema, roleEntrySchema, type RbacBootstrapSummary } from './rbac/bootstrap.js';
+import { nameSchema } from './rbac/service.js';
+import { AppError } from '../errors/index.js';
+import type { PasswordPolicy } from './password-policy.js';
 import { emailSchema, passwordSchema, phoneSchema } from './users.js';
 
 const userEntrySchema = z
@@ -23,6 +27,8 @@ const userEntrySchema = z
     phone: phoneSchema.optional(),
     email_verified: z.boolean().optional(),
     disabled: z.boolean().optional(),
+    /** Roles the user holds (added, never removed by the file). */
+    roles: z.array(nameSchema).max(100).optional(),
   })
   .strict()
   .refine((u) => !(u.password && u.password_hash), { message: 'give password or password_hash, not both', path: ['password'] });
@@ -34,14 +40,20 @@ const resourceServerEntrySchema = z
     scope: z.string().max(2000).default(''),
     access_token_format: z.enum(['jwt', 'opaque']).default('jwt'),
     access_token_ttl: z.number().int().positive().max(86400).optional(),
+    /** Access tokens for this resource carry `roles` and `permissions` claims. */
+    authorization_claims: z.boolean().default(false),
   })
   .strict();
 
 export const bootstrapSchema = z
   .object({
-    clients: z.array(z.lazy(() => clientInputSchema)).default([]),
+    // A service account's roles sit next to its RFC 7591 metadata.
+    clients: z.array(z.lazy(() => clientInputSchema.safeExtend({ roles: z.array(nameSchema).max(100).optional() }))).default([]),
     users: z.array(userEntrySchema).default([]),
     resource_servers: z.array(resourceServerEntrySchema).default([]),
+    permissions: z.array(permissionEntrySchema).default([]),
+    roles: z.array(roleEntrySchema).default([]),
+    grants: z.array(grantEntrySchema).default([]),
   })
   .strict();
 export type BootstrapDocument = z.output<typeof bootstrapSchema>;
@@ -65,7 +77,7 @@ function describeIssue(doc: unknown, issue: z.core.$ZodIssue): string {
     if (typeof segment === 'number') {
       where += `[${segment}]`;
       node = Array.isArray(node) ? node[segment] : undefined;
-      const label = node && typeof node === 'object' ? ((node as Record<string, unknown>).client_id ?? (node as Record<string, unknown>).email ?? (node as Record<string, unknown>).identifier) : undefined;
+      const label = node && typeof node === 'object' ? ((node as Record<string, unknown>).client_id ?? (node as Record<string, unknown>).email ?? (node as Record<string, unknown>).identifier ?? (node as Record<string, unknown>).codename ?? (node as Record<string, unknown>).name) : undefined;
       if (typeof label === 'string' && i === 1) where += ` (${label})`;
     } else {
       where += where ? `.${String(segment)}` : String(segment);
@@ -97,12 +109,15 @@ export interface BootstrapSummary {
   clients: Record<string, 'created' | 'updated' | 'unchanged'>;
   users: Record<string, 'created' | 'updated' | 'unchanged'>;
   resource_servers: Record<string, 'created' | 'updated' | 'unchanged'>;
+  /** Present when the file declares permissions, roles, grants or role assignments. */
+  authorization?: RbacBootstrapSummary;
 }
 
 export function createBootstrapService(deps: {
   db: Db;
   audit: AuditService;
   passwords: PasswordHasher;
+  policy: PasswordPolicy;
   clientDeps: Omit<ClientServiceDeps, 'db' | 'audit'>;
 }) {
   return {
@@ -110,16 +125,27 @@ export function createBootstrapService(deps: {
     async applyBootstrap(doc: BootstrapDocument, actor: AuditEvent['actor'], source: string): Promise<BootstrapSummary> {
       // Hash outside the transaction: slow work must not hold a connection and locks.
       const hashes = new Map<string, string>();
-      for (const u of doc.users) if (u.password) hashes.set(u.email, await deps.passwords.hash(u.password));
+      for (const [i, u] of doc.users.entries()) {
+        if (!u.password) continue;
+        try {
+          await deps.policy.check(u.password, { email: u.email, name: u.name });
+        } catch (err) {
+          if (err instanceof AppError) throw new BootstrapError(source, [`users[${i}].password: ${err.message}`]);
+          throw err;
+        }
+        hashes.set(u.email, await deps.passwords.hash(u.password));
+      }
 
       // Validate outside the transaction too: it loads keys through the pool, and PGlite has one connection.
       const validator = createClientService({ ...deps.clientDeps, db: deps.db, audit: deps.audit });
       const declaredClients: ValidatedClient[] = [];
-      for (const c of doc.clients) declaredClients.push(await validator.validateDeclaredClient(c));
+      for (const { roles: _roles, ...c } of doc.clients) declaredClients.push(await validator.validateDeclaredClient(c));
 
       const events: AuditEvent[] = [];
       const collect: AuditService = { record: async (e) => void events.push(e), flush: async () => {} };
       const summary: BootstrapSummary = { clients: {}, users: {}, resource_servers: {} };
+      const declaresAuthorization =
+        doc.permissions.length > 0 || doc.roles.length > 0 || doc.grants.length > 0 || doc.users.some((u) => u.roles?.length) || doc.clients.some((c) => c.roles?.length);
 
       await deps.db.transaction(async (tx) => {
         const clients = createClientService({ ...deps.clientDeps, db: tx, audit: collect });
@@ -165,13 +191,15 @@ export function createBootstrapService(deps: {
             scope: r.scope,
             accessTokenFormat: r.access_token_format,
             accessTokenTtl: r.access_token_ttl ?? null,
+            authorizationClaims: r.authorization_claims,
           };
           if (
             existing &&
             existing.name === values.name &&
             existing.scope === values.scope &&
             existing.accessTokenFormat === values.accessTokenFormat &&
-            existing.accessTokenTtl === values.accessTokenTtl
+            existing.accessTokenTtl === values.accessTokenTtl &&
+            existing.authorizationClaims === values.authorizationClaims
           ) {
             summary.resource_servers[r.identifier] = 'unchanged';
             continue;
@@ -185,6 +213,26 @@ export function createBootstrapService(deps: {
             details: { source },
           });
           summary.resource_servers[r.identifier] = existing ? 'updated' : 'created';
+        }
+
+        if (declaresAuthorization) {
+          try {
+            summary.authorization = await applyRbacBootstrap(
+              tx,
+              {
+                permissions: doc.permissions,
+                roles: doc.roles,
+                grants: doc.grants,
+                userRoles: doc.users.filter((u) => u.roles?.length).map((u) => ({ email: u.email, roles: u.roles ?? [] })),
+                clientRoles: doc.clients.filter((c) => c.roles?.length).map((c) => ({ clientId: c.client_id, roles: c.roles ?? [] })),
+              },
+              actor,
+              source,
+              events,
+            );
+          } catch (err) {
+            throw err instanceof BootstrapReferenceError ? new BootstrapError(source, err.problems) : err;
+          }
         }
       });
 

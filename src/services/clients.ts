@@ -31,6 +31,8 @@ export const clientInputSchema = z
     jwks_uri: absoluteUrl.optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     require_pkce: z.boolean().optional(),
+    /** Access tokens issued to this client carry `roles` and `permissions` claims. */
+    authorization_claims: z.boolean().optional(),
     id_token_signed_response_alg: z.enum(['RS256', 'ES256']).optional(),
   })
   .strict()

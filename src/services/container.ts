@@ -4,22 +4,49 @@
  */
 import type { Config } from '../config/index.js';
 import type { Database } from '../db/client.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { deriveKey } from '../lib/crypto.js';
 import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
+import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
 import { createAuditService, type AuditLogger } from './audit.js';
+import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
+import { createBruteForceProtector } from './brute-force.js';
 import { createClientService } from './clients.js';
+import { createLoginService } from './login.js';
+import { createMailer } from './notify/mailer.js';
 import { createPasswordHasher } from './password.js';
+import { createDecisionCache, RBAC_CHANNEL } from './rbac/cache.js';
+import { createRbacService } from './rbac/service.js';
+import { createUserAdminService } from './user-admin.js';
+import { sql } from 'drizzle-orm';
+import { createPasswordManagementService } from './password-management.js';
+import { createPasswordPolicy } from './password-policy.js';
+import { createSessionService } from './sessions.js';
 import { createSigningKeyService } from './signing-keys.js';
 import { createUserService } from './users.js';
 
-export function createServices(deps: { config: Config; database: Database; log: AuditLogger }) {
+export interface ServiceLogger extends AuditLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export function createServices(deps: {
+  config: Config;
+  database: Database;
+  log: ServiceLogger;
+  clock?: Clock;
+  /** The provider's keys, for first-party access tokens (the HTTP app passes them; the CLI issues none). */
+  signingKeys?: AccessTokenKeys;
+}) {
   const { config, database } = deps;
+  const clock = deps.clock ?? systemClock;
   const db = database.db;
   const audit = createAuditService({ db, log: deps.log });
   const passwords = createPasswordHasher();
+  const policy = createPasswordPolicy(config.passwordPolicy);
   const userQueries = createUserQueries(db);
   const clientQueries = createClientQueries(db);
   const keys = createSigningKeyService({
@@ -29,7 +56,9 @@ export function createServices(deps: { config: Config; database: Database; log: 
     maxSignedTtlSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials),
     rotationDelaySeconds: config.keys.rotationDelay,
   });
-  const providerDeps = { config, db, users: userQueries, clients: clientQueries };
+  const cache = createDecisionCache({ db });
+  const rbac = createRbacService({ db, audit, cache });
+  const providerDeps = { config, db, users: userQueries, clients: clientQueries, authorization: { effectiveOf: rbac.effectiveOf } };
 
   // oidc-provider's own client validation, from a provider built with the same configuration.
   let validator: Promise<(metadata: Record<string, unknown>) => Promise<void>> | undefined;
@@ -42,14 +71,70 @@ export function createServices(deps: { config: Config; database: Database; log: 
   };
   const clientDeps = { secretKey: clientSecretKey(config), validateMetadata };
 
-  return {
+  const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, production: config.nodeEnv === 'production', log: deps.log });
+  let issuer: AccessTokenIssuer | undefined;
+  const accessTokens = () => {
+    if (!deps.signingKeys) throw new Error('access tokens need the provider keys (not available here)');
+    issuer ??= createAccessTokenIssuer({ keys: deps.signingKeys, issuer: config.issuer, audience: config.apiAudience });
+    return issuer;
+  };
+  const users = createUserService({ db, passwords, audit, policy });
+  const sessions = createSessionService({
+    db,
+    clock,
     audit,
+    mailer,
+    accessTokens,
+    retryKey: deriveKey(config.secret, 'refresh-retry-encryption'),
+    log: deps.log,
+    config: {
+      accessTokenTtl: config.ttl.accessToken,
+      idleTtl: config.ttl.refreshTokenIdle,
+      absoluteTtl: config.ttl.refreshTokenAbsolute,
+      retryWindow: config.auth.refreshRetryWindow,
+      ipBinding: config.auth.ipBinding,
+      personalTokenTtl: config.auth.personalTokenTtl,
+      personalTokenMaxTtl: config.auth.personalTokenMaxTtl,
+      tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
+    },
+  });
+  const bruteForce = createBruteForceProtector({ db, clock, audit, config: config.bruteForce });
+  const methods = createAuthMethodRegistry();
+  const publicOrigin = new URL(config.issuer).origin;
+  /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
+  const notifyRbacChanged = async () => {
+    await db.execute(sql`select pg_notify(${RBAC_CHANNEL}, 'changed')`);
+    cache.invalidate();
+  };
+
+  return {
+    clock,
+    audit,
+    rbac,
+    userAdmin: createUserAdminService({ db, audit, users, unlockIdentifier: (identifier) => bruteForce.unlock(identifier), onChange: notifyRbacChanged }),
     passwords,
+    policy,
     keys,
     providerDeps,
-    users: createUserService({ db, passwords, audit }),
+    mailer,
+    users,
+    sessions,
+    bruteForce,
+    methods,
+    login: createLoginService({ db, clock, users, bruteForce, sessions, methods, audit, deviceCookieKey: deriveKey(config.secret, 'device-cookie') }),
+    passwordManagement: createPasswordManagementService({
+      db,
+      clock,
+      users,
+      sessions,
+      audit,
+      mailer,
+      resetTtlSeconds: config.auth.passwordResetTtl,
+      resetLink: (token) => `${publicOrigin}/password/reset?token=${encodeURIComponent(token)}`,
+      log: deps.log,
+    }),
     clients: createClientService({ db, audit, ...clientDeps }),
-    bootstrap: createBootstrapService({ db, audit, passwords, clientDeps }),
+    bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
   };
 }
 export type Services = ReturnType<typeof createServices>;

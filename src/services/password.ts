@@ -15,7 +15,11 @@ export interface PasswordHasher {
   /** Verifies against `storedHash`, or against a dummy hash when there is none, so both take the same time. */
   verify(storedHash: string | undefined, password: string): Promise<boolean>;
   isArgon2idHash(value: string): boolean;
+  /** Whether a stored hash was made with other parameters than ARGON2_PARAMS (upgraded at the next login). */
+  needsRehash(storedHash: string): boolean;
 }
+
+const CURRENT_PARAMS = `$argon2id$v=19$m=${ARGON2_PARAMS.memoryCost},t=${ARGON2_PARAMS.timeCost},p=${ARGON2_PARAMS.parallelism}$`;
 
 export function createPasswordHasher(options: { concurrency?: number } = {}): PasswordHasher {
   const limit = pLimit(options.concurrency ?? availableParallelism());
@@ -28,6 +32,7 @@ export function createPasswordHasher(options: { concurrency?: number } = {}): Pa
       const ok = await limit(() => verify(target, password.normalize('NFKC')).catch(() => false));
       return ok && storedHash !== undefined;
     },
+    needsRehash: (storedHash) => !storedHash.startsWith(CURRENT_PARAMS),
     isArgon2idHash: (value) => /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(value),
   };
 }

@@ -6,8 +6,9 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
-import type { AuditService, RequestContext } from './audit.js';
+import type { AuditEvent, AuditService, RequestContext } from './audit.js';
 import type { PasswordHasher } from './password.js';
+import type { PasswordPolicy } from './password-policy.js';
 
 export function normalizeEmail(email: string): string {
   return email.normalize('NFKC').trim().toLowerCase();
@@ -19,8 +20,8 @@ export const emailSchema = z
   .transform(normalizeEmail)
   .pipe(z.email({ message: 'must be an email address' }));
 export const phoneSchema = z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number such as +15550100');
-/** Minimum length per NIST SP 800-63B; the full policy (strength, breach lists) arrives with the auth API. */
-export const passwordSchema = z.string().min(10, 'must be at least 10 characters').max(256, 'must be at most 256 characters');
+/** Shape only (bounded input); the policy (length, strength) is PasswordPolicy's, applied wherever a password is set. */
+export const passwordSchema = z.string().min(1, 'must not be empty').max(1024, 'is too long');
 
 export interface NewUserInput {
   email: string;
@@ -31,18 +32,20 @@ export interface NewUserInput {
   emailVerified?: boolean | undefined;
 }
 
-export function createUserService(deps: { db: Db; passwords: PasswordHasher; audit: AuditService }) {
+export function createUserService(deps: { db: Db; passwords: PasswordHasher; audit: AuditService; policy: PasswordPolicy }) {
   const queries = createUserQueries(deps.db);
   return {
     findUserById: queries.findUserById,
     // PostgreSQL text cannot hold U+0000 (the query would fail); no stored email contains one.
     findUserByEmail: async (email: string) => (email.includes('\u0000') ? undefined : queries.findUserByEmail(normalizeEmail(email))),
 
-    async createUser(input: NewUserInput, actor: { type: 'cli' | 'system' | 'user'; id?: string }, context?: RequestContext): Promise<UserRow> {
+    async createUser(input: NewUserInput, actor: AuditEvent['actor'], context?: RequestContext): Promise<UserRow> {
       const email = emailSchema.parse(input.email);
       if (input.phone !== undefined) phoneSchema.parse(input.phone);
       let passwordHash: string | null = null;
-      if (input.password !== undefined) passwordHash = await deps.passwords.hash(passwordSchema.parse(input.password));
+      if (input.password !== undefined) {
+        passwordHash = await deps.passwords.hash(await deps.policy.check(passwordSchema.parse(input.password), { email, name: input.name }));
+      }
       else if (input.passwordHash !== undefined) {
         if (!deps.passwords.isArgon2idHash(input.passwordHash)) throw new AppError('invalid_request', 'password_hash must be an argon2id hash');
         passwordHash = input.passwordHash;
@@ -59,9 +62,45 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
       return user;
     },
 
+    /**
+     * A login's first factor in one lookup: the account (if any) and whether the password is right, verified
+     * against a dummy hash when there is no account so both take the same time; re-hashes on success when
+     * the parameters changed.
+     */
+    async checkLogin(email: string, password: string): Promise<{ user: UserRow | undefined; ok: boolean }> {
+      const candidate = email.includes('\u0000') ? undefined : await queries.findLoginCandidateByEmail(normalizeEmail(email));
+      const stored = candidate?.passwordHash ?? undefined;
+      const ok = await deps.passwords.verify(stored, password);
+      if (ok && candidate && stored && deps.passwords.needsRehash(stored)) {
+        await queries.updateUser(candidate.id, { passwordHash: await deps.passwords.hash(password) });
+      }
+      if (!candidate) return { user: undefined, ok: false };
+      const { passwordHash: _hash, ...user } = candidate;
+      return { user, ok };
+    },
+
+    /**
+     * Verifies a password (against a dummy hash when there is no account, so both take the same time) and,
+     * when it is right but was hashed with other parameters than today's, stores a fresh hash.
+     */
     async verifyPassword(userId: string | undefined, password: string): Promise<boolean> {
       const stored = userId ? await queries.findPasswordHashByUserId(userId) : undefined;
-      return deps.passwords.verify(stored, password);
+      const ok = await deps.passwords.verify(stored, password);
+      if (ok && userId && stored && deps.passwords.needsRehash(stored)) {
+        await queries.updateUser(userId, { passwordHash: await deps.passwords.hash(password) });
+      }
+      return ok;
+    },
+
+    /** Returns the normalized password when the policy accepts it for this user; throws `weak_password` otherwise. */
+    checkPasswordPolicy(user: Pick<UserRow, 'email' | 'name'>, password: string): Promise<string> {
+      return deps.policy.check(password, { email: user.email, name: user.name });
+    },
+
+    /** Sets a new password after the policy accepts it (reset, change). */
+    async setPassword(user: Pick<UserRow, 'id' | 'email' | 'name'>, password: string): Promise<void> {
+      const normalized = await deps.policy.check(password, { email: user.email, name: user.name });
+      await queries.updateUser(user.id, { passwordHash: await deps.passwords.hash(normalized) });
     },
   };
 }

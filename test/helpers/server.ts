@@ -36,6 +36,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Share a database (e.g. two servers); by default a new one is created and dropped with the server. */
   db?: TestDatabase;
+  /** The services' time source (tests move it forward instead of sleeping). */
+  clock?: () => Date;
 }
 
 export function testConfig(port: number, env: Record<string, string> = {}): Config {
@@ -57,7 +59,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const db = options.db ?? (await createTestDatabase());
   const port = await freePort();
   const config = testConfig(port, options.env);
-  const app = await buildApp(config, { database: db.database, logger: false });
+  const app = await buildApp(config, { database: db.database, logger: false, clock: options.clock });
   await app.listen({ port, host: '127.0.0.1' });
   const origin = `http://127.0.0.1:${port}`;
   return {

@@ -38,3 +38,48 @@ t.test('cleanup removes only what has expired, in batches, and is safe to run co
   const again = await runCleanup(d);
   t.same({ payloads: again.payloads, tombstones: again.tombstones, keys: again.keys }, { payloads: 0, tombstones: 0, keys: 0 }, 'rerunning is a no-op');
 });
+
+t.test('cleanup of the auth API tables: expired secrets, retry answers past their window, old sessions and counters', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const { db: d } = db.database;
+  const { authRefreshTokens, authTokens, loginChallenges, loginFailures, passwordResetTokens, users } = await import('../../src/db/schema/index.js');
+  const now = Date.now();
+  const at = (seconds: number) => new Date(now + seconds * 1000);
+  const [user] = await d.insert(users).values({ email: 'c@example.com' }).returning();
+  const uid = user!.id;
+  const [live, old] = await d
+    .insert(authTokens)
+    .values([
+      { userId: uid, kind: 'session', expiresAt: at(3600) },
+      { userId: uid, kind: 'session', expiresAt: at(-8 * 86400) },
+    ])
+    .returning();
+  await d.insert(authRefreshTokens).values([
+    { sessionId: live!.id, tokenHash: 'a', expiresAt: at(3600), retryResponse: 'sealed-old', retryUntil: at(-1) },
+    { sessionId: live!.id, tokenHash: 'b', expiresAt: at(3600), retryResponse: 'sealed-live', retryUntil: at(20) },
+    { sessionId: live!.id, tokenHash: 'c', expiresAt: at(-1) },
+    { sessionId: old!.id, tokenHash: 'd', expiresAt: at(3600) },
+  ]);
+  await d.insert(loginChallenges).values([
+    { challengeHash: 'x', userId: uid, methods: ['t'], expiresAt: at(-1) },
+    { challengeHash: 'y', userId: uid, methods: ['t'], expiresAt: at(60) },
+  ]);
+  await d.insert(passwordResetTokens).values([
+    { userId: uid, tokenHash: 'p', expiresAt: at(-1) },
+    { userId: uid, tokenHash: 'q', expiresAt: at(60) },
+  ]);
+  await d.insert(loginFailures).values([
+    { key: 'id:stale', failures: 3, firstFailureAt: at(-9 * 86400), lastFailureAt: at(-8 * 86400) },
+    { key: 'id:recent', failures: 3, firstFailureAt: at(-60), lastFailureAt: at(-60) },
+  ]);
+
+  const result = await runCleanup(d, new Date(now));
+  t.match(result, { ran: true, sessions: 1, secrets: 3, retryAnswers: 1, loginFailures: 1 });
+  const tokens = await d.select().from(authRefreshTokens);
+  t.same(tokens.map((r) => [r.tokenHash, r.retryResponse]).sort(), [['a', null], ['b', 'sealed-live']], 'expired and orphaned refresh tokens gone; only live retry answers kept');
+  t.same((await d.select().from(authTokens)).map((r) => r.id), [live!.id]);
+  t.same((await d.select().from(loginChallenges)).map((r) => r.challengeHash), ['y']);
+  t.same((await d.select().from(passwordResetTokens)).map((r) => r.tokenHash), ['q']);
+  t.same((await d.select().from(loginFailures)).map((r) => r.key), ['id:recent']);
+});

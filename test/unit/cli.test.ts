@@ -32,7 +32,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
     });
     return { code, stdout, stderr };
   };
-  return { dir, run };
+  return { dir, run, env };
 }
 
 t.test('user create, client create, keys, errors', async (t) => {
@@ -162,4 +162,38 @@ users:
 
   await writeFile(file, 'clients: []\nsurprise: true\n');
   t.match((await run(['bootstrap', file])).stderr, /surprise|Unrecognized key/i, 'unknown keys are refused');
+});
+
+t.test('user unlock clears failed-login counts; weak passwords are refused everywhere', async (t) => {
+  const { run, dir, env } = await setup(t);
+  t.match((await run(['user', 'create', '--email', 'weak@example.com', '--password-stdin'], 'password1234')).stderr, /too easy to guess/, 'CLI applies the policy');
+  const file = join(dir, 'weak.yaml');
+  await writeFile(file, 'users:\n  - email: weak2@example.com\n    password: weak2@example.com\n');
+  t.match((await run(['bootstrap', file])).stderr, /users\[0\]\.password: the password is too easy to guess/, 'bootstrap too');
+
+  t.equal((await run(['user', 'create', '--email', 'locked@example.com', '--password-stdin'], 'a very long passphrase')).code, 0);
+  // Lock the identifier through the service the server uses, then unlock it from the CLI.
+  const { parseConfig } = await import('../../src/config/index.js');
+  const { openDatabase, databaseTarget } = await import('../../src/db/client.js');
+  const { createServices } = await import('../../src/services/container.js');
+  const raw = parseConfig(env);
+  const lock = async () => {
+    const database = await openDatabase(databaseTarget(raw));
+    const silent = { error: () => {}, info: () => {}, warn: () => {} };
+    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: silent });
+    for (let i = 0; i < 20; i++) await services.bruteForce.recordFailure({ identifier: 'locked@example.com' });
+    const allowed = await services.bruteForce.assertAllowed({ identifier: 'locked@example.com' }).then(() => true, () => false);
+    await services.audit.flush();
+    await database.close();
+    return allowed;
+  };
+  t.equal(await lock(), false, 'locked');
+  const unlocked = await run(['user', 'unlock', '--email', ' Locked@Example.com ', '--json']);
+  t.equal(unlocked.code, 0, unlocked.stderr);
+  t.match(JSON.parse(unlocked.stdout), { email: 'locked@example.com', cleared: 1 });
+  const database = await openDatabase(databaseTarget(raw));
+  const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: { error: () => {}, info: () => {}, warn: () => {} } });
+  await t.resolves(services.bruteForce.assertAllowed({ identifier: 'locked@example.com' }), 'unlocked');
+  await database.close();
+  t.equal((await run(['user', 'unlock'])).code, 2, 'needs --email');
 });

@@ -1,4 +1,4 @@
-import { integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { boolean, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 /**
  * OAuth clients. `metadata` holds RFC 7591 client metadata (redirect_uris, grant_types, ...) without the
@@ -19,6 +19,8 @@ export const resourceServers = pgTable('resource_servers', {
   scope: text('scope').notNull().default(''),
   accessTokenFormat: text('access_token_format').$type<'jwt' | 'opaque'>().notNull().default('jwt'),
   accessTokenTtl: integer('access_token_ttl'),
+  /** Access tokens for this resource carry the subject's `roles` and `permissions` claims. */
+  authorizationClaims: boolean('authorization_claims').notNull().default(false),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });

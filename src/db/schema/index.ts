@@ -3,3 +3,5 @@ export * from './clients.js';
 export * from './keys.js';
 export * from './oidc.js';
 export * from './users.js';
+export * from './rbac.js';
+export * from './auth.js';

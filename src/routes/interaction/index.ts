@@ -1,7 +1,8 @@
 /**
  * The login and consent interaction that oidc-provider redirects browsers to. Pages are server-rendered
  * and work without JavaScript; every form carries a CSRF token bound to the interaction; POSTs answer 303.
- * Wrong credentials show one generic message whether or not the account exists.
+ * Wrong credentials show one generic message whether or not the account exists. Password attempts go
+ * through the same brute-force protection as the JSON API (per identifier, per known device, per IP).
  */
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -9,15 +10,18 @@ import { errors } from 'oidc-provider';
 import { z } from 'zod';
 import { constantTimeEqual, hmacDigest } from '../../lib/crypto.js';
 import type { ProviderHost } from '../../oidc/provider-host.js';
+import { AppError } from '../../errors/index.js';
+import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
 import type { AuditService } from '../../services/audit.js';
-import type { UserService } from '../../services/users.js';
+import type { LoginService } from '../../services/login.js';
 import { pageSecurityHeaders, renderPage } from '../../views/render.js';
 
 export interface InteractionRouteDeps {
   host: ProviderHost;
-  users: UserService;
+  login: LoginService;
   audit: AuditService;
   csrfKey: Buffer;
+  secureCookies: boolean;
 }
 
 const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
@@ -130,29 +134,32 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     if (details.prompt.name !== 'login') return expiredPage(reply);
 
     const { email, password } = body.data;
-    const user = await deps.users.findUserByEmail(email);
-    // Always verify (against a dummy hash when the account is unknown) so timing does not reveal accounts.
-    const passwordOk = await deps.users.verifyPassword(user?.id, password);
-    if (!user || !passwordOk || user.disabled) {
-      await deps.audit.record({
-        type: 'login',
-        outcome: 'failure',
-        actor: { type: 'anonymous' },
-        subject: user ? { type: 'user', id: user.id } : undefined,
-        clientId: String(details.params.client_id ?? ''),
-        context: context(request),
-        details: { method: 'pwd', reason: !user ? 'unknown_account' : user.disabled ? 'disabled' : 'wrong_password' },
-      });
-      return loginPage(reply, details, name, 401, GENERIC_LOGIN_ERROR, email);
+    const clientId = String(details.params.client_id ?? '');
+    let checked: Awaited<ReturnType<LoginService['checkPassword']>>;
+    try {
+      checked = await deps.login.checkPassword(
+        { email, password, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        { ...context(request), clientId, channel: 'form' },
+      );
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_attempts') {
+        const wait = Number(err.extra.retry_after ?? 60);
+        reply.header('retry-after', String(wait));
+        return loginPage(reply, details, name, 429, `Too many failed attempts. Try again in ${wait} seconds.`, email);
+      }
+      if (err instanceof AppError && err.code === 'invalid_credentials') return loginPage(reply, details, name, 401, GENERIC_LOGIN_ERROR, email);
+      throw err;
     }
+    const { user, deviceCookie } = checked;
+    if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
     await deps.audit.record({
       type: 'login',
       outcome: 'success',
       actor: { type: 'user', id: user.id },
       subject: { type: 'user', id: user.id },
-      clientId: String(details.params.client_id ?? ''),
+      clientId,
       context: context(request),
-      details: { method: 'pwd' },
+      details: { method: 'pwd', channel: 'form' },
     });
     return finish(request, reply, { login: { accountId: user.id, amr: ['pwd'] } }, false);
   });

@@ -1,0 +1,79 @@
+/**
+ * require-permission: the one mechanism that protects management endpoints. A route declares what it needs in
+ * its definition, and this plugin's onRoute hook installs the guard in front of its handler:
+ *   config: { permission: 'auth.roles.manage' }  → Bearer authentication, then the permission
+ *   config: { authenticated: true }               → Bearer authentication only (the service decides the rest)
+ * Missing or bad token → 401 (authenticate.ts); insufficient permission → 403 {error: "forbidden", required}.
+ * The caller's effective permissions (user, or service-account client) come from the decision cache and are
+ * left on `request.authz` for handlers to pass to services (no-escalation checks need them).
+ * Must be registered before the routes it protects.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AuditService } from '../services/audit.js';
+import type { DecisionCache } from '../services/rbac/cache.js';
+import { holds, type Effective } from '../services/rbac/effective.js';
+import type { Actor, AuthPermission } from '../services/rbac/service.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The permission this route requires (checked before the handler runs). */
+    permission?: AuthPermission;
+    /** Authentication required, no particular permission. */
+    authenticated?: boolean;
+  }
+  interface FastifyRequest {
+    /** The authenticated caller's effective permissions, on guarded routes. */
+    authz?: Effective;
+  }
+}
+
+/** The actor a guarded handler passes to services. */
+export function actorOf(request: FastifyRequest): Actor {
+  const principal = request.principal;
+  const effective = request.authz;
+  if (!principal || !effective) throw new Error('actorOf used on a route without a permission guard');
+  return {
+    audit: principal.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal.clientId },
+    effective,
+    context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
+  };
+}
+
+async function requirePermissionPlugin(app: FastifyInstance, options: { cache: DecisionCache; audit: AuditService }): Promise<void> {
+  app.decorateRequest('authz', undefined);
+
+  function guard(permission: AuthPermission | undefined): preHandlerHookHandler {
+    return async function requirePermission(request: FastifyRequest, reply: FastifyReply) {
+      await app.authenticate(request, reply);
+      if (reply.sent) return reply;
+      const principal = request.principal;
+      if (!principal) return reply.code(401).send({ error: 'unauthorized', message: 'a bearer token is required' });
+      const subject = principal.kind === 'user' && principal.userId ? { kind: 'user' as const, id: principal.userId } : { kind: 'client' as const, id: principal.clientId ?? '' };
+      request.authz = await options.cache.get(subject);
+      if (permission && !holds(request.authz, permission)) {
+        void options.audit
+          .record({
+            type: 'access.denied',
+            outcome: 'failure',
+            actor: principal.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal.clientId },
+            context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
+            details: { method: request.method, route: request.routeOptions.url, required: permission },
+          })
+          .catch(() => {});
+        return reply.code(403).send({ error: 'forbidden', message: `this requires the ${permission} permission`, required: permission });
+      }
+    };
+  }
+
+  app.addHook('onRoute', (route) => {
+    const config = route.config as { permission?: AuthPermission; authenticated?: boolean } | undefined;
+    if (!config?.permission && !config?.authenticated) return;
+    const existing = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : [];
+    route.preHandler = [guard(config.permission), ...existing];
+    // Documented in OpenAPI: these routes take a Bearer token.
+    if (route.schema) route.schema = { ...route.schema, security: [{ bearer: [] }] } as typeof route.schema;
+  });
+}
+
+export const requirePermission = fp(requirePermissionPlugin, { name: 'keryu-require-permission', dependencies: ['keryu-authenticate'] });

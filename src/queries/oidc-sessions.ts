@@ -1,0 +1,43 @@
+/**
+ * Ends oidc-provider state from outside the provider (a user revoking a browser session or an app's grant
+ * from their list, password reset, logout everywhere). Grants are revoked the way the adapter revokes
+ * them: a tombstone first, then the artefacts, so a token written a moment later is dead too.
+ */
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { oidcPayloads, oidcRevokedGrants } from '../db/schema/index.js';
+
+export function createOidcSessionQueries(db: Db) {
+  async function revokeGrants(grantIds: string[], tombstoneExpiresAt: Date): Promise<void> {
+    if (!grantIds.length) return;
+    await db.transaction(async (tx) => {
+      await tx
+        .insert(oidcRevokedGrants)
+        .values(grantIds.map((grantId) => ({ grantId, expiresAt: tombstoneExpiresAt })))
+        .onConflictDoNothing();
+      await tx.delete(oidcPayloads).where(inArray(oidcPayloads.grantId, grantIds));
+    });
+  }
+
+  return {
+    revokeGrants,
+
+    async deleteOidcSession(id: string): Promise<void> {
+      await db.delete(oidcPayloads).where(and(eq(oidcPayloads.model, 'Session'), eq(oidcPayloads.id, id)));
+    },
+
+    /** Ends every browser session and revokes every grant of an account. */
+    async revokeOidcStateByAccount(accountId: string, tombstoneExpiresAt: Date): Promise<void> {
+      const grants = await db
+        .select({ id: oidcPayloads.id })
+        .from(oidcPayloads)
+        .where(and(eq(oidcPayloads.model, 'Grant'), eq(oidcPayloads.accountId, accountId)));
+      await revokeGrants(
+        grants.map((g) => g.id),
+        tombstoneExpiresAt,
+      );
+      await db.delete(oidcPayloads).where(and(eq(oidcPayloads.model, 'Session'), eq(oidcPayloads.accountId, accountId)));
+    },
+  };
+}
+export type OidcSessionQueries = ReturnType<typeof createOidcSessionQueries>;

@@ -1,0 +1,307 @@
+/**
+ * The first-party auth API (JSON, documented at /docs/json): login and its further step, refresh,
+ * logout, the caller's sessions and tokens, personal API tokens, password reset and change, and the
+ * caller's own activity. Handlers validate, call one service, shape the answer; the rules live in the
+ * services.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Db } from '../../db/client.js';
+import { AppError } from '../../errors/index.js';
+import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
+import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
+import { createActivityQueries } from '../../queries/activity.js';
+import type { Services } from '../../services/container.js';
+
+export interface AuthRouteDeps {
+  services: Services;
+  db: Db;
+  secureCookies: boolean;
+}
+
+const deviceId = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+const noContent = z.null().describe('No content');
+const errorSchema = z.object({ error: z.string(), message: z.string() }).passthrough();
+
+const tokenPairSchema = z.object({
+  token_type: z.literal('Bearer'),
+  access_token: z.string(),
+  expires_in: z.number().int(),
+  refresh_token: z.string(),
+  session_id: z.uuid(),
+});
+const challengeSchema = z.object({ mfa_required: z.literal(true), challenge_id: z.string(), methods: z.array(z.string()), expires_in: z.number().int() });
+
+const deviceInfoSchema = z.object({
+  device_id: z.string().optional(),
+  device_name: z.string().optional(),
+  user_agent: z.string().optional(),
+  browser: z.string().optional(),
+  os: z.string().optional(),
+  device: z.string().optional(),
+});
+const tokenSchema = z.object({
+  id: z.uuid(),
+  kind: z.enum(['session', 'personal', 'oidc_session', 'oidc_grant']),
+  name: z.string().nullable(),
+  device_info: deviceInfoSchema,
+  ip_address: z.string().nullable(),
+  scopes: z.array(z.string()),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+  is_active: z.boolean(),
+  current: z.boolean(),
+});
+const activitySchema = z.object({
+  id: z.uuid(),
+  type: z.string(),
+  outcome: z.enum(['success', 'failure']),
+  occurred_at: z.string(),
+  ip_address: z.string().nullable(),
+  user_agent: z.string().nullable(),
+  client_id: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+const idParams = z.object({ id: z.string().max(100) });
+const scopeName = z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 : . _ -');
+
+const tags = ['auth'];
+const bearer = [{ bearer: [] }];
+
+export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): Promise<void> {
+  const app = parent.withTypeProvider<ZodTypeProvider>();
+  const { services } = deps;
+  const activity = createActivityQueries(deps.db);
+
+  const context = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
+
+  /** Only principals of this API (first-party sessions, personal tokens) use it; with `session`, only a session. */
+  const principalOf = (request: FastifyRequest, session = false) => {
+    const p = request.principal;
+    const allowed = session ? p?.via === 'first-party-session' : p?.via === 'first-party-session' || p?.via === 'personal-token';
+    if (!p?.userId || !allowed) {
+      throw new AppError('forbidden', session ? 'this needs a first-party session (sign in with /api/auth/login/)' : 'this needs a first-party session or personal token', 403);
+    }
+    return { userId: p.userId, sessionId: p.sessionId };
+  };
+
+  const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+
+  app.post(
+    '/api/auth/login/',
+    {
+      schema: {
+        tags,
+        summary: 'Sign in with email and password',
+        description:
+          'Returns a token pair, or `mfa_required` with a challenge to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After.',
+        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional() }),
+        response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 429: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const { email, password, device_id, device_name } = request.body;
+      const { result, deviceCookie } = await services.login.login(
+        { email, password, deviceId: device_id, deviceName: device_name, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        context(request),
+      );
+      if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
+      return noStore(reply).send(result);
+    },
+  );
+
+  app.post(
+    '/api/auth/verify/',
+    {
+      schema: {
+        tags,
+        summary: 'Complete a sign-in that needs a further check',
+        description:
+          'Failures: unknown challenge or one started by another device → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the challenge does not offer → 400 `invalid_method`; wrong code → 401 `invalid_code`; more than 5 attempts → 429 `too_many_attempts`.',
+        body: z.object({ challenge_id: z.string().max(200), method: z.string().max(50), code: z.string().max(200), device_id: deviceId.optional() }),
+        response: { 200: tokenPairSchema, 400: errorSchema, 401: errorSchema, 429: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const { challenge_id, method, code, device_id } = request.body;
+      return noStore(reply).send(await services.login.verify({ challengeId: challenge_id, method, code, deviceId: device_id }, context(request)));
+    },
+  );
+
+  app.post(
+    '/api/auth/refresh/',
+    {
+      schema: {
+        tags,
+        summary: 'Exchange a refresh token for a new pair (rotation)',
+        description:
+          'The presented token is dead afterwards. Presented again by the same device within REFRESH_RETRY_WINDOW while its successor is unused, it gets back the same pair; otherwise the session is revoked (reuse). 401 `invalid_token`, `session_expired`, `device_mismatch` or `ip_mismatch`.',
+        body: z.object({ refresh_token: z.string().max(512), device_id: deviceId.optional() }),
+        response: { 200: tokenPairSchema, 401: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const pair = await services.sessions.refresh({ refreshToken: request.body.refresh_token, deviceId: request.body.device_id }, context(request));
+      return noStore(reply).send(pair);
+    },
+  );
+
+  app.post(
+    '/api/auth/logout/',
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        security: bearer,
+        summary: 'End this session (or, with all_sessions, every session of the user)',
+        body: z.object({ all_sessions: z.boolean().optional() }).nullish(),
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      await services.sessions.logout(principal, request.body?.all_sessions === true, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/api/auth/tokens/',
+    {
+      preHandler: app.authenticate,
+      schema: { tags, security: bearer, summary: 'The caller\'s sessions and tokens, newest first', querystring: pageQuerySchema, response: { 200: pageSchema(tokenSchema) } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      return noStore(reply).send(await services.sessions.listTokens(principal.userId, principal.sessionId, request.query));
+    },
+  );
+
+  app.post(
+    '/api/auth/tokens/',
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        security: bearer,
+        summary: 'Create a personal API token (its value is shown only in this response)',
+        body: z.object({ name: z.string().trim().min(1).max(100), expires_in: z.number().int().positive().optional(), scopes: z.array(scopeName).max(50).optional() }),
+        response: { 201: tokenSchema.extend({ token: z.string() }), 400: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request, true);
+      const created = await services.sessions.createPersonalToken(
+        principal.userId,
+        { name: request.body.name, expiresIn: request.body.expires_in, scopes: request.body.scopes },
+        context(request),
+      );
+      return noStore(reply).code(201).send(created);
+    },
+  );
+
+  app.put(
+    '/api/auth/tokens/:id/',
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        security: bearer,
+        summary: 'Rename, deactivate or reactivate a token, or change a personal token\'s expiry',
+        description: 'expires_at may not be later than the policy maximum counted from creation (400 `invalid_expiry`); an expired token cannot be reactivated. Another user\'s token id answers 404.',
+        params: idParams,
+        body: z.object({ name: z.string().trim().min(1).max(100).optional(), is_active: z.boolean().optional(), expires_at: z.iso.datetime({ offset: true }).optional() }),
+        response: { 200: tokenSchema, 400: errorSchema, 404: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request, true);
+      const { name, is_active, expires_at } = request.body;
+      const updated = await services.sessions.updateToken(
+        principal.userId,
+        request.params.id,
+        { name, isActive: is_active, expiresAt: expires_at === undefined ? undefined : new Date(expires_at) },
+        principal.sessionId,
+        context(request),
+      );
+      return noStore(reply).send(updated);
+    },
+  );
+
+  app.delete(
+    '/api/auth/tokens/:id/',
+    {
+      preHandler: app.authenticate,
+      schema: { tags, security: bearer, summary: 'Revoke and delete a session or token', params: idParams, response: { 204: noContent, 404: errorSchema } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request, true);
+      await services.sessions.deleteToken(principal.userId, request.params.id, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/api/auth/activity/',
+    {
+      preHandler: app.authenticate,
+      schema: { tags, security: bearer, summary: 'The caller\'s own security events, newest first', querystring: pageQuerySchema, response: { 200: pageSchema(activitySchema) } },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      return noStore(reply).send(await activity.listUserActivity(principal.userId, request.query.limit, request.query.cursor));
+    },
+  );
+
+  app.post(
+    '/api/auth/password/reset/',
+    {
+      schema: {
+        tags,
+        summary: 'Ask for a password reset link by email',
+        description: 'Always 202, whether or not an account has this email.',
+        body: z.object({ email: z.string().max(320) }),
+      },
+    },
+    async (request, reply) => {
+      services.passwordManagement.requestReset(request.body.email, context(request));
+      return reply.code(202).send();
+    },
+  );
+
+  app.post(
+    '/api/auth/password/reset/confirm/',
+    {
+      schema: {
+        tags,
+        summary: 'Set a new password with a reset link\'s token; every session is revoked',
+        body: z.object({ token: z.string().max(200), new_password: z.string().max(1024) }),
+        response: { 204: noContent, 400: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      await services.passwordManagement.confirmReset(request.body.token, request.body.new_password, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/auth/password/change/',
+    {
+      preHandler: app.authenticate,
+      schema: {
+        tags,
+        security: bearer,
+        summary: 'Change the password; the other sessions are revoked',
+        body: z.object({ current_password: z.string().max(1024), new_password: z.string().max(1024) }),
+        response: { 204: noContent, 400: errorSchema, 401: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request, true);
+      await services.passwordManagement.changePassword(principal, request.body.current_password, request.body.new_password, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+}

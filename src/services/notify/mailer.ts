@@ -1,0 +1,45 @@
+/**
+ * Outgoing mail through nodemailer: SMTP when SMTP_URL is set, otherwise a transport that writes each
+ * message to the log. Messages may carry secrets (a password reset link): in production the log
+ * transport redacts every URL, so a link never reaches a log file; in development it is logged whole,
+ * which is what makes the reset flow usable without a mail server.
+ */
+import nodemailer, { type Transporter } from 'nodemailer';
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+export interface Mailer {
+  send(message: MailMessage): Promise<void>;
+  close(): void;
+}
+
+export interface MailLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+const URL_PATTERN = /\bhttps?:\/\/\S+/g;
+
+export function createMailer(options: { smtpUrl?: string | undefined; from: string; production: boolean; log: MailLogger }): Mailer {
+  if (!options.smtpUrl) {
+    if (options.production) options.log.warn({}, 'SMTP_URL is not set: outgoing mail is only logged, with links redacted');
+    return {
+      async send(message) {
+        const text = options.production ? message.text.replace(URL_PATTERN, '[link redacted]') : message.text;
+        options.log.info({ mail: { to: message.to, subject: message.subject, text } }, 'mail (no SMTP_URL configured)');
+      },
+      close() {},
+    };
+  }
+  const transport: Transporter = nodemailer.createTransport(options.smtpUrl);
+  return {
+    async send(message) {
+      await transport.sendMail({ from: options.from, to: message.to, subject: message.subject, text: message.text });
+    },
+    close: () => transport.close(),
+  };
+}

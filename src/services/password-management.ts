@@ -1,0 +1,101 @@
+/**
+ * Self-service password management: reset by emailed link and change while signed in.
+ *  - Reset request: always 202, whether or not the account exists; the email is sent in the background
+ *    so the answer time does not tell either. The link carries a 256-bit token, stored as a SHA-256
+ *    digest, single use (one conditional UPDATE), valid PASSWORD_RESET_TTL (30 minutes by default); a
+ *    new link voids the older ones.
+ *  - Reset confirm: new password through the policy, then every session and token of the user is revoked
+ *    (first-party sessions, personal tokens, browser sessions and app grants): a reset is what a user does
+ *    when someone else may have the password.
+ *  - Change: current password verified, new one through the policy, other sessions revoked (personal
+ *    tokens are kept: they are automation the user set up deliberately and revokes from the list).
+ */
+import type { Db } from '../db/client.js';
+import { AppError } from '../errors/index.js';
+import { addSeconds, type Clock } from '../lib/clock.js';
+import { randomToken, sha256 } from '../lib/crypto.js';
+import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
+import type { AuditService, RequestContext } from './audit.js';
+import type { Mailer } from './notify/mailer.js';
+import type { SessionService } from './sessions.js';
+import type { UserService } from './users.js';
+
+export function createPasswordManagementService(deps: {
+  db: Db;
+  clock: Clock;
+  users: UserService;
+  sessions: SessionService;
+  audit: AuditService;
+  mailer: Mailer;
+  resetTtlSeconds: number;
+  /** Builds the link a reset email carries, from the token. */
+  resetLink: (token: string) => string;
+  log: { error(obj: object, msg: string): void };
+}) {
+  const secrets = createOneTimeSecretQueries(deps.db);
+
+  async function sendResetLink(email: string, context: RequestContext): Promise<void> {
+    const user = await deps.users.findUserByEmail(email);
+    if (!user || user.disabled) {
+      await deps.audit.record({ type: 'password.reset_requested', outcome: 'failure', actor: { type: 'anonymous' }, context, details: { reason: user ? 'disabled' : 'unknown_account' } });
+      return;
+    }
+    const now = deps.clock();
+    const token = randomToken();
+    await secrets.consumePasswordResetTokensByUser(user.id, now);
+    await secrets.insertPasswordResetToken({ userId: user.id, tokenHash: sha256(token), createdAt: now, expiresAt: addSeconds(now, deps.resetTtlSeconds) });
+    await deps.mailer.send({
+      to: user.email,
+      subject: 'Reset your password',
+      text: [
+        'Someone (hopefully you) asked to reset the password of your account.',
+        `Open this link within ${Math.round(deps.resetTtlSeconds / 60)} minutes to choose a new one:`,
+        '',
+        deps.resetLink(token),
+        '',
+        'If you did not ask for this, ignore this message: your password stays as it is.',
+      ].join('\n'),
+    });
+    await deps.audit.record({ type: 'password.reset_requested', outcome: 'success', actor: { type: 'anonymous' }, subject: { type: 'user', id: user.id }, context });
+  }
+
+  return {
+    /** Resolves at once; the work (lookup, token, email) continues in the background. Returns that work for tests. */
+    requestReset(email: string, context: RequestContext): { done: Promise<void> } {
+      const done = sendResetLink(email, context).catch((err: unknown) => deps.log.error({ err }, 'password reset email failed'));
+      return { done };
+    },
+
+    isResetTokenUsable(token: string): Promise<boolean> {
+      return secrets.isPasswordResetTokenUsable(sha256(token), deps.clock());
+    },
+
+    async confirmReset(token: string, newPassword: string, context: RequestContext): Promise<void> {
+      const now = deps.clock();
+      const hash = sha256(token);
+      // Check the policy before consuming, so a refused password does not burn the link.
+      if (!(await secrets.isPasswordResetTokenUsable(hash, now))) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
+      const candidateUserId = await secrets.findPasswordResetUserId(hash);
+      const candidate = candidateUserId ? await deps.users.findUserById(candidateUserId) : undefined;
+      if (!candidate) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
+      const normalized = await deps.users.checkPasswordPolicy(candidate, newPassword);
+      const userId = await secrets.consumePasswordResetToken(hash, now);
+      if (!userId) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
+      await deps.users.setPassword(candidate, normalized);
+      await deps.sessions.revokeUserSessions(userId, { includePersonal: true, reason: 'password_reset' }, context);
+      await deps.audit.record({ type: 'password.reset', outcome: 'success', actor: { type: 'user', id: userId }, subject: { type: 'user', id: userId }, context });
+    },
+
+    async changePassword(principal: { userId: string; sessionId?: string | undefined }, currentPassword: string, newPassword: string, context: RequestContext): Promise<void> {
+      const user = await deps.users.findUserById(principal.userId);
+      if (!user || !(await deps.users.verifyPassword(user.id, currentPassword))) {
+        await deps.audit.record({ type: 'password.changed', outcome: 'failure', actor: { type: 'user', id: principal.userId }, subject: { type: 'user', id: principal.userId }, context, details: { reason: 'wrong_password' } });
+        throw new AppError('invalid_credentials', 'the current password is incorrect', 401);
+      }
+      await deps.users.setPassword(user, newPassword);
+      await deps.sessions.revokeUserSessions(user.id, { exceptSessionId: principal.sessionId, reason: 'password_change' }, context);
+      await deps.audit.record({ type: 'password.changed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: { type: 'user', id: user.id }, context });
+    },
+  };
+}
+export type PasswordManagementService = ReturnType<typeof createPasswordManagementService>;

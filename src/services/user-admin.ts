@@ -1,0 +1,142 @@
+/**
+ * Administering users through the API: list, show, create, update (profile, disable/enable), delete.
+ * No escalation: changing or deleting a user needs every permission that user holds (unless auth.superuser),
+ * so a user manager cannot disable or delete an administrator.
+ */
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import { AppError } from '../errors/index.js';
+import { decodeCursor, encodeCursor } from '../lib/pagination.js';
+import { createUserQueries, type UserRow } from '../queries/users.js';
+import type { AuditService } from './audit.js';
+import { holds, isUuid, resolveSubject } from './rbac/effective.js';
+import type { Actor } from './rbac/service.js';
+import { emailSchema, passwordSchema, phoneSchema, type UserService } from './users.js';
+
+export const userCreateSchema = z
+  .object({
+    email: z.string().max(254),
+    name: z.string().min(1).max(200).optional(),
+    phone: phoneSchema.optional(),
+    password: passwordSchema.optional(),
+    email_verified: z.boolean().optional(),
+  })
+  .strict();
+
+export const userUpdateSchema = z
+  .object({
+    name: z.string().min(1).max(200).nullable().optional(),
+    phone: phoneSchema.nullable().optional(),
+    email_verified: z.boolean().optional(),
+    disabled: z.boolean().optional(),
+  })
+  .strict();
+
+export function userView(u: UserRow) {
+  return {
+    id: u.id,
+    email: u.email,
+    email_verified: u.emailVerified,
+    name: u.name,
+    phone: u.phone,
+    phone_verified: u.phoneVerified,
+    disabled: u.disabled,
+    created_at: u.createdAt.toISOString(),
+    updated_at: u.updatedAt.toISOString(),
+  };
+}
+
+export function createUserAdminService(deps: {
+  db: Db;
+  audit: AuditService;
+  users: UserService;
+  /** Clears brute-force counts and locks of an identifier (the same operation as `keryu user unlock`). */
+  unlockIdentifier: (identifier: string) => Promise<number>;
+  onChange: () => Promise<void>;
+}) {
+  const queries = createUserQueries(deps.db);
+
+  async function find(id: string): Promise<UserRow> {
+    const user = isUuid(id) ? await queries.findUserById(id) : undefined;
+    if (!user) throw new AppError('not_found', 'user not found', 404);
+    return user;
+  }
+
+  async function assertOutranks(actor: Actor, user: UserRow, verb: string) {
+    if (actor.effective.superuser) return;
+    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id });
+    for (const codename of target.permissions.keys()) {
+      if (!holds(actor.effective, codename)) throw new AppError('forbidden', `${verb} ${user.email} needs ${codename}, which they hold and you do not`, 403, { required: codename });
+    }
+  }
+
+  return {
+    async listUsers(args: { limit: number; cursor?: string | undefined; email?: string | undefined }) {
+      const rows = await queries.listUsers({ limit: args.limit, after: decodeCursor(args.cursor), email: args.email });
+      const items = rows.slice(0, args.limit);
+      const last = items[items.length - 1];
+      return { items: items.map(userView), next_cursor: rows.length > args.limit && last ? encodeCursor({ key: last.createdAt.toISOString(), id: last.id }) : null };
+    },
+    getUser: async (id: string) => userView(await find(id)),
+    async createUser(input: z.output<typeof userCreateSchema>, actor: Actor) {
+      emailSchema.parse(input.email);
+      const user = await deps.users.createUser(
+        { email: input.email, name: input.name, phone: input.phone, password: input.password, emailVerified: input.email_verified },
+        actor.audit,
+        actor.context,
+      );
+      return userView(user);
+    },
+    async updateUser(id: string, input: z.output<typeof userUpdateSchema>, actor: Actor) {
+      const before = await find(id);
+      await assertOutranks(actor, before, 'changing');
+      const changes: Record<string, unknown> = {};
+      if (input.name !== undefined) changes.name = input.name;
+      if (input.phone !== undefined) changes.phone = input.phone;
+      if (input.email_verified !== undefined) changes.emailVerified = input.email_verified;
+      if (input.disabled !== undefined) changes.disabled = input.disabled;
+      const after = Object.keys(changes).length ? await queries.updateUser(id, changes) : before;
+      if (!after) throw new AppError('not_found', 'user not found', 404);
+      // A disabled user holds nothing: decisions about them must change at once.
+      if (input.disabled !== undefined) await deps.onChange();
+      await deps.audit.record({
+        type: 'user.updated',
+        outcome: 'success',
+        actor: actor.audit,
+        subject: { type: 'user', id },
+        context: actor.context,
+        details: { before: userView(before), after: userView(after) },
+      });
+      return userView(after);
+    },
+    /** Ends a brute-force lockout of the user's email (every device's count too). Unlocking grants nothing, so anyone with auth.users.manage may. */
+    async unlockUser(id: string, actor: Actor) {
+      const user = await find(id);
+      const cleared = await deps.unlockIdentifier(user.email);
+      await deps.audit.record({
+        type: 'user.unlocked',
+        outcome: 'success',
+        actor: actor.audit,
+        subject: { type: 'user', id },
+        context: actor.context,
+        details: { identifier: user.email, cleared },
+      });
+      return { id, cleared };
+    },
+    async deleteUser(id: string, actor: Actor) {
+      const before = await find(id);
+      await assertOutranks(actor, before, 'deleting');
+      await queries.deleteUser(id);
+      await deps.onChange();
+      await deps.audit.record({
+        type: 'user.deleted',
+        outcome: 'success',
+        actor: actor.audit,
+        subject: { type: 'user', id },
+        context: actor.context,
+        details: { before: userView(before), after: null },
+      });
+    },
+  };
+}
+export type UserAdminService = ReturnType<typeof createUserAdminService>;

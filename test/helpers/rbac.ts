@@ -1,0 +1,59 @@
+/**
+ * Helpers for the authorization API tests: service-account clients with roles, users with roles and a Bearer
+ * token from the real code flow, and a tiny JSON client.
+ */
+import * as client from 'openid-client';
+import type { TestServer } from './server.js';
+import { discover, loginWithCode, seedClient, seedUser } from './oidc.js';
+
+export interface ApiResponse<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+// Test-only: response bodies are inspected loosely; the API's types are checked by its zod schemas.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Api = <T = Record<string, any>>(method: string, path: string, body?: unknown) => Promise<ApiResponse<T>>;
+
+export function apiClient(origin: string, token: string | undefined): Api {
+  return async (method, path, body) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${origin}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : {}, headers: res.headers };
+  };
+}
+
+async function roleIds(server: TestServer, names: string[]): Promise<string[]> {
+  const q = server.app.keryu.services.rbac.queries;
+  const rows = await q.findRolesByNames(names);
+  if (rows.length !== names.length) throw new Error(`unknown role among ${names.join(', ')}`);
+  return rows.map((r) => r.id);
+}
+
+/** A confidential client with the client_credentials grant holding `roles`, and a fresh access token (for the API unless `resource` says otherwise). */
+export async function serviceAccount(server: TestServer, roles: string[], options: { resource?: string } = {}) {
+  const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
+  const q = server.app.keryu.services.rbac.queries;
+  for (const id of await roleIds(server, roles)) await q.insertClientRole(seeded.clientId, id);
+  server.app.keryu.services.rbac.cache.invalidate();
+  const config = await discover(server, seeded);
+  const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
+  const tokens = await client.clientCredentialsGrant(config, params);
+  return { clientId: seeded.clientId, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
+}
+
+/** A user holding `roles` (assigned directly in the database), signed in through the code flow. */
+export async function userWithToken(server: TestServer, email: string, roles: string[] = []) {
+  const user = await seedUser(server, email);
+  const q = server.app.keryu.services.rbac.queries;
+  for (const id of await roleIds(server, roles)) await q.upsertUserRole(user.id, id, null);
+  server.app.keryu.services.rbac.cache.invalidate();
+  const seeded = await seedClient(server);
+  const config = await discover(server, seeded);
+  const { tokens } = await loginWithCode(server, config, { email, resource: server.config.apiAudience });
+  return { user, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
+}

@@ -1,0 +1,41 @@
+/**
+ * The management APIs accept only tokens meant for them: a relying party's token for userinfo (opaque) or
+ * for another resource server (JWT with another audience) is refused, so no relying party can act on the
+ * APIs with its users' tokens (confused deputy). Tokens for the built-in API resource work.
+ */
+import * as client from 'openid-client';
+import t from 'tap';
+import { bootstrapSchema } from '../../src/services/bootstrap.js';
+import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
+import { apiClient, serviceAccount, userWithToken } from '../helpers/rbac.js';
+import { startServer } from '../helpers/server.js';
+
+t.test('only tokens for the API audience reach the management APIs', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.close());
+  await server.app.keryu.services.bootstrap.applyBootstrap(
+    bootstrapSchema.parse({ resource_servers: [{ identifier: 'https://orders.example.com', scope: 'orders', access_token_format: 'jwt' }] }),
+    { type: 'system' },
+    'test',
+  );
+
+  const admin = await serviceAccount(server, ['admin']);
+  t.equal((await admin.api('GET', '/api/auth/roles/')).status, 200, 'a service account token for the API works');
+
+  const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
+  await server.app.keryu.services.rbac.queries.insertClientRole(seeded.clientId, (await server.app.keryu.services.rbac.queries.findRolesByNames(['admin']))[0]!.id);
+  server.app.keryu.services.rbac.cache.invalidate();
+  const config = await discover(server, seeded);
+  const opaque = await client.clientCredentialsGrant(config);
+  const res = await apiClient(server.origin, opaque.access_token)('GET', '/api/auth/roles/');
+  t.equal(res.status, 401, 'an opaque token without the API audience is refused, even for an admin client');
+  t.equal(res.body.error, 'invalid_token');
+  const other = await client.clientCredentialsGrant(config, { resource: 'https://orders.example.com' });
+  t.equal((await apiClient(server.origin, other.access_token)('GET', '/api/auth/roles/')).status, 401, 'a JWT for another resource is refused');
+
+  const alice = await userWithToken(server, 'alice@example.com', ['admin']);
+  t.equal((await alice.api('GET', '/api/auth/roles/')).status, 200, 'a user token for the API works');
+  const rp = await seedClient(server);
+  const userinfoToken = await loginWithCode(server, await discover(server, rp), { email: 'alice@example.com' });
+  t.equal((await apiClient(server.origin, userinfoToken.tokens.access_token)('GET', '/api/auth/roles/')).status, 401, 'a relying party’s userinfo token is refused');
+});
