@@ -20,7 +20,7 @@ export async function registerApiConventions(app: FastifyInstance, options: { ve
     },
     transform: jsonSchemaTransform,
     // Only our JSON APIs belong in the document (not pages, health or the provider's own endpoints).
-    hideUntagged: false,
+    hideUntagged: true,
   });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -74,3 +74,16 @@ t.test('the session cookie name is __Host- behind TLS', async (t) => {
   t.equal(cookieNames(true).session, '__Host-keryu.session');
   t.equal(cookieNames(false).session, 'keryu.session');
 });
+
+t.test('the OpenAPI document describes the JSON APIs only', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.close());
+  const res = await fetch(`${server.origin}/docs/json`);
+  t.equal(res.status, 200);
+  const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+  t.match(doc.openapi, /^3\.1/);
+  const paths = Object.keys(doc.paths);
+  t.ok(paths.includes('/api/auth/login/'), 'the auth API is documented');
+  t.ok(paths.includes('/api/auth/roles/'), 'the authorization API is documented');
+  t.same(paths.filter((p) => !p.startsWith('/api/')), [], 'no pages, health or provider routes');
+});
