@@ -12,7 +12,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { hash, verify } from '@node-rs/argon2';
@@ -20,6 +19,7 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
 import { ARGON2_PARAMS } from '../src/services/password.js';
+import { freePort } from '../test/helpers/server.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -28,16 +28,6 @@ const cores = availableParallelism();
 const SECRET = randomBytes(32).toString('base64url');
 const PASSWORD = 'a long passphrase for the benchmark';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function argon2Bound(seconds: number): Promise<number> {
   const stored = await hash(PASSWORD, ARGON2_PARAMS);

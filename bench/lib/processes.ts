@@ -1,17 +1,7 @@
 /** Child processes for the bench: start, wait until ready, stop (SIGTERM, then SIGKILL), never leak. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort } from '../../test/helpers/server.js';
 
 export interface ManagedProcess {
   name: string;

@@ -19,6 +19,23 @@ export interface PageArgs {
 }
 
 export function createRbacQueries(db: DbOrTx) {
+  /** Grants with the names they refer to (role name, permission codename), as every grant listing shows them. */
+  const selectGrants = () =>
+    db
+      .select({
+        id: objectGrants.id,
+        userId: objectGrants.userId,
+        roleId: objectGrants.roleId,
+        roleName: roles.name,
+        codename: permissions.codename,
+        objectType: objectGrants.objectType,
+        objectId: objectGrants.objectId,
+        createdAt: objectGrants.createdAt,
+      })
+      .from(objectGrants)
+      .innerJoin(permissions, eq(permissions.id, objectGrants.permissionId))
+      .leftJoin(roles, eq(roles.id, objectGrants.roleId));
+
   return {
     // ---- permissions
     async listPermissions(args: PageArgs & { codename?: string | undefined; name?: string | undefined }): Promise<PermissionRow[]> {
@@ -236,20 +253,7 @@ export function createRbacQueries(db: DbOrTx) {
         const at = new Date(args.after.key);
         conditions.push(or(gt(objectGrants.createdAt, at), and(eq(objectGrants.createdAt, at), gt(objectGrants.id, args.after.id))) as SQL);
       }
-      return db
-        .select({
-          id: objectGrants.id,
-          userId: objectGrants.userId,
-          roleId: objectGrants.roleId,
-          roleName: roles.name,
-          codename: permissions.codename,
-          objectType: objectGrants.objectType,
-          objectId: objectGrants.objectId,
-          createdAt: objectGrants.createdAt,
-        })
-        .from(objectGrants)
-        .innerJoin(permissions, eq(permissions.id, objectGrants.permissionId))
-        .leftJoin(roles, eq(roles.id, objectGrants.roleId))
+      return selectGrants()
         .where(and(...conditions))
         .orderBy(asc(objectGrants.createdAt), asc(objectGrants.id))
         .limit(args.limit + 1);
@@ -260,21 +264,7 @@ export function createRbacQueries(db: DbOrTx) {
     },
     async listGrantsById(ids: string[]) {
       if (!ids.length) return [];
-      return db
-        .select({
-          id: objectGrants.id,
-          userId: objectGrants.userId,
-          roleId: objectGrants.roleId,
-          roleName: roles.name,
-          codename: permissions.codename,
-          objectType: objectGrants.objectType,
-          objectId: objectGrants.objectId,
-          createdAt: objectGrants.createdAt,
-        })
-        .from(objectGrants)
-        .innerJoin(permissions, eq(permissions.id, objectGrants.permissionId))
-        .leftJoin(roles, eq(roles.id, objectGrants.roleId))
-        .where(inArray(objectGrants.id, ids));
+      return selectGrants().where(inArray(objectGrants.id, ids));
     },
     async findGrant(values: { userId: string | null; roleId: string | null; permissionId: string; objectType: string; objectId: string }) {
       const [row] = await db
