@@ -84,6 +84,18 @@ export const configSchema = z
     RATE_LIMIT_CLIENT: z.coerce.number().int().nonnegative().default(1200).describe('Requests per OAuth client per window to the OIDC token endpoint; 0 turns it off'),
     SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional().describe('SMTP server for outgoing mail; unset = mail is written to the log (links redacted in production)'),
     MAIL_FROM: z.string().min(3).default('keryu-auth <no-reply@localhost>').describe('Sender address of outgoing mail'),
+    MFA_REQUIRED: booleanString('Require a second factor of every user (users without one enrol at their next sign-in)', false),
+    MFA_ISSUER_NAME: z.string().min(1).max(64).default('keryu-auth').describe('Name authenticator apps show next to TOTP codes'),
+    DEVICE_VERIFICATION: z.enum(['off', 'challenge']).default('challenge').describe('off, or challenge: a sign-in from a device the user has not verified needs a code by email or SMS'),
+    DEVICE_TRUST_TTL: durationSeconds('How long a verified device is trusted ("remember this device")', 30 * 86400),
+    IP_VERIFICATION: z.enum(['off', 'notify', 'challenge']).default('notify').describe('Sign-in from a network (IPv4 /24, IPv6 /64) not seen within IP_VERIFICATION_PERIOD: off, notify (email), or challenge (a code)'),
+    IP_VERIFICATION_PERIOD: durationSeconds('How long a network a user signed in from stays known', 90 * 86400),
+    OTP_RESEND_INTERVAL: durationSeconds('Seconds between two sends of a code to one user or destination', 30),
+    OTP_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(10).describe('Codes sent per hour at most, per user and per destination (phone or address)'),
+    TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio account SID (AC + 32 hex)').optional().describe('Twilio account for SMS codes; unset = SMS messages are written to the log'),
+    TWILIO_AUTH_TOKEN: z.string().min(1).optional().describe('Twilio auth token'),
+    TWILIO_FROM: z.string().min(1).optional().describe('Sender of SMS codes: an E.164 number or a messaging service SID (MG...)'),
+    TWILIO_API_URL: z.url({ protocol: /^https?$/ }).optional().describe('Another base URL for the Twilio API (a regional edge, or a test endpoint)'),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
   })
   .transform((raw) => {
@@ -140,6 +152,19 @@ export const configSchema = z
       },
       rateLimit: { windowSeconds: raw.RATE_LIMIT_WINDOW, auth: raw.RATE_LIMIT_AUTH, oidc: raw.RATE_LIMIT_OIDC, client: raw.RATE_LIMIT_CLIENT },
       mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
+      sms: raw.TWILIO_ACCOUNT_SID && raw.TWILIO_AUTH_TOKEN && raw.TWILIO_FROM
+        ? { accountSid: raw.TWILIO_ACCOUNT_SID, authToken: raw.TWILIO_AUTH_TOKEN, from: raw.TWILIO_FROM, apiUrl: raw.TWILIO_API_URL }
+        : undefined,
+      mfa: {
+        required: raw.MFA_REQUIRED,
+        issuerName: raw.MFA_ISSUER_NAME,
+        deviceVerification: raw.DEVICE_VERIFICATION,
+        deviceTrustTtl: raw.DEVICE_TRUST_TTL,
+        ipVerification: raw.IP_VERIFICATION,
+        ipVerificationPeriod: raw.IP_VERIFICATION_PERIOD,
+        resendInterval: raw.OTP_RESEND_INTERVAL,
+        sendsPerHour: raw.OTP_SENDS_PER_HOUR,
+      },
       keys: {
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
@@ -174,13 +199,17 @@ export function parseConfig(env: EnvInput): RawConfig {
       result.error.issues.map((issue) => {
         const name = issue.path.join('.') || 'environment';
         const got = typeof issue.path[0] === 'string' ? input[issue.path[0]] : undefined;
-        return `${name}: ${issue.message}${got !== undefined && !/SECRET|URL/.test(name) ? ` (got "${got}")` : ''}`;
+        return `${name}: ${issue.message}${got !== undefined && !/SECRET|URL|TOKEN|SID/.test(name) ? ` (got "${got}")` : ''}`;
       }),
     );
   }
   const config = result.data;
   if (config.nodeEnv === 'production' && !config.secret) {
     throw new ConfigError(['KERYU_SECRET: required when NODE_ENV=production (at least 32 characters of random data)']);
+  }
+  const twilio = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'].filter((k) => input[k] !== undefined);
+  if (twilio.length > 0 && twilio.length < 3) {
+    throw new ConfigError([`TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM: set all three or none (got only ${twilio.join(', ')})`]);
   }
   return config;
 }

@@ -2,7 +2,7 @@
  * Login challenges and password reset links: single-use, bounded and atomic. Only digests are stored;
  * attempts and consumption are single conditional UPDATEs, so two replicas can never both accept one.
  */
-import { and, eq, gt, isNull, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { loginChallenges, passwordResetTokens } from '../db/schema/index.js';
 
@@ -21,14 +21,52 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
       return row;
     },
 
-    /** Counts one attempt, only while the challenge is open, unexpired and under the limit. */
-    async countLoginChallengeAttempt(id: string, now: Date, maxAttempts: number): Promise<boolean> {
+    /** The open challenge of a browser login (the interaction is bound to the browser by its cookie). */
+    async findOpenLoginChallengeByInteraction(uid: string): Promise<LoginChallengeRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(loginChallenges)
+        .where(and(eq(loginChallenges.interactionUid, uid), isNull(loginChallenges.consumedAt)))
+        .orderBy(desc(loginChallenges.createdAt))
+        .limit(1);
+      return row;
+    },
+
+    /** Moves a challenge to its next step, only from the step it was read at (two passes of one step cannot both advance it). */
+    async advanceLoginChallenge(id: string, from: string[], next: { steps: string[]; methods: string[]; amr: string[]; expiresAt: Date }): Promise<boolean> {
       const rows = await db
+        .update(loginChallenges)
+        .set(next)
+        .where(and(eq(loginChallenges.id, id), isNull(loginChallenges.consumedAt), sql`${loginChallenges.steps} = ${`{${from.join(',')}}`}::text[]`))
+        .returning({ id: loginChallenges.id });
+      return rows.length > 0;
+    },
+
+    /** Ends a browser login's open challenges (a new password attempt starts over). */
+    async consumeLoginChallengesByInteraction(uid: string, now: Date): Promise<void> {
+      await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.interactionUid, uid), isNull(loginChallenges.consumedAt)));
+    },
+
+    /** Counts one attempt, only while the challenge is open, unexpired and under the limit. */
+    /**
+     * Reserves one attempt before a code is checked, so parallel guesses cannot exceed the limit; returns the
+     * attempts used so far, or undefined when none is left (or the challenge is closed).
+     */
+    async countLoginChallengeAttempt(id: string, now: Date, maxAttempts: number): Promise<number | undefined> {
+      const [row] = await db
         .update(loginChallenges)
         .set({ attempts: sql`${loginChallenges.attempts} + 1` })
         .where(and(eq(loginChallenges.id, id), isNull(loginChallenges.consumedAt), gt(loginChallenges.expiresAt, now), lt(loginChallenges.attempts, maxAttempts)))
-        .returning({ id: loginChallenges.id });
-      return rows.length > 0;
+        .returning({ attempts: loginChallenges.attempts });
+      return row?.attempts;
+    },
+
+    /** Gives back the attempt a right code reserved: only wrong codes use a challenge up. */
+    async refundLoginChallengeAttempt(id: string): Promise<void> {
+      await db
+        .update(loginChallenges)
+        .set({ attempts: sql`greatest(${loginChallenges.attempts} - 1, 0)` })
+        .where(eq(loginChallenges.id, id));
     },
 
     async consumeLoginChallenge(id: string, now: Date): Promise<boolean> {

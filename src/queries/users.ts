@@ -14,6 +14,7 @@ const publicColumns = {
   phoneVerified: users.phoneVerified,
   name: users.name,
   disabled: users.disabled,
+  passwordResetRequired: users.passwordResetRequired,
   createdAt: users.createdAt,
   updatedAt: users.updatedAt,
 };

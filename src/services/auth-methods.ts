@@ -1,20 +1,43 @@
 /**
- * Further sign-in steps after the password (MFA). Each method is a strategy behind one interface, kept
- * in a registry, so a new factor is one more file that calls `register`. A password login whose user
- * has at least one configured method does not get tokens: it gets a challenge (POST /api/auth/verify/
- * completes it). This issue defines the step; the MFA issue adds the methods.
+ * The ways a sign-in step after the password can be passed. Each method is a strategy behind one
+ * interface, kept in a registry, so a new factor (a passkey) is one more file that calls `register`.
+ * Which steps a login needs is the login service's decision; which methods can pass a step is each
+ * method's (`isConfiguredFor`).
  */
+import type { FactorView } from '../queries/mfa.js';
 import type { UserRow } from '../queries/users.js';
+import type { RequestContext } from './audit.js';
+import type { CodeChannel, CodeMessage } from './mfa/codes.js';
+
+/** Why a login needs a further step: a second factor, an unverified device, a new network, or enrolment. */
+export type StepReason = 'mfa' | 'new_device' | 'new_ip' | 'enroll';
+
+export interface StepContext {
+  user: UserRow;
+  /** The user's active factors. */
+  factors: FactorView[];
+  reason: Exclude<StepReason, 'enroll'>;
+  /** The login challenge's row id (codes sent for it belong to it). */
+  challengeId: string;
+}
+
+export interface ChallengeOptions {
+  /** A second or later send for this challenge and method (the resend interval applies). */
+  resend: boolean;
+  message: (channel: CodeChannel) => CodeMessage;
+  context?: RequestContext | undefined;
+}
 
 export interface AuthMethod {
   /** The `method` value clients send. */
   readonly id: string;
   /** The RFC 8176 `amr` value a success adds. */
   readonly amr: string;
-  isConfiguredFor(user: UserRow): Promise<boolean>;
-  /** Sends or prepares the challenge (e.g. an SMS); returns state kept server-side with the challenge. */
-  challenge?(user: UserRow): Promise<Record<string, unknown> | undefined>;
-  verify(user: UserRow, code: string, state: Record<string, unknown>): Promise<boolean>;
+  /** Whether this user can pass a step of this kind with this method. */
+  isConfiguredFor(step: StepContext): boolean | Promise<boolean>;
+  /** Methods that deliver a code: sends one for the step; answers where it went (masked). */
+  challenge?(step: StepContext, options: ChallengeOptions): Promise<{ destination: string }>;
+  verify(step: StepContext, code: string): Promise<boolean>;
 }
 
 export function createAuthMethodRegistry() {
@@ -26,9 +49,9 @@ export function createAuthMethodRegistry() {
     get(id: string): AuthMethod | undefined {
       return methods.get(id);
     },
-    async configuredFor(user: UserRow): Promise<AuthMethod[]> {
+    async configuredFor(step: StepContext): Promise<AuthMethod[]> {
       const out: AuthMethod[] = [];
-      for (const method of methods.values()) if (await method.isConfiguredFor(user)) out.push(method);
+      for (const method of methods.values()) if (await method.isConfiguredFor(step)) out.push(method);
       return out;
     },
   };

@@ -16,7 +16,12 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientService } from './clients.js';
 import { createLoginService } from './login.js';
+import { createOtpCodeService } from './mfa/codes.js';
+import { createFactorService } from './mfa/factors.js';
+import { registerBuiltInMethods } from './mfa/methods.js';
+import { createSecurityNotices, type SecurityNotices } from './mfa/notices.js';
 import { createMailer } from './notify/mailer.js';
+import { createSmsSender } from './notify/sms.js';
 import { createPasswordHasher } from './password.js';
 import { createDecisionCache, RBAC_CHANNEL } from './rbac/cache.js';
 import { createRbacService } from './rbac/service.js';
@@ -99,8 +104,43 @@ export function createServices(deps: {
     },
   });
   const bruteForce = createBruteForceProtector({ db, clock, audit, config: config.bruteForce });
-  const methods = createAuthMethodRegistry();
   const publicOrigin = new URL(config.issuer).origin;
+  const sms = createSmsSender({ twilio: config.sms, production: config.nodeEnv === 'production', log: deps.log });
+  const codes = createOtpCodeService({
+    db,
+    clock,
+    key: deriveKey(config.secret, 'otp-code-digest'),
+    mailer,
+    sms,
+    audit,
+    limits: { resendInterval: config.mfa.resendInterval, sendsPerHour: config.mfa.sendsPerHour },
+  });
+  // The factor service reports changes through the notices, which need the sessions: wired lazily.
+  let notices: SecurityNotices | undefined;
+  const factors = createFactorService({
+    db,
+    clock,
+    codes,
+    audit,
+    secretKey: deriveKey(config.secret, 'mfa-secret-encryption'),
+    recoveryKey: deriveKey(config.secret, 'recovery-code-digest'),
+    issuerName: config.mfa.issuerName,
+    verifyPassword: (userId, password) => users.verifyPassword(userId, password),
+    notifier: () => notices!,
+  });
+  notices = createSecurityNotices({
+    db,
+    clock,
+    mailer,
+    sessions,
+    audit,
+    issuerName: config.mfa.issuerName,
+    reportLink: (token) => `${publicOrigin}/security/report?token=${encodeURIComponent(token)}`,
+    sessionTtl: config.ttl.refreshTokenAbsolute,
+    log: deps.log,
+  });
+  const methods = createAuthMethodRegistry();
+  registerBuiltInMethods(methods, { factors, codes });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
   const notifyRbacChanged = async () => {
     await db.execute(sql`select pg_notify(${RBAC_CHANNEL}, 'changed')`);
@@ -121,7 +161,25 @@ export function createServices(deps: {
     sessions,
     bruteForce,
     methods,
-    login: createLoginService({ db, clock, users, bruteForce, sessions, methods, audit, deviceCookieKey: deriveKey(config.secret, 'device-cookie') }),
+    factors,
+    codes,
+    notices,
+    login: createLoginService({
+      db,
+      clock,
+      users,
+      bruteForce,
+      sessions,
+      methods,
+      factors,
+      codes,
+      notices,
+      audit,
+      deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
+      policy: config.mfa,
+      roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
+      sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
+    }),
     passwordManagement: createPasswordManagementService({
       db,
       clock,

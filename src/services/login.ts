@@ -1,34 +1,56 @@
 /**
- * Password login for first-party apps (POST /api/auth/login/ and /verify/) and the browser form.
+ * Sign-in for first-party apps (POST /api/auth/login/ and /verify/) and for the browser (the OIDC login
+ * interaction). One set of rules for both.
  *
  * Order of checks, each a guard: brute-force state (429 before any password work) → password (always
- * verified, against a dummy hash when there is no account, so unknown, wrong and disabled answer the
- * same in body and time) → further steps (a challenge when the user has MFA methods) → session.
+ * verified, against a dummy hash when there is no account, so unknown, wrong and disabled answer the same
+ * in body and time) → the further steps the user's factors, roles and the attempt's risk call for → only
+ * then a session (API) or the provider's login result (browser). Nothing that signs anyone in exists
+ * before every step is done; a challenge is bound to its login (user, client, device, IP, interaction).
+ *
+ * Steps: `mfa` when the user has an active factor; otherwise `new_device` (device not verified, with
+ * DEVICE_VERIFICATION=challenge) or `new_ip` (network not seen, with IP_VERIFICATION=challenge), by a code
+ * to the account's address or verified phone; and `enroll` when MFA is required (MFA_REQUIRED or a role)
+ * but the user has no factor, always preceded by a code to the account unless the device is trusted, so a
+ * stolen password cannot enrol the thief's authenticator. Wrong codes count against the challenge (5, then
+ * it dies) and feed the brute-force counters, which are reset only by a completed login.
  */
+import { randomUUID } from 'node:crypto';
 import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
 import { describeDevice } from '../lib/device.js';
 import { issueDeviceCookie, verifyDeviceCookie } from '../lib/device-cookie.js';
-import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
+import { networkOf } from '../lib/network.js';
+import { createMfaQueries, type TrustedDeviceRow } from '../queries/mfa.js';
+import { createOneTimeSecretQueries, type LoginChallengeRow } from '../queries/one-time-secrets.js';
 import type { Db } from '../db/client.js';
 import type { UserRow } from '../queries/users.js';
 import type { AuditService, RequestContext } from './audit.js';
-import type { AuthMethodRegistry } from './auth-methods.js';
-import { identifierDigest, type BruteForceProtector } from './brute-force.js';
+import type { AuthMethodRegistry, StepContext, StepReason } from './auth-methods.js';
+import { identifierDigest, type BruteForceProtector, type LoginAttempt } from './brute-force.js';
+import type { CodeChannel, OtpCodeService } from './mfa/codes.js';
+import type { FactorService } from './mfa/factors.js';
+import type { SecurityNotices } from './mfa/notices.js';
 import type { SessionService, TokenPair } from './sessions.js';
 import { normalizeEmail, type UserService } from './users.js';
 
 /** A pending login's challenge: short-lived and bounded (SECURITY.md: ≤ 10 minutes, ≤ 5 attempts). */
 export const CHALLENGE_TTL_SECONDS = 300;
 export const CHALLENGE_MAX_ATTEMPTS = 5;
+/** What a user may enrol when MFA is required and they have no factor yet. */
+export const ENROLLABLE_METHODS = ['totp', 'sms', 'email'] as const;
+const CODE_METHODS = new Set(['sms', 'email']);
 
 export interface ChallengeResponse {
   mfa_required: true;
   challenge_id: string;
+  reason: StepReason;
   methods: string[];
   expires_in: number;
+  /** Where the first code of this step went, when one was sent. */
+  sent?: { method: string; destination: string } | undefined;
 }
 
 export interface LoginInput {
@@ -40,11 +62,45 @@ export interface LoginInput {
   deviceCookie?: string | undefined;
 }
 
+export interface LoginPolicy {
+  required: boolean;
+  deviceVerification: 'off' | 'challenge';
+  deviceTrustTtl: number;
+  ipVerification: 'off' | 'notify' | 'challenge';
+  ipVerificationPeriod: number;
+}
+
+type Channel = 'api' | 'form';
+
+/** Where a login comes from, fixed at the password step and checked again at every later step. */
+interface LoginOrigin {
+  channel: Channel;
+  clientId?: string | undefined;
+  interactionUid?: string | undefined;
+  deviceId?: string | undefined;
+  deviceName?: string | undefined;
+  deviceDigest?: string | undefined;
+  knownDevice: boolean;
+}
+
+/** A browser login that passed every step: what the interaction writes as its `login` result. */
+export interface CompletedLogin {
+  user: UserRow;
+  amr: string[];
+}
+
 export const appDeviceDigest = (deviceId: string) => sha256(`app:${deviceId}`);
 export const cookieDeviceDigest = (nonce: string) => sha256(`cookie:${nonce}`);
 
 /** A placeholder user id for the known-device lookup when there is no account (same query, same time). */
 const NO_USER = '00000000-0000-0000-0000-000000000000';
+
+const challengeError = {
+  invalid: () => new AppError('invalid_challenge', 'no such pending login', 400),
+  consumed: () => new AppError('challenge_consumed', 'this login was already completed; sign in again', 400),
+  expired: () => new AppError('challenge_expired', 'this login has expired; sign in again', 400),
+  exhausted: () => new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 }),
+};
 
 export function createLoginService(deps: {
   db: Db;
@@ -53,21 +109,35 @@ export function createLoginService(deps: {
   bruteForce: BruteForceProtector;
   sessions: SessionService;
   methods: AuthMethodRegistry;
+  factors: FactorService;
+  codes: OtpCodeService;
+  notices: SecurityNotices;
   audit: AuditService;
   deviceCookieKey: Buffer;
+  policy: LoginPolicy;
+  /** Whether one of the user's roles requires MFA. */
+  roleRequiresMfa(userId: string): Promise<boolean>;
+  /** Lifetimes of what a login starts (API session, browser SSO session), for the report links. */
+  sessionTtl: Record<Channel, number>;
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
+  const mfa = createMfaQueries(deps.db);
+  const { policy } = deps;
 
   const invalidCredentials = () => new AppError('invalid_credentials', 'the email or password is incorrect', 401);
+  const auditContext = (context: RequestContext) => ({ ip: context.ip, userAgent: context.userAgent, requestId: context.requestId });
+  const userRef = (user: UserRow) => ({ type: 'user', id: user.id });
+
+  function attemptOf(user: UserRow, origin: Pick<LoginOrigin, 'knownDevice' | 'deviceDigest'>, ip: string | undefined): LoginAttempt {
+    return { identifier: normalizeEmail(user.email), ip, knownDevice: origin.knownDevice ? origin.deviceDigest : undefined };
+  }
 
   /**
    * Checks the first factor for any login (API or browser form). Returns the user when the password is
-   * right; throws 429 `too_many_attempts` or 401 `invalid_credentials`.
+   * right; throws 429 `too_many_attempts`, 401 `invalid_credentials` or (right password, account reported
+   * compromised) 403 `password_reset_required`.
    */
-  async function checkPassword(
-    input: LoginInput,
-    context: RequestContext & { clientId?: string | undefined; channel: 'api' | 'form' },
-  ): Promise<{ user: UserRow; knownDevice: string | undefined; deviceCookie: string | undefined }> {
+  async function checkPassword(input: LoginInput, context: RequestContext & { clientId?: string | undefined; channel: Channel }) {
     const identifier = normalizeEmail(input.email);
     const idDigest = identifierDigest(identifier);
     // The account is looked up before the password check only for the known-device test; the password
@@ -81,7 +151,7 @@ export function createLoginService(deps: {
       if (await deps.bruteForce.isKnownDevice(user?.id ?? NO_USER, digest)) knownDevice = digest;
     }
     const attempt = { identifier, ip: context.ip, knownDevice };
-    const audit = { clientId: context.clientId, context: { ip: context.ip, userAgent: context.userAgent, requestId: context.requestId } };
+    const audit = { clientId: context.clientId, context: auditContext(context) };
 
     let counted: boolean;
     try {
@@ -91,7 +161,7 @@ export function createLoginService(deps: {
         type: 'login',
         outcome: 'failure',
         actor: { type: 'anonymous' },
-        subject: user ? { type: 'user', id: user.id } : undefined,
+        subject: user ? userRef(user) : undefined,
         ...audit,
         details: { method: 'pwd', channel: context.channel, reason: 'too_many_attempts' },
       });
@@ -105,16 +175,144 @@ export function createLoginService(deps: {
         type: 'login',
         outcome: 'failure',
         actor: { type: 'anonymous' },
-        subject: account ? { type: 'user', id: account.id } : undefined,
+        subject: account ? userRef(account) : undefined,
         ...audit,
         details: { method: 'pwd', channel: context.channel, reason: !account ? 'unknown_account' : account.disabled ? 'disabled' : 'wrong_password' },
       });
       throw invalidCredentials();
     }
-    if (counted) await deps.bruteForce.recordSuccess(attempt);
+    if (account.passwordResetRequired) {
+      await deps.audit.record({ type: 'login', outcome: 'failure', actor: { type: 'anonymous' }, subject: userRef(account), ...audit, details: { method: 'pwd', channel: context.channel, reason: 'password_reset_required' } });
+      throw new AppError('password_reset_required', 'this account was reported compromised: reset the password (POST /api/auth/password/reset/) before signing in', 403);
+    }
     if (input.deviceId) await deps.bruteForce.rememberDevice(account.id, appDeviceDigest(input.deviceId), deps.clock());
     // A browser without a valid cookie for this account gets one now: from then on it is a known device.
-    return { user: account, knownDevice, deviceCookie: cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest) };
+    const deviceCookie = cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest);
+    const cookieDigest = cookieDeviceDigest(cookieNonce ?? deviceCookie?.split('.')[0] ?? '');
+    // An app names its device; a browser is its device cookie.
+    const deviceDigest = input.deviceId ? appDeviceDigest(input.deviceId) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
+    return { user: account, knownDevice, counted, deviceCookie, deviceDigest };
+  }
+
+  async function plan(user: UserRow, origin: LoginOrigin, ip: string | undefined) {
+    const now = deps.clock();
+    const factors = (await deps.factors.listActive(user.id)).filter((f) => f.type !== 'recovery_code');
+    const trusted: TrustedDeviceRow | undefined = origin.deviceDigest ? await mfa.findTrustedDevice(user.id, origin.deviceDigest, now) : undefined;
+    const network = networkOf(ip);
+    const newNetwork = policy.ipVerification !== 'off' && network !== undefined && !(await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod)));
+    const steps: StepReason[] = [];
+    if (factors.length) steps.push('mfa');
+    else {
+      const mustEnroll = policy.required || (await deps.roleRequiresMfa(user.id));
+      if (!trusted && (policy.deviceVerification === 'challenge' || mustEnroll)) steps.push('new_device');
+      else if (newNetwork && policy.ipVerification === 'challenge') steps.push('new_ip');
+      if (mustEnroll) steps.push('enroll');
+    }
+    return { steps, trusted, network, newNetwork };
+  }
+
+  async function stepOf(user: UserRow, challengeId: string, reason: Exclude<StepReason, 'enroll'>): Promise<StepContext> {
+    return { user, factors: await deps.factors.listActive(user.id), reason, challengeId };
+  }
+
+  async function methodsFor(user: UserRow, challengeId: string, reason: StepReason): Promise<string[]> {
+    if (reason === 'enroll') return [...ENROLLABLE_METHODS];
+    return (await deps.methods.configuredFor(await stepOf(user, challengeId, reason))).map((m) => m.id);
+  }
+
+  function signInInfo(row: Pick<LoginChallengeRow, 'deviceDigest' | 'channel' | 'deviceId' | 'deviceName'>, context: RequestContext) {
+    return {
+      device: describeDevice(context.userAgent, row.deviceId ?? undefined, row.deviceName ?? undefined),
+      ip: context.ip,
+      at: deps.clock(),
+      deviceDigest: row.deviceDigest ?? undefined,
+      sessionTtl: deps.sessionTtl[row.channel],
+    };
+  }
+
+  /** Sends a code for the step by `methodId` (the first send of a method in a challenge is not a resend). */
+  async function sendCode(user: UserRow, row: LoginChallengeRow, reason: StepReason, methodId: string, context: RequestContext) {
+    const method = deps.methods.get(methodId);
+    if (reason === 'enroll' || !method?.challenge) throw new AppError('method_not_allowed', 'this method sends no code', 400);
+    const resend = await deps.codes.hasSent(row.id, methodId as CodeChannel);
+    const message = await deps.notices.verificationMessage(user, reason, signInInfo(row, context));
+    const { destination } = await method.challenge(await stepOf(user, row.id, reason), { resend, message, context });
+    return { method: methodId, destination };
+  }
+
+  /** The code-sending method to use first: the preferred factor's, or email for a device or network check. */
+  async function firstCodeMethod(user: UserRow, reason: StepReason, methods: string[]): Promise<string | undefined> {
+    if (reason === 'enroll') return undefined;
+    if (reason === 'mfa') {
+      const preferred = (await deps.factors.listActive(user.id)).find((f) => f.preferred)?.type;
+      if (preferred && CODE_METHODS.has(preferred) && methods.includes(preferred)) return preferred;
+      if (methods.includes('totp')) return undefined;
+    }
+    return methods.find((m) => m === 'email') ?? methods.find((m) => CODE_METHODS.has(m));
+  }
+
+  async function openChallenge(user: UserRow, origin: LoginOrigin, steps: StepReason[], context: RequestContext): Promise<ChallengeResponse> {
+    const challengeId = randomToken();
+    const now = deps.clock();
+    const reason = steps[0]!;
+    const rowId = randomUUID();
+    const methods = await methodsFor(user, rowId, reason);
+    const row = await secrets.insertLoginChallenge({
+      id: rowId,
+      challengeHash: sha256(challengeId),
+      userId: user.id,
+      methods,
+      steps,
+      amr: ['pwd'],
+      channel: origin.channel,
+      clientId: origin.clientId ?? null,
+      interactionUid: origin.interactionUid ?? null,
+      ipAddress: context.ip ?? null,
+      deviceDigest: origin.deviceDigest ?? null,
+      knownDevice: origin.knownDevice,
+      deviceId: origin.deviceId ?? null,
+      deviceName: origin.deviceName ?? null,
+      state: {},
+      createdAt: now,
+      expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS),
+    });
+    await deps.audit.record({
+      type: 'login.challenge',
+      outcome: 'success',
+      actor: { type: 'user', id: user.id },
+      subject: userRef(user),
+      clientId: origin.clientId,
+      context: auditContext(context),
+      details: { reason, steps, methods, channel: origin.channel },
+    });
+    const first = await firstCodeMethod(user, reason, methods);
+    const sent = first ? await sendCode(user, row, reason, first, context) : undefined;
+    return { mfa_required: true, challenge_id: challengeId, reason, methods, expires_in: CHALLENGE_TTL_SECONDS, sent };
+  }
+
+  /** Everything a finished login leaves behind: counters reset, device trusted, network remembered, notices sent. */
+  async function afterLogin(user: UserRow, origin: LoginOrigin & { counted: boolean }, passed: StepReason[], context: RequestContext): Promise<void> {
+    const now = deps.clock();
+    if (origin.counted || passed.length) await deps.bruteForce.recordSuccess(attemptOf(user, origin, context.ip));
+    const device = describeDevice(context.userAgent, origin.deviceId, origin.deviceName);
+    if (origin.deviceDigest) {
+      const trusted = await mfa.findTrustedDevice(user.id, origin.deviceDigest, now);
+      if (passed.length) {
+        const row = await mfa.trustDevice({ userId: user.id, deviceDigest: origin.deviceDigest, deviceInfo: device, ipAddress: context.ip ?? null, now, trustedUntil: addSeconds(now, policy.deviceTrustTtl) });
+        if (!trusted) await deps.audit.record({ type: 'device.trusted', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { device_id: row.id, until: row.trustedUntil.toISOString() } });
+      } else if (trusted) await mfa.touchTrustedDevice(trusted.id, context.ip ?? null, now);
+    }
+    const network = networkOf(context.ip);
+    if (network && policy.ipVerification !== 'off') {
+      const known = await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod));
+      await mfa.rememberNetwork(user.id, network, now);
+      if (!known && !passed.includes('new_ip')) {
+        await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
+        if (policy.ipVerification === 'notify') {
+          await deps.notices.newSignIn(user, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });
+        }
+      }
+    }
   }
 
   async function startSession(user: UserRow, input: { deviceId?: string | null | undefined; deviceName?: string | null | undefined }, amr: string[], context: RequestContext): Promise<TokenPair> {
@@ -124,11 +322,119 @@ export function createLoginService(deps: {
       type: 'login',
       outcome: 'success',
       actor: { type: 'user', id: user.id },
-      subject: { type: 'user', id: user.id },
+      subject: userRef(user),
       context,
       details: { method: amr.join('+'), channel: 'api', session_id: pair.session_id },
     });
     return pair;
+  }
+
+  const originOf = (row: LoginChallengeRow): LoginOrigin & { counted: boolean } => ({
+    channel: row.channel,
+    clientId: row.clientId ?? undefined,
+    interactionUid: row.interactionUid ?? undefined,
+    deviceId: row.deviceId ?? undefined,
+    deviceName: row.deviceName ?? undefined,
+    deviceDigest: row.deviceDigest ?? undefined,
+    knownDevice: row.knownDevice,
+    counted: true,
+  });
+
+  /** The checks every use of a challenge passes: open, unexpired, under the attempt limit, its user still able to sign in. */
+  async function usable(row: LoginChallengeRow | undefined, context: RequestContext): Promise<{ row: LoginChallengeRow; user: UserRow }> {
+    if (!row) throw challengeError.invalid();
+    if (row.consumedAt) throw challengeError.consumed();
+    if (row.expiresAt <= deps.clock()) {
+      await deps.audit.record({ type: 'login.challenge_expired', outcome: 'failure', actor: { type: 'anonymous' }, subject: { type: 'user', id: row.userId }, clientId: row.clientId ?? undefined, context: auditContext(context), details: { reason: row.steps[0] } });
+      throw challengeError.expired();
+    }
+    if (row.attempts >= CHALLENGE_MAX_ATTEMPTS) throw challengeError.exhausted();
+    const user = await deps.users.findUserById(row.userId);
+    if (!user || user.disabled || user.passwordResetRequired) throw challengeError.invalid();
+    return { row, user };
+  }
+
+  /** An API challenge answers only to the device and address its login came from. */
+  async function apiChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext) {
+    const row = await secrets.findLoginChallengeByHash(sha256(challengeId));
+    if (row && (row.channel !== 'api' || (row.deviceId ?? undefined) !== deviceId || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
+    return usable(row, context);
+  }
+
+  /** A browser challenge is found by its interaction (bound to the browser by the provider's cookie) and address. */
+  async function formChallenge(uid: string, context: RequestContext) {
+    const row = await secrets.findOpenLoginChallengeByInteraction(uid);
+    if (row && (row.channel !== 'form' || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
+    return usable(row, context);
+  }
+
+  type StepOutcome = { done: true; amr: string[]; passed: StepReason[] } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
+
+  /** The current step is passed with `amr`: move to the next one, or close the challenge when it was the last. */
+  async function advance(user: UserRow, row: LoginChallengeRow, amr: string | undefined, context: RequestContext): Promise<StepOutcome> {
+    const [current, ...rest] = row.steps as StepReason[];
+    const amrs = [...new Set([...row.amr, ...(amr ? [amr] : []), ...(current === 'mfa' || current === 'enroll' ? ['mfa'] : [])])];
+    await deps.audit.record({ type: 'login.challenge_passed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), clientId: row.clientId ?? undefined, context: auditContext(context), details: { reason: current, amr: amrs, remaining: rest } });
+    const now = deps.clock();
+    if (!rest.length) {
+      if (!(await secrets.consumeLoginChallenge(row.id, now))) throw challengeError.consumed();
+      const passed = row.steps as StepReason[];
+      await afterLogin(user, originOf(row), passed, context);
+      return { done: true, amr: amrs, passed };
+    }
+    const next = rest[0]!;
+    const methods = await methodsFor(user, row.id, next);
+    if (!(await secrets.advanceLoginChallenge(row.id, row.steps, { steps: rest, methods, amr: amrs, expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS) }))) throw challengeError.consumed();
+    const fresh = { ...row, steps: rest, methods, amr: amrs };
+    const first = await firstCodeMethod(user, next, methods);
+    const sent = first ? await sendCode(user, fresh, next, first, context) : undefined;
+    return { done: false, reason: next, methods, sent };
+  }
+
+  /**
+   * Checks a code for the current step. Failures: a method the step does not offer → 400
+   * `method_not_allowed`; a wrong code → 401 `invalid_code` with `attempts_left`; the fifth wrong code
+   * ends the challenge (`too_many_attempts` afterwards).
+   */
+  async function verifyStep(user: UserRow, row: LoginChallengeRow, methodId: string, code: string, context: RequestContext): Promise<StepOutcome> {
+    const reason = row.steps[0] as StepReason | undefined;
+    if (!reason) throw challengeError.consumed();
+    if (reason === 'enroll') throw new AppError('method_not_allowed', 'enrol a factor first (POST /api/auth/mfa/{totp|sms|email}/ with the challenge_id)', 400, { methods: row.methods });
+    const method = row.methods.includes(methodId) ? deps.methods.get(methodId) : undefined;
+    if (!method) throw new AppError('method_not_allowed', `method must be one of: ${row.methods.join(', ')}`, 400, { methods: row.methods });
+    const used = await secrets.countLoginChallengeAttempt(row.id, deps.clock(), CHALLENGE_MAX_ATTEMPTS);
+    if (used === undefined) throw challengeError.exhausted();
+    if (!(await method.verify(await stepOf(user, row.id, reason), code))) {
+      const attemptsLeft = CHALLENGE_MAX_ATTEMPTS - used;
+      await deps.bruteForce.recordFailure(attemptOf(user, originOf(row), context.ip), auditContext(context));
+      await deps.audit.record({
+        type: 'login.challenge_failed',
+        outcome: 'failure',
+        actor: { type: 'anonymous' },
+        subject: userRef(user),
+        clientId: row.clientId ?? undefined,
+        context: auditContext(context),
+        details: { reason, method: method.id, attempts_left: attemptsLeft },
+      });
+      throw new AppError('invalid_code', attemptsLeft > 0 ? 'the code is incorrect' : 'the code is incorrect; this login has ended, sign in again', 401, { attempts_left: attemptsLeft });
+    }
+    await secrets.refundLoginChallengeAttempt(row.id);
+    return advance(user, row, method.amr, context);
+  }
+
+  const response = (challengeId: string, outcome: Extract<StepOutcome, { done: false }>): ChallengeResponse => ({
+    mfa_required: true,
+    challenge_id: challengeId,
+    reason: outcome.reason,
+    methods: outcome.methods,
+    expires_in: CHALLENGE_TTL_SECONDS,
+    sent: outcome.sent,
+  });
+
+  /** An open challenge whose current step is enrolment: the user a factor may be enrolled for. */
+  function enrolling(found: { row: LoginChallengeRow; user: UserRow }) {
+    if (found.row.steps[0] !== 'enroll') throw new AppError('method_not_allowed', 'this login does not need a factor enrolled now', 400);
+    return found;
   }
 
   return {
@@ -136,62 +442,103 @@ export function createLoginService(deps: {
 
     /** The answer, and a device cookie to set when the browser has none for this account yet. */
     async login(input: LoginInput, context: RequestContext): Promise<{ result: TokenPair | ChallengeResponse; deviceCookie: string | undefined }> {
-      const { user, deviceCookie } = await checkPassword(input, { ...context, channel: 'api' });
-      const methods = await deps.methods.configuredFor(user);
-      if (!methods.length) return { result: await startSession(user, input, ['pwd'], context), deviceCookie };
+      const checked = await checkPassword(input, { ...context, channel: 'api' });
+      const { user, deviceCookie } = checked;
+      const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, knownDevice: Boolean(checked.knownDevice) };
+      const planned = await plan(user, origin, context.ip);
+      if (!planned.steps.length) {
+        await afterLogin(user, { ...origin, counted: checked.counted }, [], context);
+        return { result: await startSession(user, input, ['pwd'], context), deviceCookie };
+      }
+      return { result: await openChallenge(user, origin, planned.steps, context), deviceCookie };
+    },
 
-      const challengeId = randomToken();
-      const state: Record<string, unknown> = {};
-      for (const m of methods) if (m.challenge) state[m.id] = (await m.challenge(user)) ?? {};
-      const now = deps.clock();
-      await secrets.insertLoginChallenge({
-        challengeHash: sha256(challengeId),
-        userId: user.id,
-        methods: methods.map((m) => m.id),
-        deviceId: input.deviceId ?? null,
-        deviceName: input.deviceName ?? null,
-        state,
-        createdAt: now,
-        expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS),
-      });
-      await deps.audit.record({
-        type: 'login.challenge',
-        outcome: 'success',
-        actor: { type: 'user', id: user.id },
-        subject: { type: 'user', id: user.id },
-        context,
-        details: { methods: methods.map((m) => m.id) },
-      });
-      return { result: { mfa_required: true, challenge_id: challengeId, methods: methods.map((m) => m.id), expires_in: CHALLENGE_TTL_SECONDS }, deviceCookie };
+    /** Completes the current step of an API login: the token pair after the last step, else the next step. */
+    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
+      const { row, user } = await apiChallenge(input.challengeId, input.deviceId, context);
+      const outcome = await verifyStep(user, row, input.method, input.code, context);
+      if (!outcome.done) return response(input.challengeId, outcome);
+      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
+    },
+
+    /** Sends another code for the current step (429 with Retry-After within the resend limits). */
+    async resend(input: { challengeId: string; method: string; deviceId?: string | undefined }, context: RequestContext) {
+      const { row, user } = await apiChallenge(input.challengeId, input.deviceId, context);
+      const reason = row.steps[0] as StepReason;
+      if (!row.methods.includes(input.method) || !CODE_METHODS.has(input.method)) throw new AppError('method_not_allowed', `a code can be sent for: ${row.methods.filter((m) => CODE_METHODS.has(m)).join(', ') || 'none of this step\'s methods'}`, 400);
+      return { ...(await sendCode(user, row, reason, input.method, context)), expires_in: CHALLENGE_TTL_SECONDS };
+    },
+
+    /** The user of an API login waiting for enrolment (the enrolment endpoints accept its challenge instead of a token). */
+    async enrollmentForChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext): Promise<UserRow> {
+      return enrolling(await apiChallenge(challengeId, deviceId, context)).user;
+    },
+
+    /** A factor was confirmed for an API login waiting for enrolment: the login goes on (or completes). */
+    async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
+      const { row, user } = enrolling(await apiChallenge(challengeId, deviceId, context));
+      const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
+      if (!outcome.done) return response(challengeId, outcome);
+      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
     },
 
     /**
-     * Completes a pending login. Failures: unknown challenge, or one started with another device id →
-     * 400 `invalid_challenge`; expired → 400 `challenge_expired`; already used → 400 `challenge_consumed`;
-     * attempts exhausted → 429 `too_many_attempts`; a method the challenge does not offer → 400
-     * `invalid_method`; a wrong code → 401 `invalid_code`.
+     * The browser's password step. Done: the interaction may write its login result. Pending: the
+     * interaction shows the step (see `pendingForm`). A new password attempt ends the interaction's
+     * earlier challenges.
      */
-    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<TokenPair> {
-      const now = deps.clock();
-      const row = await secrets.findLoginChallengeByHash(sha256(input.challengeId));
-      if (!row || (row.deviceId ?? undefined) !== input.deviceId) throw new AppError('invalid_challenge', 'no such pending login', 400);
-      if (row.consumedAt) throw new AppError('challenge_consumed', 'this login was already completed; sign in again', 400);
-      if (row.expiresAt <= now) throw new AppError('challenge_expired', 'this login has expired; sign in again', 400);
-      if (row.attempts >= CHALLENGE_MAX_ATTEMPTS) throw new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 });
-      const method = row.methods.includes(input.method) ? deps.methods.get(input.method) : undefined;
-      if (!method) throw new AppError('invalid_method', `method must be one of: ${row.methods.join(', ')}`, 400);
-      if (!(await secrets.countLoginChallengeAttempt(row.id, now, CHALLENGE_MAX_ATTEMPTS))) {
-        throw new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 });
+    async formLogin(
+      input: LoginInput,
+      context: RequestContext & { clientId: string; interactionUid: string },
+    ): Promise<{ deviceCookie: string | undefined; completed?: CompletedLogin | undefined }> {
+      const checked = await checkPassword(input, { ...context, channel: 'form' });
+      const { user, deviceCookie } = checked;
+      await secrets.consumeLoginChallengesByInteraction(context.interactionUid, deps.clock());
+      const origin: LoginOrigin = { channel: 'form', clientId: context.clientId, interactionUid: context.interactionUid, deviceDigest: checked.deviceDigest, knownDevice: Boolean(checked.knownDevice) };
+      const planned = await plan(user, origin, context.ip);
+      if (!planned.steps.length) {
+        await afterLogin(user, { ...origin, counted: checked.counted }, [], context);
+        return { deviceCookie, completed: { user, amr: ['pwd'] } };
       }
-      const user = await deps.users.findUserById(row.userId);
-      if (!user || user.disabled) throw new AppError('invalid_challenge', 'no such pending login', 400);
-      const state = (row.state[method.id] ?? {}) as Record<string, unknown>;
-      if (!(await method.verify(user, input.code, state))) {
-        await deps.audit.record({ type: 'login', outcome: 'failure', actor: { type: 'anonymous' }, subject: { type: 'user', id: user.id }, context, details: { method: method.id, reason: 'wrong_code' } });
-        throw new AppError('invalid_code', 'the code is incorrect', 401);
-      }
-      if (!(await secrets.consumeLoginChallenge(row.id, now))) throw new AppError('challenge_consumed', 'this login was already completed; sign in again', 400);
-      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, ['pwd', method.amr], context);
+      await openChallenge(user, origin, planned.steps, context);
+      return { deviceCookie };
+    },
+
+    /** The browser login's current step, for its page; undefined when the interaction has none open. */
+    async pendingForm(uid: string, context: RequestContext) {
+      const row = await secrets.findOpenLoginChallengeByInteraction(uid);
+      if (!row) return undefined;
+      const { user } = await formChallenge(uid, context);
+      return { user, reason: row.steps[0] as StepReason, methods: row.methods, attemptsLeft: CHALLENGE_MAX_ATTEMPTS - row.attempts, expiresAt: row.expiresAt };
+    },
+
+    async verifyForm(uid: string, method: string, code: string, context: RequestContext): Promise<CompletedLogin | undefined> {
+      const { row, user } = await formChallenge(uid, context);
+      const outcome = await verifyStep(user, row, method, code, context);
+      return outcome.done ? { user, amr: outcome.amr } : undefined;
+    },
+
+    async resendForm(uid: string, method: string, context: RequestContext) {
+      const { row, user } = await formChallenge(uid, context);
+      if (!row.methods.includes(method) || !CODE_METHODS.has(method)) throw new AppError('method_not_allowed', 'no code can be sent for this method', 400);
+      return sendCode(user, row, row.steps[0] as StepReason, method, context);
+    },
+
+    async enrollmentForForm(uid: string, context: RequestContext): Promise<UserRow> {
+      return enrolling(await formChallenge(uid, context)).user;
+    },
+
+    async completeFormEnrollment(uid: string, factorType: string, context: RequestContext): Promise<CompletedLogin | undefined> {
+      const { row, user } = enrolling(await formChallenge(uid, context));
+      const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
+      return outcome.done ? { user, amr: outcome.amr } : undefined;
+    },
+
+    /** Whether an SSO session with `amr` still satisfies the account (the provider's login prompt re-asks otherwise). */
+    async sessionSatisfiesMfa(accountId: string, amr: string[] | undefined): Promise<boolean> {
+      if (amr?.includes('mfa')) return true;
+      if (policy.required || (await deps.roleRequiresMfa(accountId))) return false;
+      return (await deps.factors.listActive(accountId)).every((f) => f.type === 'recovery_code');
     },
   };
 }

@@ -100,7 +100,7 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
     /** Sets a new password after the policy accepts it (reset, change). */
     async setPassword(user: Pick<UserRow, 'id' | 'email' | 'name'>, password: string): Promise<void> {
       const normalized = await deps.policy.check(password, { email: user.email, name: user.name });
-      await queries.updateUser(user.id, { passwordHash: await deps.passwords.hash(normalized) });
+      await queries.updateUser(user.id, { passwordHash: await deps.passwords.hash(normalized), passwordResetRequired: false });
     },
   };
 }

@@ -88,8 +88,10 @@ export const authRefreshTokens = pgTable(
 );
 
 /**
- * A password login waiting for a further check (MFA). The challenge id handed to the client is a
- * 256-bit secret; only its hash is stored. Single use, bounded attempts, short-lived.
+ * A password login waiting for further steps (MFA, new-device or new-IP verification, enrolment). The
+ * challenge id handed to the client is a 256-bit secret; only its hash is stored. Single use, bounded
+ * attempts (over all its steps), short-lived, and bound to the login it belongs to: user, client, device
+ * and IP address (and, in the browser, the provider interaction).
  */
 export const loginChallenges = pgTable(
   'login_challenges',
@@ -99,7 +101,20 @@ export const loginChallenges = pgTable(
     userId: uuid('user_id')
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
+    /** The methods the current step accepts. */
     methods: text('methods').array().notNull(),
+    /** Steps still to do, the current one first: `mfa`, `new_device`, `new_ip`, `enroll`. */
+    steps: text('steps').array().notNull().default(sql`'{}'::text[]`),
+    /** What passing the steps so far proved (RFC 8176 values), `pwd` first. */
+    amr: text('amr').array().notNull().default(sql`'{pwd}'::text[]`),
+    channel: text('channel').$type<'api' | 'form'>().notNull().default('api'),
+    clientId: text('client_id'),
+    interactionUid: text('interaction_uid'),
+    ipAddress: text('ip_address'),
+    /** The device the login comes from (digest of the device cookie nonce or app device id), if it has one. */
+    deviceDigest: text('device_digest'),
+    /** Whether the device had signed in before (brute-force counts are then the device's own). */
+    knownDevice: boolean('known_device').notNull().default(false),
     deviceId: text('device_id'),
     deviceName: text('device_name'),
     state: jsonb('state').$type<Record<string, unknown>>().notNull().default({}),
@@ -108,7 +123,11 @@ export const loginChallenges = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     consumedAt: timestamp('consumed_at', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('login_challenges_challenge_hash_key').on(t.challengeHash), index('login_challenges_expires_at_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('login_challenges_challenge_hash_key').on(t.challengeHash),
+    index('login_challenges_expires_at_idx').on(t.expiresAt),
+    index('login_challenges_interaction_uid_idx').on(t.interactionUid),
+  ],
 );
 
 /**

@@ -5,3 +5,4 @@ export * from './oidc.js';
 export * from './users.js';
 export * from './rbac.js';
 export * from './auth.js';
+export * from './mfa.js';

@@ -13,6 +13,8 @@ export const users = pgTable(
     passwordHash: text('password_hash'),
     name: text('name'),
     disabled: boolean('disabled').notNull().default(false),
+    /** Set by a "this wasn't me" report: the next sign-in needs a password reset first. */
+    passwordResetRequired: boolean('password_reset_required').notNull().default(false),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -1,0 +1,136 @@
+/**
+ * One-time codes sent by SMS or email. Six digits from a CSPRNG, stored only as an HMAC bound to the row
+ * (a database dump does not reveal them, and a digest from one row says nothing about another), valid five
+ * minutes, compared in constant time, consumed once by a conditional UPDATE.
+ *
+ * Sending is limited per user and per destination (phone number or address) in PostgreSQL, so every
+ * replica agrees: one send per OTP_RESEND_INTERVAL and OTP_SENDS_PER_HOUR per hour. The first code of a
+ * login is not a resend: it skips the interval, never the hourly cap. Over the limit → 429 with Retry-After.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import type { Db } from '../../db/client.js';
+import { AppError } from '../../errors/index.js';
+import { addSeconds, type Clock } from '../../lib/clock.js';
+import { constantTimeEqual, hmacDigest, sha256 } from '../../lib/crypto.js';
+import { createMfaQueries, type OtpCodeRow } from '../../queries/mfa.js';
+import type { AuditService, RequestContext } from '../audit.js';
+import type { Mailer } from '../notify/mailer.js';
+import type { SmsSender } from '../notify/sms.js';
+
+export const OTP_TTL_SECONDS = 300;
+/** Wrong codes accepted for one enrolment or re-authentication code (a login challenge counts its own). */
+export const OTP_MAX_ATTEMPTS = 5;
+const SEND_WINDOW_SECONDS = 3600;
+
+export type CodeChannel = 'sms' | 'email';
+
+export interface CodeMessage {
+  subject: string;
+  /** The message text; `{code}` is replaced by the code. */
+  text: string;
+}
+
+export interface CodeOwner {
+  userId: string;
+  challengeId?: string | undefined;
+  factorId?: string | undefined;
+}
+
+export function maskDestination(channel: CodeChannel, destination: string): string {
+  if (channel === 'sms') return `${destination.slice(0, 2)}•••${destination.slice(-2)}`;
+  const [local = '', domain = ''] = destination.split('@');
+  return `${local.slice(0, 1)}•••@${domain}`;
+}
+
+export function createOtpCodeService(deps: {
+  db: Db;
+  clock: Clock;
+  key: Buffer;
+  mailer: Mailer;
+  sms: SmsSender;
+  audit: AuditService;
+  limits: { resendInterval: number; sendsPerHour: number };
+}) {
+  const queries = createMfaQueries(deps.db);
+  const digestOf = (id: string, code: string) => hmacDigest(deps.key, `${id}:${code}`);
+
+  /** Counts the send against the user and the destination, both or neither; throws 429 when over a limit. */
+  async function countSend(userId: string, channel: CodeChannel, destination: string, resend: boolean): Promise<void> {
+    const now = deps.clock();
+    const limits = { now, intervalSeconds: deps.limits.resendInterval, windowSeconds: SEND_WINDOW_SECONDS, perWindow: deps.limits.sendsPerHour, ignoreInterval: !resend };
+    let wait = 0;
+    await deps.db
+      .transaction(async (tx) => {
+        const q = createMfaQueries(tx);
+        wait = await q.countSend(`user:${userId}`, limits);
+        if (!wait) wait = await q.countSend(`dest:${sha256(`${channel}:${destination}`)}`, limits);
+        // Roll back the user's count when the destination refused, so a refusal costs nothing.
+        if (wait) throw new SendRefused();
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof SendRefused)) throw err;
+      });
+    if (wait) throw new AppError('too_many_requests', 'too many codes sent; wait before asking for another', 429, { retry_after: wait });
+  }
+
+  return {
+    maskDestination,
+
+    /** Creates a code for `owner`, sends it, and returns when it expires. The newest code of an owner is the only one that counts. */
+    async send(
+      owner: CodeOwner,
+      channel: CodeChannel,
+      destination: string,
+      message: CodeMessage,
+      options: { resend: boolean; context?: RequestContext | undefined },
+    ): Promise<{ expiresIn: number }> {
+      await countSend(owner.userId, channel, destination, options.resend);
+      const now = deps.clock();
+      const id = randomUUID();
+      const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+      await queries.insertOtpCode({
+        id,
+        userId: owner.userId,
+        challengeId: owner.challengeId ?? null,
+        factorId: owner.factorId ?? null,
+        channel,
+        destination,
+        codeHash: digestOf(id, code),
+        createdAt: now,
+        expiresAt: addSeconds(now, OTP_TTL_SECONDS),
+      });
+      const text = message.text.replaceAll('{code}', code);
+      if (channel === 'sms') await deps.sms.send({ to: destination, text });
+      else await deps.mailer.send({ to: destination, subject: message.subject.replaceAll('{code}', code), text });
+      await deps.audit.record({
+        type: 'mfa.code_sent',
+        outcome: 'success',
+        actor: { type: 'system' },
+        subject: { type: 'user', id: owner.userId },
+        context: options.context,
+        details: { channel, destination: maskDestination(channel, destination), resend: options.resend, challenge: Boolean(owner.challengeId) },
+      });
+      return { expiresIn: OTP_TTL_SECONDS };
+    },
+
+    /** Whether anything was sent to this owner on this channel yet (a later send is a resend). */
+    async hasSent(challengeId: string, channel: CodeChannel): Promise<boolean> {
+      return (await queries.countOtpCodes(challengeId, channel)) > 0;
+    },
+
+    latest: (owner: CodeOwner, channel: CodeChannel) =>
+      queries.findLatestOtpCode({ userId: owner.userId, challengeId: owner.challengeId, factorId: owner.factorId, channel }),
+
+    /** Whether `code` is this row's and the row is still usable; does not consume it. */
+    matches(row: OtpCodeRow, code: string): boolean {
+      if (row.consumedAt || row.expiresAt <= deps.clock()) return false;
+      return /^\d{6}$/.test(code) && constantTimeEqual(digestOf(row.id, code), row.codeHash);
+    },
+
+    consume: (row: OtpCodeRow) => queries.consumeOtpCode(row.id, deps.clock()),
+    countAttempt: (row: OtpCodeRow) => queries.countOtpAttempt(row.id, deps.clock(), OTP_MAX_ATTEMPTS),
+  };
+}
+export type OtpCodeService = ReturnType<typeof createOtpCodeService>;
+
+class SendRefused extends Error {}

@@ -1,0 +1,147 @@
+/**
+ * Security emails about sign-ins and factors, and what their "This wasn't me" link does.
+ *
+ * New-device codes, new-network notices and factor changes go to the account's address with a single-use
+ * link that works without signing in. Following it (and confirming on the page, so a mail scanner's GET
+ * changes nothing) ends every session of the account, distrusts the device the email reported, requires a
+ * password reset before the next sign-in, and records an audit event. A link lives as long as the session
+ * it reports on, at most 7 days.
+ */
+import type { Db } from '../../db/client.js';
+import type { DeviceInfo } from '../../db/schema/index.js';
+import { addSeconds, type Clock } from '../../lib/clock.js';
+import { randomToken, sha256 } from '../../lib/crypto.js';
+import { createMfaQueries } from '../../queries/mfa.js';
+import { createUserQueries, type UserRow } from '../../queries/users.js';
+import type { AuditService, RequestContext } from '../audit.js';
+import type { Mailer } from '../notify/mailer.js';
+import type { SessionService } from '../sessions.js';
+import type { CodeChannel, CodeMessage } from './codes.js';
+import { confirmationMessage, type FactorChangeNotifier } from './factors.js';
+
+export const REPORT_MAX_TTL_SECONDS = 7 * 86400;
+
+export interface SignInInfo {
+  device: DeviceInfo;
+  ip?: string | undefined;
+  at: Date;
+  deviceDigest?: string | undefined;
+  /** Lifetime of the session the email reports on (the link's lifetime, capped at 7 days). */
+  sessionTtl: number;
+}
+
+type ReportKind = 'new_device' | 'new_ip' | 'factor_change';
+
+export function describeDeviceInfo(device: DeviceInfo): string {
+  const name = device.device_name ?? [device.browser, device.os && `on ${device.os}`].filter(Boolean).join(' ');
+  return name || 'an unknown device';
+}
+
+export function createSecurityNotices(deps: {
+  db: Db;
+  clock: Clock;
+  mailer: Mailer;
+  sessions: SessionService;
+  audit: AuditService;
+  issuerName: string;
+  reportLink: (token: string) => string;
+  /** Lifetime of a session started by the API, for the factor-change link. */
+  sessionTtl: number;
+  log: { error(obj: object, msg: string): void };
+}) {
+  const queries = createMfaQueries(deps.db);
+  const users = createUserQueries(deps.db);
+
+  async function newReportLink(userId: string, kind: ReportKind, deviceDigest: string | undefined, ttl: number, details: Record<string, unknown>): Promise<string> {
+    const token = randomToken();
+    const now = deps.clock();
+    await queries.insertSecurityReport({
+      userId,
+      tokenHash: sha256(token),
+      kind,
+      deviceDigest: deviceDigest ?? null,
+      details,
+      createdAt: now,
+      expiresAt: addSeconds(now, Math.min(ttl, REPORT_MAX_TTL_SECONDS)),
+    });
+    return deps.reportLink(token);
+  }
+
+  const describe = (info: SignInInfo) =>
+    [`Device: ${describeDeviceInfo(info.device)}`, `IP address: ${info.ip ?? 'unknown'}`, `Time: ${timestamp(info.at)}`].join('\n');
+
+  const wasntMe = (link: string) =>
+    `If this wasn't you, secure your account now: ${link}\nThis signs you out everywhere, forgets this device and asks for a new password before the next sign-in.`;
+
+  /** A mail that must not fail a sign-in: a delivery error is logged, never thrown. */
+  async function sendNotice(to: string, subject: string, text: string) {
+    try {
+      await deps.mailer.send({ to, subject, text });
+    } catch (err) {
+      deps.log.error({ err }, 'security notice could not be sent');
+    }
+  }
+
+  const notifier: FactorChangeNotifier = {
+    async factorChanged(user, change, context) {
+      const what = change.action === 'recovery_codes' ? 'New recovery codes were created' : `A ${label(change.type)} was ${change.action === 'added' ? 'added to' : 'removed from'} your account`;
+      const link = await newReportLink(user.id, 'factor_change', undefined, deps.sessionTtl, { change: change.action, type: change.type });
+      const text = `${what}.\n\nIP address: ${context?.ip ?? 'unknown'}\nTime: ${timestamp(deps.clock())}\n\n${wasntMe(link)}`;
+      await sendNotice(user.email, `${deps.issuerName}: your sign-in methods changed`, text);
+    },
+  };
+
+  return {
+    ...notifier,
+
+    /** The code message for verifying a new device or network; the email carries a "This wasn't me" link. */
+    async verificationMessage(user: UserRow, kind: 'new_device' | 'new_ip' | 'mfa' | 'enroll', info: SignInInfo): Promise<(channel: CodeChannel) => CodeMessage> {
+      if (kind === 'mfa' || kind === 'enroll') return (channel) => confirmationMessage(deps.issuerName, channel);
+      const link = await newReportLink(user.id, kind, info.deviceDigest, info.sessionTtl, { ip: info.ip });
+      const intro = kind === 'new_device' ? 'Someone is signing in to your account from a device we have not seen before.' : 'Someone is signing in to your account from a new network.';
+      return (channel) =>
+        channel === 'sms'
+          ? { subject: '', text: `{code} is your ${deps.issuerName} code to sign in on a new device. Never share it. Not you? Change your password.` }
+          : { subject: `${deps.issuerName}: sign-in code for a new ${kind === 'new_device' ? 'device' : 'network'}`, text: `${intro}\n\nYour code is {code}\nIt expires in 5 minutes. Never share it.\n\n${describe(info)}\n\n${wasntMe(link)}` };
+    },
+
+    /** "New sign-in from ..." after a sign-in from a network not seen recently (IP_VERIFICATION=notify). */
+    async newSignIn(user: UserRow, info: SignInInfo): Promise<void> {
+      const link = await newReportLink(user.id, 'new_ip', info.deviceDigest, info.sessionTtl, { ip: info.ip });
+      await sendNotice(user.email, `${deps.issuerName}: new sign-in from ${describeDeviceInfo(info.device)}`, `Your account was just signed in to from a new network.\n\n${describe(info)}\n\n${wasntMe(link)}`);
+    },
+
+    async isReportUsable(token: string): Promise<boolean> {
+      return Boolean(await queries.findUsableSecurityReport(sha256(token), deps.clock()));
+    },
+
+    /** Follows a "This wasn't me" link; false when it is unknown, used or expired. */
+    async report(token: string, context: RequestContext): Promise<boolean> {
+      const now = deps.clock();
+      const row = await queries.consumeSecurityReport(sha256(token), now);
+      if (!row) {
+        await deps.audit.record({ type: 'account.compromise_reported', outcome: 'failure', actor: { type: 'anonymous' }, context, details: { reason: 'invalid_link' } });
+        return false;
+      }
+      await users.updateUser(row.userId, { passwordResetRequired: true });
+      if (row.deviceDigest) await queries.deleteTrustedDeviceByDigest(row.userId, row.deviceDigest);
+      await deps.sessions.revokeUserSessions(row.userId, { includePersonal: true, reason: 'compromise_reported' }, context);
+      await deps.audit.record({
+        type: 'account.compromise_reported',
+        outcome: 'success',
+        actor: { type: 'anonymous' },
+        subject: { type: 'user', id: row.userId },
+        context,
+        details: { kind: row.kind, reported: row.details, device_distrusted: Boolean(row.deviceDigest) },
+      });
+      return true;
+    },
+  };
+}
+export type SecurityNotices = ReturnType<typeof createSecurityNotices>;
+
+const timestamp = (at: Date) => at.toISOString().replace(/\.\d+Z$/, 'Z');
+
+function label(type: string): string {
+  return type === 'totp' ? 'authenticator app' : type === 'sms' ? 'phone number' : type === 'email' ? 'email address for codes' : 'sign-in method';
+}
