@@ -25,6 +25,8 @@ import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
 import { authRoutes } from './routes/api/auth.js';
+import { mfaRoutes } from './routes/api/mfa.js';
+import { securityReportPages } from './routes/security-report.js';
 import { introspectionRoutes } from './routes/api/introspection.js';
 import { passwordResetPages } from './routes/password-reset.js';
 import type { Clock } from './lib/clock.js';
@@ -173,6 +175,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     secureCookies: config.secureCookies,
   });
   await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
+  await app.register(mfaRoutes, { services });
+  await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
   await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 

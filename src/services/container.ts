@@ -17,6 +17,7 @@ import { createBruteForceProtector } from './brute-force.js';
 import { createClientService } from './clients.js';
 import { createLoginService } from './login.js';
 import { createOtpCodeService } from './mfa/codes.js';
+import { createTrustedDeviceService } from './mfa/devices.js';
 import { createFactorService } from './mfa/factors.js';
 import { registerBuiltInMethods } from './mfa/methods.js';
 import { createSecurityNotices, type SecurityNotices } from './mfa/notices.js';
@@ -164,6 +165,7 @@ export function createServices(deps: {
     factors,
     codes,
     notices,
+    mfaDevices: createTrustedDeviceService({ db, clock, audit }),
     login: createLoginService({
       db,
       clock,

@@ -306,7 +306,8 @@ export function createLoginService(deps: {
     if (network && policy.ipVerification !== 'off') {
       const known = await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod));
       await mfa.rememberNetwork(user.id, network, now);
-      if (!known && !passed.includes('new_ip')) {
+      // A login that just passed a device or network check already got an email with the same details.
+      if (!known && !passed.includes('new_ip') && !passed.includes('new_device')) {
         await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
         if (policy.ipVerification === 'notify') {
           await deps.notices.newSignIn(user, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });

@@ -3,6 +3,7 @@
  * the further-check step, timeouts, device and IP binding, activity, and malformed input.
  */
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { generate } from 'otplib';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import { api, AUTH_PASSWORD, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
@@ -217,13 +218,12 @@ t.test('a further check (the verify step)', async (t) => {
   const server = await startServer({ env: NO_RATE_LIMITS, clock });
   t.teardown(() => server.close());
   await seedAuthUser(server);
-  await seedAuthUser(server, 'mfa@example.com');
-  server.app.keryu.services.methods.register({
-    id: 'test',
-    amr: 'otp',
-    isConfiguredFor: async (user) => user.email === 'mfa@example.com',
-    verify: async (_user, code) => code === '123456',
-  });
+  const mfaUser = await seedAuthUser(server, 'mfa@example.com');
+  const { factors } = server.app.keryu.services;
+  const enrolled = await factors.enrollTotp(mfaUser);
+  const totp = () => generate({ secret: enrolled.secret, epoch: Math.floor(clock().getTime() / 1000) });
+  await factors.confirm(mfaUser, 'totp', enrolled.factor_id, await totp());
+  clock.advance(30);
   const start = async (deviceId?: string) => {
     const res = await api<{ mfa_required: boolean; challenge_id: string; methods: string[]; expires_in: number; access_token?: string }>(server, 'POST', '/api/auth/login/', {
       body: { email: 'mfa@example.com', password: AUTH_PASSWORD, ...(deviceId ? { device_id: deviceId } : {}) },
@@ -232,16 +232,17 @@ t.test('a further check (the verify step)', async (t) => {
     return res.body;
   };
 
-  t.notOk((await login(server)).access_token === undefined, 'a user without methods gets tokens directly');
+  t.notOk((await login(server)).access_token === undefined, 'a user without factors gets tokens directly');
   const challenge = await start('tablet');
-  t.match(challenge, { mfa_required: true, methods: ['test'], expires_in: 300 });
+  t.match(challenge, { mfa_required: true, reason: 'mfa', methods: ['totp'], expires_in: 300 });
   t.notOk(challenge.access_token, 'no token before the check');
-  const verify = (body: Record<string, unknown>) => api<Pair & { error?: string }>(server, 'POST', '/api/auth/verify/', { body: { challenge_id: challenge.challenge_id, method: 'test', code: '123456', device_id: 'tablet', ...body } });
+  const code = await totp();
+  const verify = (body: Record<string, unknown>) => api<Pair & { error?: string }>(server, 'POST', '/api/auth/verify/', { body: { challenge_id: challenge.challenge_id, method: 'totp', code, device_id: 'tablet', ...body } });
 
   t.match(await verify({ challenge_id: 'unknown' }), { status: 400, body: { error: 'invalid_challenge' } });
   t.match(await verify({ device_id: 'another' }), { status: 400, body: { error: 'invalid_challenge' } }, 'another login\'s challenge');
-  t.match(await verify({ method: 'sms' }), { status: 400, body: { error: 'invalid_method' } });
-  t.match(await verify({ code: '000000' }), { status: 401, body: { error: 'invalid_code' } });
+  t.match(await verify({ method: 'sms' }), { status: 400, body: { error: 'method_not_allowed' } });
+  t.match(await verify({ code: code === '000000' ? '111111' : '000000' }), { status: 401, body: { error: 'invalid_code', attempts_left: 4 } });
   const done = await verify({});
   t.equal(done.status, 200);
   t.equal(decodeJwt(done.body.access_token).sid, done.body.session_id);
@@ -249,13 +250,14 @@ t.test('a further check (the verify step)', async (t) => {
 
   const limited = await start();
   for (let i = 0; i < 5; i++) {
-    t.equal((await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: limited.challenge_id, method: 'test', code: 'nope' } })).status, 401);
+    t.equal((await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: limited.challenge_id, method: 'totp', code: 'nope' } })).status, 401);
   }
-  t.match(await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: limited.challenge_id, method: 'test', code: '123456' } }), { status: 429, body: { error: 'too_many_attempts' } }, 'five attempts at most');
+  clock.advance(30);
+  t.match(await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: limited.challenge_id, method: 'totp', code: await totp() } }), { status: 429, body: { error: 'too_many_attempts' } }, 'five attempts at most');
 
   const late = await start();
   clock.advance(301);
-  t.match(await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: late.challenge_id, method: 'test', code: '123456' } }), { status: 400, body: { error: 'challenge_expired' } });
+  t.match(await api(server, 'POST', '/api/auth/verify/', { body: { challenge_id: late.challenge_id, method: 'totp', code: await totp() } }), { status: 400, body: { error: 'challenge_expired' } });
 });
 
 t.test('activity: the caller\'s own events, paginated', async (t) => {

@@ -13,25 +13,13 @@ import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-
 import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
 import { createActivityQueries } from '../../queries/activity.js';
 import type { Services } from '../../services/container.js';
+import { challengeSchema, deviceIdSchema as deviceId, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 export interface AuthRouteDeps {
   services: Services;
   db: Db;
   secureCookies: boolean;
 }
-
-const deviceId = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
-const noContent = z.null().describe('No content');
-const errorSchema = z.object({ error: z.string(), message: z.string() }).passthrough();
-
-const tokenPairSchema = z.object({
-  token_type: z.literal('Bearer'),
-  access_token: z.string(),
-  expires_in: z.number().int(),
-  refresh_token: z.string(),
-  session_id: z.uuid(),
-});
-const challengeSchema = z.object({ mfa_required: z.literal(true), challenge_id: z.string(), methods: z.array(z.string()), expires_in: z.number().int() });
 
 const deviceInfoSchema = z.object({
   device_id: z.string().optional(),
@@ -96,9 +84,9 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         summary: 'Sign in with email and password',
         description:
-          'Returns a token pair, or `mfa_required` with a challenge to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After.',
+          'Returns a token pair, or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
         body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional() }),
-        response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 429: errorSchema },
+        response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 403: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
@@ -117,16 +105,33 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     {
       schema: {
         tags,
-        summary: 'Complete a sign-in that needs a further check',
+        summary: 'Pass the current step of a sign-in (a code from a factor, or sent by SMS or email)',
         description:
-          'Failures: unknown challenge or one started by another device → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the challenge does not offer → 400 `invalid_method`; wrong code → 401 `invalid_code`; more than 5 attempts → 429 `too_many_attempts`.',
+          'Answers the token pair after the last step, or the next step (the same challenge_id with a new `reason` and `methods`). A challenge works only from the device (`device_id`) and IP address its login came from. Failures: unknown or foreign challenge → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the step does not offer → 400 `method_not_allowed`; wrong code → 401 `invalid_code` with `attempts_left`; after 5 wrong codes → 429 `too_many_attempts` (sign in again).',
         body: z.object({ challenge_id: z.string().max(200), method: z.string().max(50), code: z.string().max(200), device_id: deviceId.optional() }),
-        response: { 200: tokenPairSchema, 400: errorSchema, 401: errorSchema, 429: errorSchema },
+        response: { 200: z.union([tokenPairSchema, challengeSchema]), 400: errorSchema, 401: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
       const { challenge_id, method, code, device_id } = request.body;
       return noStore(reply).send(await services.login.verify({ challengeId: challenge_id, method, code, deviceId: device_id }, context(request)));
+    },
+  );
+
+  app.post(
+    '/api/auth/verify/resend/',
+    {
+      schema: {
+        tags,
+        summary: 'Send another code for the current step of a sign-in',
+        description: 'Sends are limited per user and per destination (OTP_RESEND_INTERVAL apart, OTP_SENDS_PER_HOUR an hour): 429 `too_many_requests` with Retry-After. The first code of a method in a sign-in is not a resend and skips the interval.',
+        body: z.object({ challenge_id: z.string().max(200), method: z.string().max(50), device_id: deviceId.optional() }),
+        response: { 202: z.object({ method: z.string(), destination: z.string(), expires_in: z.number().int() }), 400: errorSchema, 429: errorSchema },
+      },
+    },
+    async (request, reply) => {
+      const { challenge_id, method, device_id } = request.body;
+      return noStore(reply).code(202).send(await services.login.resend({ challengeId: challenge_id, method, deviceId: device_id }, context(request)));
     },
   );
 

@@ -1,0 +1,23 @@
+/** Schemas the auth and MFA routes share: device ids, errors, token pairs and sign-in challenges. */
+import { z } from 'zod';
+
+export const deviceIdSchema = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+export const noContent = z.null().describe('No content');
+export const errorSchema = z.object({ error: z.string(), message: z.string() }).passthrough();
+
+export const tokenPairSchema = z.object({
+  token_type: z.literal('Bearer'),
+  access_token: z.string(),
+  expires_in: z.number().int(),
+  refresh_token: z.string(),
+  session_id: z.uuid(),
+});
+
+export const challengeSchema = z.object({
+  mfa_required: z.literal(true),
+  challenge_id: z.string(),
+  reason: z.enum(['mfa', 'new_device', 'new_ip', 'enroll']),
+  methods: z.array(z.string()),
+  expires_in: z.number().int(),
+  sent: z.object({ method: z.string(), destination: z.string() }).optional(),
+});
