@@ -5,7 +5,22 @@
  */
 import { lt, sql } from 'drizzle-orm';
 import { selectRows, type Db, type Tx } from '../db/client.js';
-import { authRefreshTokens, authTokens, loginChallenges, loginFailures, oidcPayloads, oidcRevokedGrants, passwordResetTokens, signingKeys } from '../db/schema/index.js';
+import {
+  authRefreshTokens,
+  authTokens,
+  loginChallenges,
+  loginFailures,
+  mfaFactors,
+  oidcPayloads,
+  oidcRevokedGrants,
+  otpCodes,
+  otpSendCounters,
+  passwordResetTokens,
+  securityReports,
+  signingKeys,
+  trustedDevices,
+  userNetworks,
+} from '../db/schema/index.js';
 
 /** Small enough that one batch holds row locks for milliseconds, large enough to keep up with token churn. */
 export const CLEANUP_BATCH_SIZE = 1000;
@@ -27,15 +42,23 @@ export interface CleanupResult {
   retryAnswers: number;
   /** Failed-login counters no longer in effect. */
   loginFailures: number;
+  /** Expired one-time codes and report links, send counters past their window, abandoned enrolments, devices no longer trusted. */
+  mfa: number;
 }
 
 /** Expired sessions and tokens stay listed (as inactive) this long, so a user sees what just ended. */
 const EXPIRED_TOKEN_GRACE = '7 days';
 /** Failure counters idle this long are gone (longer than LOGIN_FAILURE_RESET and LOGIN_LOCK_MAX defaults). */
 const LOGIN_FAILURE_RETENTION = '7 days';
+/** Send counters older than this are past any window (the hourly cap). */
+const SEND_COUNTER_RETENTION = '2 hours';
+/** An enrolment not confirmed within a day was abandoned (a code lives 5 minutes; a TOTP page is filled in minutes). */
+const PENDING_FACTOR_RETENTION = '1 day';
+/** Networks unseen this long are forgotten (longer than any sensible IP_VERIFICATION_PERIOD; default 90 days). */
+const NETWORK_RETENTION = '400 days';
 
 export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResult> {
-  const result: CleanupResult = { ran: false, payloads: 0, tombstones: 0, keys: 0, sessions: 0, secrets: 0, retryAnswers: 0, loginFailures: 0 };
+  const result: CleanupResult = { ran: false, payloads: 0, tombstones: 0, keys: 0, sessions: 0, secrets: 0, retryAnswers: 0, loginFailures: 0, mfa: 0 };
   const at = sql`${now.toISOString()}::timestamptz`;
   const count = async (tx: Tx, query: ReturnType<typeof sql>) => (await selectRows<{ n: number }>(tx, sql`with done as (${query} returning 1) select count(*)::int as n from done`))[0]?.n ?? 0;
   const batchOf = (table: ReturnType<typeof sql>, condition: ReturnType<typeof sql>) =>
@@ -95,6 +118,19 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
           )}`,
         ),
     ],
+    ['mfa', (tx) => count(tx, sql`delete from ${otpCodes} where ${batchOf(sql`${otpCodes}`, sql`expires_at < ${at}`)}`)],
+    ['mfa', (tx) => count(tx, sql`delete from ${securityReports} where ${batchOf(sql`${securityReports}`, sql`expires_at < ${at}`)}`)],
+    ['mfa', (tx) => count(tx, sql`delete from ${userNetworks} where ${batchOf(sql`${userNetworks}`, sql`last_seen_at < ${at} - interval '${sql.raw(NETWORK_RETENTION)}'`)}`)],
+    ['mfa', (tx) => count(tx, sql`delete from ${trustedDevices} where ${batchOf(sql`${trustedDevices}`, sql`trusted_until < ${at}`)}`)],
+    [
+      'mfa',
+      (tx) => count(tx, sql`delete from ${otpSendCounters} where ${batchOf(sql`${otpSendCounters}`, sql`last_sent_at < ${at} - interval '${sql.raw(SEND_COUNTER_RETENTION)}'`)}`),
+    ],
+    [
+      'mfa',
+      (tx) =>
+        count(tx, sql`delete from ${mfaFactors} where ${batchOf(sql`${mfaFactors}`, sql`confirmed_at is null and created_at < ${at} - interval '${sql.raw(PENDING_FACTOR_RETENTION)}'`)}`),
+    ],
   ];
 
   for (const [name, work] of steps) {
@@ -119,7 +155,7 @@ export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: 
     timer = setTimeout(() => {
       runCleanup(db)
         .then((r) => {
-          if (r.payloads + r.tombstones + r.keys + r.sessions + r.secrets + r.retryAnswers + r.loginFailures > 0) log.info({ cleanup: r }, 'expired rows removed');
+          if (r.payloads + r.tombstones + r.keys + r.sessions + r.secrets + r.retryAnswers + r.loginFailures + r.mfa > 0) log.info({ cleanup: r }, 'expired rows removed');
         })
         .catch((err: unknown) => log.error({ err }, 'cleanup failed'))
         .finally(next);

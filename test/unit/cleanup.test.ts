@@ -83,3 +83,51 @@ t.test('cleanup of the auth API tables: expired secrets, retry answers past thei
   t.same((await d.select().from(passwordResetTokens)).map((r) => r.tokenHash), ['q']);
   t.same((await d.select().from(loginFailures)).map((r) => r.key), ['id:recent']);
 });
+
+t.test('cleanup of the MFA tables: expired codes and report links, old send counters, abandoned enrolments, untrusted devices', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const { db: d } = db.database;
+  const { mfaFactors, otpCodes, otpSendCounters, securityReports, trustedDevices, userNetworks, users } = await import('../../src/db/schema/index.js');
+  const now = Date.now();
+  const at = (seconds: number) => new Date(now + seconds * 1000);
+  const [user] = await d.insert(users).values({ email: 'm@example.com' }).returning();
+  const uid = user!.id;
+  const [active] = await d
+    .insert(mfaFactors)
+    .values([
+      { userId: uid, type: 'totp', label: 'active', createdAt: at(-3 * 86400), confirmedAt: at(-3 * 86400) },
+      { userId: uid, type: 'totp', label: 'abandoned', createdAt: at(-2 * 86400) },
+      { userId: uid, type: 'sms', label: 'pending', createdAt: at(-60) },
+    ])
+    .returning();
+  const code = (id: string, expiresAt: Date) => ({ id, userId: uid, channel: 'email' as const, destination: 'm@example.com', codeHash: 'h', createdAt: at(-600), expiresAt });
+  await d.insert(otpCodes).values([code('00000000-0000-4000-8000-000000000001', at(-1)), code('00000000-0000-4000-8000-000000000002', at(60))]);
+  await d.insert(otpSendCounters).values([
+    { key: 'user:old', windowStart: at(-3 * 3600), count: 3, lastSentAt: at(-3 * 3600) },
+    { key: 'user:recent', windowStart: at(-600), count: 3, lastSentAt: at(-60) },
+  ]);
+  await d.insert(securityReports).values([
+    { userId: uid, tokenHash: 'old', kind: 'new_ip', createdAt: at(-8 * 86400), expiresAt: at(-1) },
+    { userId: uid, tokenHash: 'live', kind: 'new_ip', createdAt: at(-60), expiresAt: at(3600) },
+  ]);
+  await d.insert(trustedDevices).values([
+    { userId: uid, deviceDigest: 'gone', createdAt: at(-40 * 86400), lastSeenAt: at(-40 * 86400), trustedUntil: at(-1) },
+    { userId: uid, deviceDigest: 'kept', createdAt: at(-60), lastSeenAt: at(-60), trustedUntil: at(86400) },
+  ]);
+  await d.insert(userNetworks).values([
+    { userId: uid, network: '192.0.2.0/24', firstSeenAt: at(-500 * 86400), lastSeenAt: at(-401 * 86400) },
+    { userId: uid, network: '198.51.100.0/24', firstSeenAt: at(-60), lastSeenAt: at(-60) },
+  ]);
+
+  const result = await runCleanup(d, new Date(now));
+  t.equal(result.mfa, 6, 'one expired code, report, device, counter, network and abandoned enrolment');
+  t.same((await d.select().from(mfaFactors)).map((f) => f.label).sort(), ['active', 'pending'], 'active factors and recent enrolments stay');
+  t.equal(active!.label, 'active');
+  t.same((await d.select().from(otpCodes)).map((c) => c.id), ['00000000-0000-4000-8000-000000000002']);
+  t.same((await d.select().from(otpSendCounters)).map((c) => c.key), ['user:recent']);
+  t.same((await d.select().from(securityReports)).map((r) => r.tokenHash), ['live']);
+  t.same((await d.select().from(trustedDevices)).map((r) => r.deviceDigest), ['kept']);
+  t.same((await d.select().from(userNetworks)).map((r) => r.network), ['198.51.100.0/24']);
+  t.equal((await runCleanup(d, new Date(now))).mfa, 0, 'rerunning is a no-op');
+});
