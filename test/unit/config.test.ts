@@ -94,3 +94,23 @@ t.test('the server exits with one line naming the variable, no stack trace', asy
   t.match(result.stderr, /LOG_LEVEL/);
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
 });
+
+t.test('MFA settings: secure defaults, Twilio all or nothing, secrets never echoed', async (t) => {
+  const c = parseConfig({});
+  t.same(c.mfa, { required: false, issuerName: 'keryu-auth', deviceVerification: 'challenge', deviceTrustTtl: 30 * 86400, ipVerification: 'notify', ipVerificationPeriod: 90 * 86400, resendInterval: 30, sendsPerHour: 10 });
+  t.equal(c.sms, undefined, 'no Twilio: SMS go to the log');
+  const sid = `AC${'ab'.repeat(16)}`;
+  const full = parseConfig({ TWILIO_ACCOUNT_SID: sid, TWILIO_AUTH_TOKEN: 'tok', TWILIO_FROM: '+14155550000', TWILIO_API_URL: 'http://127.0.0.1:9' });
+  t.same(full.sms, { accountSid: sid, authToken: 'tok', from: '+14155550000', apiUrl: 'http://127.0.0.1:9' });
+  t.throws(() => parseConfig({ TWILIO_ACCOUNT_SID: sid }), /TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM: set all three or none/);
+  try {
+    parseConfig({ TWILIO_ACCOUNT_SID: 'not-a-sid-but-a-secret', TWILIO_AUTH_TOKEN: 'x', TWILIO_FROM: 'y' });
+    t.fail('a malformed SID is refused');
+  } catch (err) {
+    t.ok(err instanceof ConfigError);
+    t.notMatch((err as Error).message, /not-a-sid-but-a-secret/, 'the value is not echoed');
+  }
+  t.throws(() => parseConfig({ DEVICE_VERIFICATION: 'maybe' }), /DEVICE_VERIFICATION/);
+  t.throws(() => parseConfig({ IP_VERIFICATION: 'always' }), /IP_VERIFICATION/);
+  t.equal(parseConfig({ MFA_REQUIRED: 'true' }).mfa.required, true);
+});
