@@ -288,7 +288,7 @@ t.test('the OpenAPI document describes the auth API', async (t) => {
   const server = await startServer({ env: NO_RATE_LIMITS });
   t.teardown(() => server.close());
   const doc = await api<{ paths: Record<string, Record<string, unknown>> }>(server, 'GET', '/docs/json');
-  for (const path of ['/api/auth/login/', '/api/auth/verify/', '/api/auth/refresh/', '/api/auth/logout/', '/api/auth/tokens/', '/api/auth/tokens/{id}/', '/api/auth/activity/', '/api/auth/password/reset/', '/api/auth/password/reset/confirm/', '/api/auth/password/change/']) {
+  for (const path of ['/api/auth/login/', '/api/auth/verify/', '/api/auth/refresh/', '/api/auth/logout/', '/api/auth/tokens/', '/api/auth/tokens/{id}/', '/api/auth/activity/', '/api/auth/password/reset/', '/api/auth/password/reset/confirm/', '/api/auth/password/change/', '/api/auth/verify/resend/', '/api/auth/mfa/', '/api/auth/mfa/totp/', '/api/auth/mfa/sms/', '/api/auth/mfa/email/', '/api/auth/mfa/{type}/{id}/confirm/', '/api/auth/mfa/recovery-codes/', '/api/auth/mfa/reauthenticate/', '/api/auth/mfa/{id}/', '/api/auth/devices/', '/api/auth/devices/{id}/']) {
     t.ok(doc.body.paths[path], `${path} documented`);
   }
 });
