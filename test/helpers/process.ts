@@ -32,6 +32,9 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
       KERYU_SECRET: TEST_SECRET,
       LOG_LEVEL: 'warn',
       KEY_REFRESH_INTERVAL: '1',
+      // As in startServer: the new-device and new-IP checks are off unless a test turns them on.
+      DEVICE_VERIFICATION: 'off',
+      IP_VERIFICATION: 'off',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
