@@ -6,6 +6,7 @@
 import { lt, sql } from 'drizzle-orm';
 import { selectRows, type Db, type Tx } from '../db/client.js';
 import {
+  auditEvents,
   authRefreshTokens,
   authTokens,
   loginChallenges,
@@ -105,7 +106,21 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
       (tx) => count(tx, sql`delete from ${authTokens} where ${batchOf(sql`${authTokens}`, sql`expires_at < ${at} - interval '${sql.raw(EXPIRED_TOKEN_GRACE)}'`)}`),
     ],
     ['secrets', (tx) => count(tx, sql`delete from ${authRefreshTokens} where ${batchOf(sql`${authRefreshTokens}`, sql`expires_at < ${at}`)}`)],
-    ['secrets', (tx) => count(tx, sql`delete from ${loginChallenges} where ${batchOf(sql`${loginChallenges}`, sql`expires_at < ${at}`)}`)],
+    [
+      'secrets',
+      // A sign-in left unfinished is an audit event too ("challenge expired"), written with the deletion.
+      async (tx) =>
+        (
+          await selectRows<{ n: number }>(
+            tx,
+            sql`with gone as (delete from ${loginChallenges} where ${batchOf(sql`${loginChallenges}`, sql`expires_at < ${at}`)} returning user_id, client_id, steps, consumed_at, expires_at),
+              logged as (insert into ${auditEvents} (type, outcome, actor_type, subject_type, subject_id, client_id, occurred_at, details)
+                select 'login.challenge_expired', 'failure', 'system', 'user', user_id::text, client_id, expires_at, jsonb_build_object('reason', steps[1], 'unfinished', true)
+                from gone where consumed_at is null)
+              select count(*)::int as n from gone`,
+          )
+        )[0]?.n ?? 0,
+    ],
     ['secrets', (tx) => count(tx, sql`delete from ${passwordResetTokens} where ${batchOf(sql`${passwordResetTokens}`, sql`expires_at < ${at}`)}`)],
     [
       'loginFailures',

@@ -80,6 +80,12 @@ t.test('cleanup of the auth API tables: expired secrets, retry answers past thei
   t.same(tokens.map((r) => [r.tokenHash, r.retryResponse]).sort(), [['a', null], ['b', 'sealed-live']], 'expired and orphaned refresh tokens gone; only live retry answers kept');
   t.same((await d.select().from(authTokens)).map((r) => r.id), [live!.id]);
   t.same((await d.select().from(loginChallenges)).map((r) => r.challengeHash), ['y']);
+  const { auditEvents } = await import('../../src/db/schema/index.js');
+  t.match(
+    (await d.select().from(auditEvents)).filter((e) => e.type === 'login.challenge_expired'),
+    [{ outcome: 'failure', actorType: 'system', subjectId: uid }],
+    'the unfinished sign-in is recorded as it is removed',
+  );
   t.same((await d.select().from(passwordResetTokens)).map((r) => r.tokenHash), ['q']);
   t.same((await d.select().from(loginFailures)).map((r) => r.key), ['id:recent']);
 });
