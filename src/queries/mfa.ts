@@ -96,6 +96,13 @@ export function createMfaQueries(db: DbOrTx) {
       return rows.length > 0;
     },
 
+    /** Every factor and trusted device of the user (an administrator's reset after a lost phone). */
+    async deleteAllFactorsAndDevices(userId: string): Promise<number> {
+      const removed = await db.delete(mfaFactors).where(eq(mfaFactors.userId, userId)).returning({ id: mfaFactors.id });
+      await db.delete(trustedDevices).where(eq(trustedDevices.userId, userId));
+      return removed.length;
+    },
+
     async deleteFactorsOfType(userId: string, type: FactorType): Promise<void> {
       await db.delete(mfaFactors).where(and(eq(mfaFactors.userId, userId), eq(mfaFactors.type, type)));
     },

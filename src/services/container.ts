@@ -15,12 +15,12 @@ import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientService } from './clients.js';
-import { createLoginService } from './login.js';
+import { createLoginService, type LoginService } from './login.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
 import { createFactorService } from './mfa/factors.js';
 import { registerBuiltInMethods } from './mfa/methods.js';
-import { createSecurityNotices, type SecurityNotices } from './mfa/notices.js';
+import { createSecurityNotices } from './mfa/notices.js';
 import { createMailer } from './notify/mailer.js';
 import { createSmsSender } from './notify/sms.js';
 import { createPasswordHasher } from './password.js';
@@ -64,7 +64,19 @@ export function createServices(deps: {
   });
   const cache = createDecisionCache({ db });
   const rbac = createRbacService({ db, audit, cache });
-  const providerDeps = { config, db, users: userQueries, clients: clientQueries, authorization: { effectiveOf: rbac.effectiveOf } };
+  // The provider's MFA policy check asks the login service, which is built below: wired lazily.
+  let loginService: LoginService | undefined;
+  const providerDeps = {
+    config,
+    db,
+    users: userQueries,
+    clients: clientQueries,
+    authorization: { effectiveOf: rbac.effectiveOf },
+    sessionSatisfiesMfa: (accountId: string, amr: string[] | undefined) => {
+      if (!loginService) throw new Error('login service not built yet');
+      return loginService.sessionSatisfiesMfa(accountId, amr);
+    },
+  };
 
   // oidc-provider's own client validation, from a provider built with the same configuration.
   let validator: Promise<(metadata: Record<string, unknown>) => Promise<void>> | undefined;
@@ -116,8 +128,7 @@ export function createServices(deps: {
     audit,
     limits: { resendInterval: config.mfa.resendInterval, sendsPerHour: config.mfa.sendsPerHour },
   });
-  // The factor service reports changes through the notices, which need the sessions: wired lazily.
-  let notices: SecurityNotices | undefined;
+  // The factor service reports changes through the notices (declared below): read only when a factor changes.
   const factors = createFactorService({
     db,
     clock,
@@ -127,9 +138,9 @@ export function createServices(deps: {
     recoveryKey: deriveKey(config.secret, 'recovery-code-digest'),
     issuerName: config.mfa.issuerName,
     verifyPassword: (userId, password) => users.verifyPassword(userId, password),
-    notifier: () => notices!,
+    notifier: () => notices,
   });
-  notices = createSecurityNotices({
+  const notices = createSecurityNotices({
     db,
     clock,
     mailer,
@@ -152,7 +163,14 @@ export function createServices(deps: {
     clock,
     audit,
     rbac,
-    userAdmin: createUserAdminService({ db, audit, users, unlockIdentifier: (identifier) => bruteForce.unlock(identifier), onChange: notifyRbacChanged }),
+    userAdmin: createUserAdminService({
+      db,
+      audit,
+      users,
+      unlockIdentifier: (identifier) => bruteForce.unlock(identifier),
+      onChange: notifyRbacChanged,
+      resetMfa: (user, actor, context) => factors.resetAll(user, actor, context),
+    }),
     passwords,
     policy,
     keys,
@@ -166,7 +184,7 @@ export function createServices(deps: {
     codes,
     notices,
     mfaDevices: createTrustedDeviceService({ db, clock, audit }),
-    login: createLoginService({
+    login: (loginService = createLoginService({
       db,
       clock,
       users,
@@ -181,7 +199,7 @@ export function createServices(deps: {
       policy: config.mfa,
       roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
       sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
-    }),
+    })),
     passwordManagement: createPasswordManagementService({
       db,
       clock,

@@ -8,7 +8,7 @@ import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
-import type { AuditService } from './audit.js';
+import type { AuditEvent, AuditService, RequestContext } from './audit.js';
 import { holds, isUuid, resolveSubject } from './rbac/effective.js';
 import type { Actor } from './rbac/service.js';
 import { emailSchema, passwordSchema, phoneSchema, type UserService } from './users.js';
@@ -53,6 +53,8 @@ export function createUserAdminService(deps: {
   /** Clears brute-force counts and locks of an identifier (the same operation as `keryu user unlock`). */
   unlockIdentifier: (identifier: string) => Promise<number>;
   onChange: () => Promise<void>;
+  /** Removes every factor and trusted device of a user; answers how many factors were removed. */
+  resetMfa: (user: UserRow, actor: AuditEvent['actor'], context?: RequestContext) => Promise<number>;
 }) {
   const queries = createUserQueries(deps.db);
 
@@ -122,6 +124,12 @@ export function createUserAdminService(deps: {
         details: { identifier: user.email, cleared },
       });
       return { id, cleared };
+    },
+    /** A user who lost every factor gets to enrol again. Like any change to a user, only by someone who outranks them. */
+    async resetUserMfa(id: string, actor: Actor) {
+      const user = await find(id);
+      await assertOutranks(actor, user, 'resetting the factors of');
+      return { id, removed: await deps.resetMfa(user, actor.audit, actor.context) };
     },
     async deleteUser(id: string, actor: Actor) {
       const before = await find(id);

@@ -1,6 +1,6 @@
 /**
  * User administration: list, show, create, update (profile, disable/enable), delete. All need auth.users.manage.
- * Unlock ends a brute-force lockout of the user's email.
+ * Unlock ends a brute-force lockout of the user's email; an MFA reset removes every factor (a lost phone).
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -45,6 +45,19 @@ export async function userAdminRoutes(fastify: FastifyInstance, options: { userA
       schema: { tags, summary: 'Clear failed-login counts and locks of the user', params: idParams, response: { 200: z.object({ id: z.uuid(), cleared: z.number().int() }), ...errors } },
     },
     async (request) => userAdmin.unlockUser(request.params.id, actorOf(request)),
+  );
+  app.post(
+    '/api/auth/users/:id/mfa/reset/',
+    {
+      config,
+      schema: {
+        tags,
+        summary: 'Remove every second factor and trusted device of the user (a lost phone); the user is told by email',
+        params: idParams,
+        response: { 200: z.object({ id: z.uuid(), removed: z.number().int() }), ...errors },
+      },
+    },
+    async (request) => userAdmin.resetUserMfa(request.params.id, actorOf(request)),
   );
   app.delete(
     '/api/auth/users/:id/',

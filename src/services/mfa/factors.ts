@@ -15,7 +15,7 @@ import type { Clock } from '../../lib/clock.js';
 import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
 import { createMfaQueries, type FactorView } from '../../queries/mfa.js';
 import type { UserRow } from '../../queries/users.js';
-import type { AuditService, RequestContext } from '../audit.js';
+import type { AuditEvent, AuditService, RequestContext } from '../audit.js';
 import { normalizeEmail } from '../users.js';
 import { maskDestination, OTP_MAX_ATTEMPTS, type CodeChannel, type OtpCodeService } from './codes.js';
 import { matchTotpStep, newTotpSecret, qrCodeDataUri, totpUri } from './totp.js';
@@ -44,9 +44,15 @@ export interface FactorChangeNotifier {
   factorChanged(user: UserRow, change: { action: 'added' | 'removed' | 'recovery_codes'; type: FactorType }, context?: RequestContext): Promise<void>;
 }
 
+/** `+`, then ASCII digits with optional spaces, dots, dashes or parentheses between them (nothing else). */
+const PHONE_INPUT = /^\+[0-9][0-9 ().-]{5,24}$/;
+
 export function normalizePhone(input: string): string {
-  const parsed = parsePhoneNumberFromString(input.trim());
-  if (!parsed || !isValidPhoneNumber(parsed.number)) throw new AppError('invalid_request', 'phone: must be a valid phone number in E.164 form, such as +14155552671');
+  // libphonenumber's parser is lenient: it extracts a number from surrounding text ("tel:", "; ...",
+  // extensions, full-width digits). Only the number itself is accepted, so what is stored is what was typed.
+  const trimmed = input.trim();
+  const parsed = PHONE_INPUT.test(trimmed) ? parsePhoneNumberFromString(trimmed) : undefined;
+  if (!parsed || parsed.ext || !isValidPhoneNumber(parsed.number)) throw new AppError('invalid_request', 'phone: must be a valid phone number in E.164 form, such as +14155552671');
   return parsed.number;
 }
 
@@ -228,6 +234,17 @@ export function createFactorService(deps: {
       await queries.setPreferredFactor(user.id, factor.id);
       await record('mfa.factor_updated', user.id, { factor_id: factor.id, preferred: true }, context);
       return view({ ...factor, preferred: true });
+    },
+
+    /**
+     * An administrator's reset (a user lost every factor): all factors and trusted devices go, so the next
+     * sign-in verifies the device again and, where MFA is required, enrols a new factor.
+     */
+    async resetAll(user: UserRow, actor: AuditEvent['actor'], context?: RequestContext): Promise<number> {
+      const count = await deps.db.transaction((tx) => createMfaQueries(tx).deleteAllFactorsAndDevices(user.id));
+      await deps.audit.record({ type: 'mfa.factor_removed', outcome: 'success', actor, subject: { type: 'user', id: user.id }, context, details: { all: true, count, reset_by_admin: true } });
+      if (count) await deps.notifier().factorChanged(user, { action: 'removed', type: 'recovery_code' }, context);
+      return count;
     },
 
     /** Sends a re-authentication code to the user's active SMS or email factor (for removing a factor). */
