@@ -170,6 +170,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(interactionRoutes, {
     host,
     login: services.login,
+    factors: services.factors,
     audit: services.audit,
     csrfKey: deriveKey(config.secret, 'csrf'),
     secureCookies: config.secureCookies,

@@ -4,7 +4,7 @@
  * `code` response type, no implicit flow and no password grant, exact redirect URIs, short codes, shared
  * keys, `__Host-` cookies behind TLS.
  */
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/index.js';
 import { constantTimeEqual, deriveKey, hmacDigest } from '../lib/crypto.js';
 import type { ClientQueries } from '../queries/clients.js';
@@ -22,11 +22,16 @@ export interface ProviderDeps {
   clients: ClientQueries;
   /** Effective roles and permissions, for the optional `roles`/`permissions` access token claims. */
   authorization?: { effectiveOf(subject: SubjectRef): Promise<Effective> };
+  /** Whether a session authenticated with `amr` satisfies the account's MFA requirement (see mfaPolicy). */
+  sessionSatisfiesMfa?: (accountId: string, amr: string[] | undefined) => Promise<boolean>;
 }
 
-/** Scopes and the claims each releases (OIDC Core §5.4). */
+/**
+ * Scopes and the claims each releases (OIDC Core §5.4). `amr` (OIDC Core §2, RFC 8176) goes with `openid`:
+ * every ID token says how the user signed in (`mfa` when a second factor was used).
+ */
 const claims = {
-  openid: ['sub'],
+  openid: ['sub', 'amr'],
   email: ['email', 'email_verified'],
   profile: ['name', 'updated_at'],
   phone: ['phone_number', 'phone_number_verified'],
@@ -49,6 +54,28 @@ function page(ctx: KoaContextWithOIDC, template: string, model: { title: string;
   ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
   ctx.set('x-frame-options', 'DENY');
   ctx.body = renderPage(template, model);
+}
+
+/**
+ * The interaction policy: oidc-provider's own prompts, with one more login check. `mfa_required` asks for
+ * the login prompt again when the session's `amr` does not satisfy the account: an SSO session from before a
+ * factor was enrolled, or before a role started requiring MFA, signs in again (with the second factor) at
+ * its next authorization, and a resumed authorization is checked like a new one. With prompt=none the
+ * relying party gets `login_required`.
+ */
+export function mfaPolicy(satisfies: NonNullable<ProviderDeps['sessionSatisfiesMfa']>) {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login');
+  if (!login) throw new Error('oidc-provider base policy has no login prompt');
+  login.checks.add(
+    new interactionPolicy.Check('mfa_required', 'a second factor is required for this account', 'login_required', async (ctx) => {
+      const { session } = ctx.oidc;
+      // No account: the no_session check already asks for a login.
+      if (!session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      return (await satisfies(session.accountId, session.amr)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
 }
 
 export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
@@ -108,7 +135,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       short: { httpOnly: true, sameSite: 'lax', secure, signed: true },
       keys: [deriveKey(config.secret, 'cookie-signing').toString('base64url')],
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      ...(deps.sessionSatisfiesMfa ? { policy: mfaPolicy(deps.sessionSatisfiesMfa) } : {}),
+    },
     // RFC 9700 §2.1.2: no implicit or hybrid flows; `none` is not needed either.
     responseTypes: ['code'],
     // RFC 9700 §2.1.1 / ASVS 10.4.6: PKCE for every client; a confidential client may opt out explicitly.
