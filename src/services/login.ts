@@ -80,6 +80,8 @@ interface LoginOrigin {
   deviceId?: string | undefined;
   deviceName?: string | undefined;
   deviceDigest?: string | undefined;
+  /** The device cookie issued with this answer when the login has no other device (remembered if it completes at once). */
+  cookieDigest?: string | undefined;
   knownDevice: boolean;
 }
 
@@ -140,16 +142,16 @@ export function createLoginService(deps: {
   async function checkPassword(input: LoginInput, context: RequestContext & { clientId?: string | undefined; channel: Channel }) {
     const identifier = normalizeEmail(input.email);
     const idDigest = identifierDigest(identifier);
+    const cookieNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceCookie);
+    // The device this attempt is counted for: the app's device id, else a valid device cookie. It keeps
+    // its own count only once a sign-in from it completed (afterLogin remembers it): a right password
+    // alone hands out device ids and cookies, which must not buy an attacker fresh counts.
+    const candidate = input.deviceId ? appDeviceDigest(input.deviceId) : cookieNonce ? cookieDeviceDigest(cookieNonce) : undefined;
     // The account is looked up before the password check only for the known-device test; the password
     // check below looks it up again with its hash (the same two queries whether or not it exists).
-    const user = input.deviceId ? await deps.users.findUserByEmail(identifier) : undefined;
-    const cookieNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceCookie);
-    let knownDevice: string | undefined = cookieNonce ? cookieDeviceDigest(cookieNonce) : undefined;
-    if (!knownDevice && input.deviceId) {
-      const digest = appDeviceDigest(input.deviceId);
-      // The same query whether or not the account exists, so its cost reveals nothing.
-      if (await deps.bruteForce.isKnownDevice(user?.id ?? NO_USER, digest)) knownDevice = digest;
-    }
+    const user = candidate ? await deps.users.findUserByEmail(identifier) : undefined;
+    // The same query whether or not the account exists, so its cost reveals nothing.
+    const knownDevice = candidate && (await deps.bruteForce.isKnownDevice(user?.id ?? NO_USER, candidate)) ? candidate : undefined;
     const attempt = { identifier, ip: context.ip, knownDevice };
     const audit = { clientId: context.clientId, context: auditContext(context) };
 
@@ -185,13 +187,12 @@ export function createLoginService(deps: {
       await deps.audit.record({ type: 'login', outcome: 'failure', actor: { type: 'anonymous' }, subject: userRef(account), ...audit, details: { method: 'pwd', channel: context.channel, reason: 'password_reset_required' } });
       throw new AppError('password_reset_required', 'this account was reported compromised: reset the password (POST /api/auth/password/reset/) before signing in', 403);
     }
-    if (input.deviceId) await deps.bruteForce.rememberDevice(account.id, appDeviceDigest(input.deviceId), deps.clock());
-    // A browser without a valid cookie for this account gets one now: from then on it is a known device.
+    // A browser without a valid cookie for this account gets one now: a known device once a sign-in with it completes.
     const deviceCookie = cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest);
     const cookieDigest = cookieDeviceDigest(cookieNonce ?? deviceCookie?.split('.')[0] ?? '');
     // An app names its device; a browser is its device cookie.
     const deviceDigest = input.deviceId ? appDeviceDigest(input.deviceId) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
-    return { user: account, knownDevice, counted, deviceCookie, deviceDigest };
+    return { user: account, knownDevice, counted, deviceCookie, deviceDigest, cookieDigest };
   }
 
   async function plan(user: UserRow, origin: LoginOrigin, ip: string | undefined) {
@@ -286,7 +287,23 @@ export function createLoginService(deps: {
       details: { reason, steps, methods, channel: origin.channel },
     });
     const first = await firstCodeMethod(user, reason, methods);
-    const sent = first ? await sendCode(user, row, reason, first, context) : undefined;
+    let sent: ChallengeResponse['sent'];
+    try {
+      sent = first ? await sendCode(user, row, reason, first, context) : undefined;
+    } catch (err) {
+      // A code that cannot go out (send limit reached, perhaps by someone flooding the number; provider
+      // down) must not lock out a user who can pass the step without one (authenticator, recovery code):
+      // the challenge stands without `sent`, and /verify/resend/ reports the problem.
+      if (!methods.some((m) => !CODE_METHODS.has(m))) throw err;
+      await deps.audit.record({
+        type: 'mfa.code_sent',
+        outcome: 'failure',
+        actor: { type: 'system' },
+        subject: userRef(user),
+        context: auditContext(context),
+        details: { channel: first, reason: err instanceof AppError ? err.code : 'delivery_failed', challenge: true },
+      });
+    }
     return { mfa_required: true, challenge_id: challengeId, reason, methods, expires_in: CHALLENGE_TTL_SECONDS, sent };
   }
 
@@ -294,6 +311,9 @@ export function createLoginService(deps: {
   async function afterLogin(user: UserRow, origin: LoginOrigin & { counted: boolean }, passed: StepReason[], context: RequestContext): Promise<void> {
     const now = deps.clock();
     if (origin.counted || passed.length) await deps.bruteForce.recordSuccess(attemptOf(user, origin, context.ip));
+    // From now on this device keeps its own brute-force count (see checkPassword).
+    const knownDigest = origin.deviceDigest ?? origin.cookieDigest;
+    if (knownDigest) await deps.bruteForce.rememberDevice(user.id, knownDigest, now);
     const device = describeDevice(context.userAgent, origin.deviceId, origin.deviceName);
     if (origin.deviceDigest) {
       const trusted = await mfa.findTrustedDevice(user.id, origin.deviceDigest, now);
@@ -445,7 +465,7 @@ export function createLoginService(deps: {
     async login(input: LoginInput, context: RequestContext): Promise<{ result: TokenPair | ChallengeResponse; deviceCookie: string | undefined }> {
       const checked = await checkPassword(input, { ...context, channel: 'api' });
       const { user, deviceCookie } = checked;
-      const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, knownDevice: Boolean(checked.knownDevice) };
+      const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, cookieDigest: deviceCookie ? checked.cookieDigest : undefined, knownDevice: Boolean(checked.knownDevice) };
       const planned = await plan(user, origin, context.ip);
       if (!planned.steps.length) {
         await afterLogin(user, { ...origin, counted: checked.counted }, [], context);

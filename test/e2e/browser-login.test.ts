@@ -6,76 +6,26 @@
  * Uses the system Chromium (CHROMIUM_PATH, or /usr/bin/chromium); never downloads one. Skipped when none is
  * installed.
  */
-import { existsSync } from 'node:fs';
 import tap from 'tap';
 import * as client from 'openid-client';
-import { chromium, type Page } from 'playwright-core';
-import { discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
+import { authorizationRequest as newAuthorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 
-const executablePath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => typeof p === 'string' && p !== '' && existsSync(p),
-);
-const SKIP = executablePath ? false : 'needs a system Chromium (/usr/bin/chromium or CHROMIUM_PATH)';
 const GENERIC_ERROR = 'The email or password is incorrect.';
 
-tap.test('authorization code + PKCE in a real browser', { skip: SKIP }, async (t) => {
+tap.test('authorization code + PKCE in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) => {
   const server = await startServer();
   t.teardown(() => server.close());
   const user = await seedUser(server);
   const seeded = await seedClient(server);
   const config = await discover(server, seeded);
 
-  const browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 30_000,
-  });
+  const browser = await launchChromium();
   // Teardowns run last-in first-out: the browser closes before the server.
   t.teardown(() => browser.close());
-
-  /**
-   * A fresh browser profile whose requests to the relying party (REDIRECT_URI's origin, where nothing
-   * listens) are answered by the test. The callback is reached by a redirect, and Playwright's page.route
-   * never sees redirect hops, so this uses the DevTools Fetch domain, which pauses every matching request
-   * (before Chromium's unsafe-port check for port 9, too).
-   */
-  async function newPage(t: Pick<typeof tap, 'teardown'>): Promise<{ page: Page; callbacks: string[] }> {
-    const context = await browser.newContext();
-    t.teardown(() => context.close());
-    context.setDefaultTimeout(10_000);
-    const page = await context.newPage();
-    const callbacks: string[] = [];
-    const cdp = await context.newCDPSession(page);
-    cdp.on('Fetch.requestPaused', (event) => {
-      if (event.request.url.startsWith(REDIRECT_URI)) callbacks.push(event.request.url);
-      cdp
-        .send('Fetch.fulfillRequest', {
-          requestId: event.requestId,
-          responseCode: 200,
-          responseHeaders: [{ name: 'content-type', value: 'text/html; charset=utf-8' }],
-          body: Buffer.from('<!doctype html><title>callback</title><p>signed in</p>').toString('base64'),
-        })
-        .catch(() => {});
-    });
-    await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${new URL(REDIRECT_URI).origin}/*`, requestStage: 'Request' }] });
-    return { page, callbacks };
-  }
-
-  async function authorizationRequest() {
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const nonce = client.randomNonce();
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid profile email',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-    });
-    return { url, verifier, state, nonce };
-  }
+  const newPage = (t: Pick<typeof tap, 'teardown'>) => relyingPartyPage(browser, t);
+  const authorizationRequest = () => newAuthorizationRequest(config);
 
   t.test('sign in, allow, exchange the code', async (t) => {
     const { page, callbacks } = await newPage(t);

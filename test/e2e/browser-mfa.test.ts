@@ -9,23 +9,18 @@
  * Uses the system Chromium (CHROMIUM_PATH, or /usr/bin/chromium); never downloads one. Skipped when none is
  * installed.
  */
-import { existsSync } from 'node:fs';
 import tap from 'tap';
 import { generate } from 'otplib';
 import * as client from 'openid-client';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
-import { discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
+import { authorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startTwilioServer } from '../helpers/twilio.js';
 
-const executablePath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => typeof p === 'string' && p !== '' && existsSync(p),
-);
-const SKIP = executablePath ? false : 'needs a system Chromium (/usr/bin/chromium or CHROMIUM_PATH)';
-
-tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP }, async (t) => {
+tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) => {
   const smtp = await startSmtpServer();
   t.teardown(() => smtp.close());
   const twilio = await startTwilioServer();
@@ -41,48 +36,16 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP },
   const seeded = await seedClient(server);
   const config = await discover(server, seeded);
 
-  const browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 30_000,
-  });
+  const browser = await launchChromium();
   // Teardowns run last-in first-out: the browser closes before the server.
   t.teardown(() => browser.close());
 
-  /** A fresh profile without JavaScript whose requests to the relying party are answered by the test (see browser-login). */
-  async function newPage(t: Pick<typeof tap, 'teardown'>): Promise<Page> {
-    const context = await browser.newContext({ javaScriptEnabled: false });
-    t.teardown(() => context.close());
-    context.setDefaultTimeout(10_000);
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    cdp.on('Fetch.requestPaused', (event) => {
-      cdp
-        .send('Fetch.fulfillRequest', {
-          requestId: event.requestId,
-          responseCode: 200,
-          responseHeaders: [{ name: 'content-type', value: 'text/html; charset=utf-8' }],
-          body: Buffer.from('<!doctype html><title>callback</title><p>signed in</p>').toString('base64'),
-        })
-        .catch(() => {});
-    });
-    await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${new URL(REDIRECT_URI).origin}/*`, requestStage: 'Request' }] });
-    return page;
-  }
+  /** A fresh profile without JavaScript (the pages must work without it). */
+  const newPage = async (t: Pick<typeof tap, 'teardown'>): Promise<Page> => (await relyingPartyPage(browser, t, { javaScriptEnabled: false })).page;
 
   /** Opens an authorization request and signs in with the password; answers what the RP needs to finish. */
   async function signIn(page: Page, email: string) {
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const nonce = client.randomNonce();
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid email',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-    });
+    const { url, verifier, state, nonce } = await authorizationRequest(config, { scope: 'openid email' });
     await page.goto(url.href);
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill(PASSWORD);

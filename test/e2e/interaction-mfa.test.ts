@@ -12,7 +12,7 @@ import * as client from 'openid-client';
 import t from 'tap';
 import { auditEvents, oidcPayloads, users } from '../../src/db/schema/index.js';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
-import { authorizeThroughForms, Browser, discover, hiddenField, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 
 type UserRow = Awaited<ReturnType<typeof seedUser>>;
@@ -72,19 +72,10 @@ t.test('the interaction after the password', async (t) => {
     return { user, totp };
   }
 
-  async function authorization(extra: Record<string, string> = {}) {
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid email',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      ...extra,
-    });
-    return { url: url.toString(), verifier, state };
-  }
+  const authorization = async (extra: Record<string, string> = {}) => {
+    const request = await authorizationRequest(config, { scope: 'openid email', ...extra });
+    return { ...request, url: request.url.toString() };
+  };
 
   /** Starts an authorization and passes the password step; answers the interaction and its step page. */
   async function pastPassword(browser: Browser, email: string) {
@@ -135,7 +126,7 @@ t.test('the interaction after the password', async (t) => {
     forged.searchParams.set('code', 'made-up-code');
     forged.searchParams.set('state', request.state);
     forged.searchParams.set('iss', server.issuer);
-    const failure = await oauthError(client.authorizationCodeGrant(config, forged, { pkceCodeVerifier: request.verifier, expectedState: request.state }));
+    const failure = await oauthError(client.authorizationCodeGrant(config, forged, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce }));
     t.equal(failure.error, 'invalid_grant', 'the token endpoint refuses any code');
 
     // Another browser (no interaction cookie) cannot use this interaction's challenge.
@@ -163,7 +154,7 @@ t.test('the interaction after the password', async (t) => {
     const callback = await submit(browser, server.origin, `/interaction/${consentUid}/confirm`, { csrf: hiddenField(consentPage.html, 'csrf') });
     t.ok(callback.url.startsWith(REDIRECT_URI), 'the callback is reached');
     // The state of the first request: the resumed authorization kept its parameters.
-    const tokens = await client.authorizationCodeGrant(config, new URL(callback.url), { pkceCodeVerifier: request.verifier, expectedState: request.state });
+    const tokens = await client.authorizationCodeGrant(config, new URL(callback.url), { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
     t.match(tokens.claims()?.amr, ['pwd', 'otp', 'mfa'], 'the ID token says: password, one-time code, multi-factor');
     const events = await loginEvents(user);
     t.equal(events.length, 1, 'exactly one login success event');
@@ -311,7 +302,7 @@ t.test('the interaction after the password', async (t) => {
     const browser = new Browser();
     const first = await authorization({ prompt: 'consent' });
     const callback = await authorizeThroughForms(server, first.url, { email: 'sso@example.com', password: PASSWORD }, browser);
-    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: first.verifier, expectedState: first.state });
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
     t.same(tokens.claims()?.amr, ['pwd'], 'no factor yet: a password login');
 
     const silent = async () => {
@@ -340,7 +331,7 @@ t.test('the interaction after the password', async (t) => {
     t.match(codePage.html, '<label for="code">Code</label>', 'then for the code');
     const done = await submit(browser, server.origin, `/interaction/${uid}/verify`, { csrf, method: 'totp', code: await totp() });
     t.ok(done.url.startsWith(REDIRECT_URI), 'consent was given before: straight to the callback');
-    const stepped = await client.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: request.verifier, expectedState: request.state });
+    const stepped = await client.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
     t.match(stepped.claims()?.amr, ['pwd', 'otp', 'mfa'], 'the new session has mfa');
     t.ok((await silent()).searchParams.get('code'), 'and satisfies the policy again');
   });

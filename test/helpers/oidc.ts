@@ -92,6 +92,23 @@ export async function authorizeThroughForms(
   throw new Error('too many redirects');
 }
 
+/** An authorization code + PKCE request to REDIRECT_URI, with what the relying party keeps to finish it. */
+export async function authorizationRequest(config: client.Configuration, params: Record<string, string> = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid profile email',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...params,
+  });
+  return { url, verifier, state, nonce };
+}
+
 export interface SeededClient {
   clientId: string;
   clientSecret: string | undefined;

@@ -3,9 +3,9 @@
  *
  * New-device codes, new-network notices and factor changes go to the account's address with a single-use
  * link that works without signing in. Following it (and confirming on the page, so a mail scanner's GET
- * changes nothing) ends every session of the account, distrusts the device the email reported, requires a
- * password reset before the next sign-in, and records an audit event. A link lives as long as the session
- * it reports on, at most 7 days.
+ * changes nothing) ends every session and every sign-in in progress of the account, distrusts the device
+ * the email reported, requires a password reset before the next sign-in, and records an audit event. A
+ * link lives as long as the session it reports on, at most 7 days.
  */
 import type { Db } from '../../db/client.js';
 import type { DeviceInfo } from '../../db/schema/index.js';
@@ -84,7 +84,8 @@ export function createSecurityNotices(deps: {
 
   const notifier: FactorChangeNotifier = {
     async factorChanged(user, change, context) {
-      const what = change.action === 'recovery_codes' ? 'New recovery codes were created' : `A ${label(change.type)} was ${change.action === 'added' ? 'added to' : 'removed from'} your account`;
+      const kind = label(change.type);
+      const what = change.action === 'recovery_codes' ? 'New recovery codes were created' : `${/^[aeiou]/.test(kind) ? 'An' : 'A'} ${kind} was ${change.action === 'added' ? 'added to' : 'removed from'} your account`;
       const link = await newReportLink(user.id, 'factor_change', undefined, deps.sessionTtl, { change: change.action, type: change.type });
       const text = `${what}.\n\nIP address: ${context?.ip ?? 'unknown'}\nTime: ${timestamp(deps.clock())}\n\n${wasntMe(link)}`;
       await sendNotice(user.email, `${deps.issuerName}: your sign-in methods changed`, text);
@@ -124,6 +125,8 @@ export function createSecurityNotices(deps: {
         return false;
       }
       await users.updateUser(row.userId, { passwordResetRequired: true });
+      // A sign-in in progress passed the password now reported stolen: it must not complete after the reset either.
+      await queries.consumeOpenLoginChallengesByUser(row.userId, now);
       if (row.deviceDigest) await queries.deleteTrustedDeviceByDigest(row.userId, row.deviceDigest);
       await deps.sessions.revokeUserSessions(row.userId, { includePersonal: true, reason: 'compromise_reported' }, context);
       await deps.audit.record({
