@@ -5,7 +5,7 @@
  */
 import { and, asc, desc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
-import { loginChallenges, mfaFactors, mfaRecoveryCodes, otpCodes, otpSendCounters, securityReports, trustedDevices, userNetworks, type FactorType } from '../db/schema/index.js';
+import { mfaFactors, mfaRecoveryCodes, otpCodes, otpSendCounters, securityReports, trustedDevices, userNetworks, type FactorType } from '../db/schema/index.js';
 
 export type FactorRow = typeof mfaFactors.$inferSelect;
 /** A factor without its key material: what every finder but the purpose-named one returns. */
@@ -291,11 +291,6 @@ export function createMfaQueries(db: DbOrTx) {
         .where(and(eq(securityReports.tokenHash, tokenHash), isNull(securityReports.usedAt), gt(securityReports.expiresAt, now)))
         .returning();
       return row;
-    },
-
-    /** Ends every sign-in of a user still waiting for a step (its password proof is no longer trusted). */
-    async consumeOpenLoginChallengesByUser(userId: string, now: Date): Promise<void> {
-      await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt)));
     },
   };
 }

@@ -42,6 +42,11 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
       return rows.length > 0;
     },
 
+    /** Ends every sign-in of a user still waiting for a step (its password proof is no longer trusted). */
+    async consumeLoginChallengesByUser(userId: string, now: Date): Promise<void> {
+      await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt)));
+    },
+
     /** Ends a browser login's open challenges (a new password attempt starts over). */
     async consumeLoginChallengesByInteraction(uid: string, now: Date): Promise<void> {
       await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.interactionUid, uid), isNull(loginChallenges.consumedAt)));

@@ -82,6 +82,8 @@ export function createPasswordManagementService(deps: {
       const userId = await secrets.consumePasswordResetToken(hash, now);
       if (!userId) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
       await deps.users.setPassword(candidate, normalized);
+      // Sign-ins still waiting for a step passed the old password: they end with it.
+      await secrets.consumeLoginChallengesByUser(userId, now);
       await deps.sessions.revokeUserSessions(userId, { includePersonal: true, reason: 'password_reset' }, context);
       await deps.audit.record({ type: 'password.reset', outcome: 'success', actor: { type: 'user', id: userId }, subject: { type: 'user', id: userId }, context });
     },
@@ -93,6 +95,7 @@ export function createPasswordManagementService(deps: {
         throw new AppError('invalid_credentials', 'the current password is incorrect', 401);
       }
       await deps.users.setPassword(user, newPassword);
+      await secrets.consumeLoginChallengesByUser(user.id, deps.clock());
       await deps.sessions.revokeUserSessions(user.id, { exceptSessionId: principal.sessionId, reason: 'password_change' }, context);
       await deps.audit.record({ type: 'password.changed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: { type: 'user', id: user.id }, context });
     },

@@ -12,6 +12,7 @@ import type { DeviceInfo } from '../../db/schema/index.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
 import { randomToken, sha256 } from '../../lib/crypto.js';
 import { createMfaQueries } from '../../queries/mfa.js';
+import { createOneTimeSecretQueries } from '../../queries/one-time-secrets.js';
 import { createUserQueries, type UserRow } from '../../queries/users.js';
 import type { AuditService, RequestContext } from '../audit.js';
 import type { Mailer } from '../notify/mailer.js';
@@ -126,7 +127,7 @@ export function createSecurityNotices(deps: {
       }
       await users.updateUser(row.userId, { passwordResetRequired: true });
       // A sign-in in progress passed the password now reported stolen: it must not complete after the reset either.
-      await queries.consumeOpenLoginChallengesByUser(row.userId, now);
+      await createOneTimeSecretQueries(deps.db).consumeLoginChallengesByUser(row.userId, now);
       if (row.deviceDigest) await queries.deleteTrustedDeviceByDigest(row.userId, row.deviceDigest);
       await deps.sessions.revokeUserSessions(row.userId, { includePersonal: true, reason: 'compromise_reported' }, context);
       await deps.audit.record({
