@@ -30,7 +30,7 @@ import type { UserRow } from '../queries/users.js';
 import type { AuditService, RequestContext } from './audit.js';
 import type { AuthMethodRegistry, StepContext, StepReason } from './auth-methods.js';
 import { identifierDigest, type BruteForceProtector, type LoginAttempt } from './brute-force.js';
-import type { CodeChannel, OtpCodeService } from './mfa/codes.js';
+import { maskDestination, type CodeChannel, type OtpCodeService } from './mfa/codes.js';
 import type { FactorService } from './mfa/factors.js';
 import type { SecurityNotices } from './mfa/notices.js';
 import type { SessionService, TokenPair } from './sessions.js';
@@ -241,15 +241,21 @@ export function createLoginService(deps: {
     return { method: methodId, destination };
   }
 
-  /** The code-sending method to use first: the preferred factor's, or email for a device or network check. */
-  async function firstCodeMethod(user: UserRow, reason: StepReason, methods: string[]): Promise<string | undefined> {
+  /** The method a step is shown with first: the preferred factor, an authenticator, else email, SMS, whatever is offered. */
+  async function firstMethod(user: UserRow, reason: StepReason, methods: string[]): Promise<string | undefined> {
     if (reason === 'enroll') return undefined;
     if (reason === 'mfa') {
       const preferred = (await deps.factors.listActive(user.id)).find((f) => f.preferred)?.type;
-      if (preferred && CODE_METHODS.has(preferred) && methods.includes(preferred)) return preferred;
-      if (methods.includes('totp')) return undefined;
+      if (preferred && preferred !== 'recovery_code' && methods.includes(preferred)) return preferred;
+      if (methods.includes('totp')) return 'totp';
     }
-    return methods.find((m) => m === 'email') ?? methods.find((m) => CODE_METHODS.has(m));
+    return methods.find((m) => m === 'email') ?? methods.find((m) => CODE_METHODS.has(m)) ?? methods[0];
+  }
+
+  /** The method whose code is sent as soon as a step begins, when the first method sends one. */
+  async function firstCodeMethod(user: UserRow, reason: StepReason, methods: string[]): Promise<string | undefined> {
+    const method = await firstMethod(user, reason, methods);
+    return method && CODE_METHODS.has(method) ? method : undefined;
   }
 
   async function openChallenge(user: UserRow, origin: LoginOrigin, steps: StepReason[], context: RequestContext): Promise<ChallengeResponse> {
@@ -530,7 +536,22 @@ export function createLoginService(deps: {
       const row = await secrets.findOpenLoginChallengeByInteraction(uid);
       if (!row) return undefined;
       const { user } = await formChallenge(uid, context);
-      return { user, reason: row.steps[0] as StepReason, methods: row.methods, attemptsLeft: CHALLENGE_MAX_ATTEMPTS - row.attempts, expiresAt: row.expiresAt };
+      const reason = row.steps[0] as StepReason;
+      const factors = await deps.factors.listActive(user.id);
+      const destination = (channel: CodeChannel) => {
+        const to = deps.factors.destinationFor(user, factors, channel, reason === 'mfa');
+        return to ? maskDestination(channel, to) : undefined;
+      };
+      return {
+        user,
+        reason,
+        methods: row.methods,
+        /** The method shown first (its code, for SMS and email, was sent when the step began). */
+        firstMethod: await firstMethod(user, reason, row.methods),
+        destinations: { sms: destination('sms'), email: destination('email') },
+        attemptsLeft: CHALLENGE_MAX_ATTEMPTS - row.attempts,
+        expiresAt: row.expiresAt,
+      };
     },
 
     async verifyForm(uid: string, method: string, code: string, context: RequestContext): Promise<CompletedLogin | undefined> {

@@ -39,7 +39,9 @@ async function aliceWithFactors(env: MfaServer) {
   await api(server, 'POST', `/api/auth/mfa/sms/${sms.body.factor_id}/confirm/`, { token, body: { code: await twilio.codeOf(1) } });
   const { codes } = (await api<{ codes: string[] }>(server, 'POST', '/api/auth/mfa/recovery-codes/', { token })).body;
   for (let i = 0; i < 3; i++) await inbox.next(); // three factor-change notices
-  const list = async () => (await api<{ items: FactorItem[] }>(server, 'GET', '/api/auth/mfa/', { token })).body.items;
+  // Factors made in the same instant (the manual clock) come in no particular order: compare them by type.
+  const rank = ['totp', 'sms', 'email', 'recovery_code'];
+  const list = async () => (await api<{ items: FactorItem[] }>(server, 'GET', '/api/auth/mfa/', { token })).body.items.sort((a, b) => rank.indexOf(a.type) - rank.indexOf(b.type));
   const recoveryId = (await list()).find((f) => f.type === 'recovery_code')!.id;
   return { user, token, inbox, totp, smsId: sms.body.factor_id, codes, recoveryId, list };
 }

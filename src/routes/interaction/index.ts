@@ -22,7 +22,6 @@ import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-
 import type { UserRow } from '../../queries/users.js';
 import type { AuditService } from '../../services/audit.js';
 import type { CompletedLogin, LoginService } from '../../services/login.js';
-import { maskDestination } from '../../services/mfa/codes.js';
 import type { FactorService } from '../../services/mfa/factors.js';
 import { pageSecurityHeaders, renderPage } from '../../views/render.js';
 
@@ -239,19 +238,10 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
   }
 
   async function verifyPage(reply: FastifyReply, details: Details, step: PendingStep, view: StepView) {
-    const { user, reason, methods } = step;
-    const active = await deps.factors.listActive(user.id);
-    // The method whose code the login service sent first (see firstCodeMethod there), else the first offered.
-    const preferred = active.find((f) => f.preferred)?.type;
-    const first =
-      reason === 'mfa' && preferred && preferred !== 'recovery_code' && methods.includes(preferred)
-        ? preferred
-        : reason === 'mfa' && methods.includes('totp')
-          ? 'totp'
-          : (methods.find((m) => m === 'email') ?? methods.find((m) => m === 'sms') ?? methods[0]);
+    const { reason, methods, firstMethod: first } = step;
     const method = view.method && methods.includes(view.method) ? view.method : first;
     if (!method) return endedPage(reply, details);
-    const to = (m: CodeMethod) => maskDestination(m, deps.factors.destinationFor(user, active, m, reason === 'mfa') ?? '');
+    const to = (m: CodeMethod) => step.destinations[m] ?? '';
 
     const lines: string[] = [];
     if (reason === 'new_device') lines.push("We don't recognize this device. To keep your account safe, confirm it's you.");
