@@ -2,7 +2,7 @@
  * Request rate limits (@fastify/rate-limit), shared by every replica through Redis when REDIS_URL is set
  * (per-process memory otherwise):
  * - `/api/auth/` endpoints: RATE_LIMIT_AUTH requests per client IP per window;
- * - the provider's token endpoint and the login interaction: RATE_LIMIT_OIDC per client IP, and the
+ * - the provider's token endpoint and every form of the login interaction: RATE_LIMIT_OIDC per client IP, and the
  *   token endpoint also RATE_LIMIT_CLIENT per OAuth client (identified from HTTP Basic client
  *   authentication; a client authenticating in the body is limited by IP only, because the provider
  *   parses its own body after this hook).
@@ -68,7 +68,8 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     if (path.startsWith('/api/auth/') || path === '/api/auth') return authIp ? [authIp] : [];
     if (request.method !== 'POST') return [];
     if (path === tokenPath) return [oidcIp, oidcClient].filter((l): l is Limiter => Boolean(l));
-    if (path.startsWith('/interaction/') && path.endsWith('/login')) return oidcIp ? [oidcIp] : [];
+    // Every form of the login interaction (password, codes, resends, enrolment), like the JSON API.
+    if (path.startsWith('/interaction/')) return oidcIp ? [oidcIp] : [];
     return [];
   }
 

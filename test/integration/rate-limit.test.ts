@@ -60,6 +60,10 @@ t.test('token endpoint: per client and per IP; login form: per IP', async (t) =>
   }
   t.equal(statuses[5], 429, 'the login form is limited per IP');
   t.notOk(statuses.slice(0, 5).includes(429));
+  for (const form of ['verify', 'resend', 'enroll/totp']) {
+    const res = await fetch(`${server.origin}/interaction/abc/${form}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip }, body: 'csrf=x&method=totp&code=123456' });
+    t.equal(res.status, 429, `the ${form} form shares the limit`);
+  }
 });
 
 t.test('Redis store: replicas share the counters', { skip: redisUp ? false : 'Redis is not running on 127.0.0.1:6379' }, async (t) => {
