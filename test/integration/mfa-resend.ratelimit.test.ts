@@ -161,16 +161,32 @@ t.test('a code that cannot be sent does not lock out a user who has an authentic
   t.equal((await api(server, 'PUT', `/api/auth/mfa/${(await api<{ items: Array<{ id: string; type: string }> }>(server, 'GET', '/api/auth/mfa/', { token: victim.pair.access_token })).body.items.find((f) => f.type === 'sms')!.id}/`, { token: victim.pair.access_token, body: { preferred: true } })).status, 200, 'SMS preferred, TOTP as a backup');
   clock.advance(3601);
 
-  // An attacker with an account of their own uses up the victim's number for the hour.
+  // An attacker with an account of their own sends the victim's number as many codes as the cap allows...
   const { pair: attacker } = await seedWithSession(server, 'attacker@example.com');
   for (let i = 0; i < 3; i++) t.equal((await api(server, 'POST', '/api/auth/mfa/sms/', { token: attacker.access_token, body: { phone: '+14155552671' } })).status, 201);
+  t.match(await api(server, 'POST', '/api/auth/mfa/sms/', { token: attacker.access_token, body: { phone: '+14155552671' } }), { status: 429 }, 'then the number is capped for enrolments');
+  // ...but sign-in codes have their own destination count: the victim's sign-in is not blocked.
   const sent = twilio.messages.length;
+  const signIn = await loginAs(server, 'victim@example.com');
+  t.match(signIn.body, { reason: 'mfa', sent: { method: 'sms' } }, 'the victim\'s code is still sent');
+  t.equal(twilio.messages.length, sent + 1);
+  t.ok(isPair((await verify(server, { challenge_id: signIn.body.challenge_id, method: 'sms', code: await twilio.codeOf(sent + 1) })).body), 'and signs in');
+
+  // The victim's own cap used up: the step stands without a code, and the authenticator still works.
+  clock.advance(30);
+  const first = await loginAs(server, 'victim@example.com');
+  for (let i = 0; i < 2; i++) {
+    clock.advance(30);
+    await resend(server, { challenge_id: first.body.challenge_id, method: 'sms' });
+  }
+  clock.advance(30);
+  const before = twilio.messages.length;
   const capped = await loginAs(server, 'victim@example.com');
   t.equal(capped.status, 200, 'the victim still gets the step');
   t.match(capped.body, { reason: 'mfa', challenge_id: String });
   t.ok(capped.body.methods?.includes('totp'));
   t.notOk(capped.body.sent, 'no code was sent');
-  t.equal(twilio.messages.length, sent);
+  t.equal(twilio.messages.length, before);
   t.match(await resend(server, { challenge_id: capped.body.challenge_id, method: 'sms' }), { status: 429 }, 'asking for the SMS says why');
   t.ok(isPair((await verify(server, { challenge_id: capped.body.challenge_id, method: 'totp', code: await totpAt(secret, clock) })).body), 'and the authenticator signs in');
 

@@ -54,8 +54,14 @@ export function createOtpCodeService(deps: {
   const queries = createMfaQueries(deps.db);
   const digestOf = (id: string, code: string) => hmacDigest(deps.key, `${id}:${code}`);
 
-  /** Counts the send against the user and the destination, both or neither; throws 429 when over a limit. */
-  async function countSend(userId: string, channel: CodeChannel, destination: string, resend: boolean): Promise<void> {
+  /**
+   * Counts the send against the user and the destination, both or neither; throws 429 when over a limit.
+   * Sign-in codes have their own destination count: strangers enrolling someone's number on their own
+   * accounts can flood it only up to the cap, and cannot use the cap up to block that person's sign-ins.
+   */
+  async function countSend(owner: CodeOwner, channel: CodeChannel, destination: string, resend: boolean): Promise<void> {
+    const userId = owner.userId;
+    const destinationKey = `dest:${owner.challengeId ? 'sign-in:' : ''}${sha256(`${channel}:${destination}`)}`;
     const now = deps.clock();
     const limits = { now, intervalSeconds: deps.limits.resendInterval, windowSeconds: SEND_WINDOW_SECONDS, perWindow: deps.limits.sendsPerHour, ignoreInterval: !resend };
     let wait = 0;
@@ -63,7 +69,7 @@ export function createOtpCodeService(deps: {
       .transaction(async (tx) => {
         const q = createMfaQueries(tx);
         wait = await q.countSend(`user:${userId}`, limits);
-        if (!wait) wait = await q.countSend(`dest:${sha256(`${channel}:${destination}`)}`, limits);
+        if (!wait) wait = await q.countSend(destinationKey, limits);
         // Roll back the user's count when the destination refused, so a refusal costs nothing.
         if (wait) throw new SendRefused();
       })
@@ -84,7 +90,7 @@ export function createOtpCodeService(deps: {
       message: CodeMessage,
       options: { resend: boolean; context?: RequestContext | undefined },
     ): Promise<{ expiresIn: number }> {
-      await countSend(owner.userId, channel, destination, options.resend);
+      await countSend(owner, channel, destination, options.resend);
       const now = deps.clock();
       const id = randomUUID();
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
