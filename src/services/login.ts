@@ -321,24 +321,31 @@ export function createLoginService(deps: {
     const knownDigest = origin.deviceDigest ?? origin.cookieDigest;
     if (knownDigest) await deps.bruteForce.rememberDevice(user.id, knownDigest, now);
     const device = describeDevice(context.userAgent, origin.deviceId, origin.deviceName);
+    // What the user is told about afterwards: a device never verified before that got in with a factor
+    // (its code went to the factor, so no email said so), or a new network (IP_VERIFICATION=notify). A login
+    // that just passed a device or network check already got an email with the same details.
+    const notices: Array<'new_device' | 'new_ip'> = [];
     if (origin.deviceDigest) {
       const trusted = await mfa.findTrustedDevice(user.id, origin.deviceDigest, now);
       if (passed.length) {
         const row = await mfa.trustDevice({ userId: user.id, deviceDigest: origin.deviceDigest, deviceInfo: device, ipAddress: context.ip ?? null, now, trustedUntil: addSeconds(now, policy.deviceTrustTtl) });
-        if (!trusted) await deps.audit.record({ type: 'device.trusted', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { device_id: row.id, until: row.trustedUntil.toISOString() } });
+        if (!trusted) {
+          await deps.audit.record({ type: 'device.trusted', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { device_id: row.id, until: row.trustedUntil.toISOString() } });
+          if (policy.deviceVerification === 'challenge' && passed.includes('mfa')) notices.push('new_device');
+        }
       } else if (trusted) await mfa.touchTrustedDevice(trusted.id, context.ip ?? null, now);
     }
     const network = networkOf(context.ip);
     if (network && policy.ipVerification !== 'off') {
       const known = await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod));
       await mfa.rememberNetwork(user.id, network, now);
-      // A login that just passed a device or network check already got an email with the same details.
       if (!known && !passed.includes('new_ip') && !passed.includes('new_device')) {
         await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
-        if (policy.ipVerification === 'notify') {
-          await deps.notices.newSignIn(user, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });
-        }
+        if (policy.ipVerification === 'notify') notices.push('new_ip');
       }
+    }
+    if (notices.length) {
+      await deps.notices.newSignIn(user, notices, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });
     }
   }
 

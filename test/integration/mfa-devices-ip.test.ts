@@ -120,6 +120,10 @@ t.test('with a factor and device verification: one step, and passing it trusts t
   const done = await verify(server, { challenge_id: fromPhone.challenge_id, method: 'totp', code: await totpAt(secret, clock), device_id: 'phone' }, from('198.51.100.77'));
   t.ok(isPair(done.body), 'one step, then tokens');
   t.ok((await devicesOf(server, done.body.access_token!)).some((d) => d.device_info.device_id === 'phone'), 'the factor trusted the device');
+  const notice = await inbox.next();
+  t.match(subjectOf(notice), /new sign-in from/, 'a device that got in with a factor is reported by email (its code went to the factor)');
+  t.match(notice.text, /signed in to from a new device\./);
+  t.match(notice.text, /\/security\/report\?token=/, 'with a "This wasn\'t me" link');
 
   t.equal((await api(server, 'DELETE', `/api/auth/mfa/${factorId}/`, { token: done.body.access_token!, body: { password: 'correct horse battery staple' } })).status, 204);
   t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' }, from('198.51.100.78'))).body), 'without the factor, the device it trusted signs in directly');

@@ -107,10 +107,15 @@ export function createSecurityNotices(deps: {
           : { subject: `${deps.issuerName}: sign-in code for a new ${kind === 'new_device' ? 'device' : 'network'}`, text: `${intro}\n\nYour code is {code}\nIt expires in 5 minutes. Never share it.\n\n${describe(info)}\n\n${wasntMe(link)}` };
     },
 
-    /** "New sign-in from ..." after a sign-in from a network not seen recently (IP_VERIFICATION=notify). */
-    async newSignIn(user: UserRow, info: SignInInfo): Promise<void> {
-      const link = await newReportLink(user.id, 'new_ip', info.deviceDigest, info.sessionTtl, { ip: info.ip });
-      await sendNotice(user.email, `${deps.issuerName}: new sign-in from ${describeDeviceInfo(info.device)}`, `Your account was just signed in to from a new network.\n\n${describe(info)}\n\n${wasntMe(link)}`);
+    /**
+     * "New sign-in from ..." after a sign-in from a device never verified before (that got in with a second
+     * factor) or from a network not seen recently (IP_VERIFICATION=notify); one email for both.
+     */
+    async newSignIn(user: UserRow, reasons: Array<'new_device' | 'new_ip'>, info: SignInInfo): Promise<void> {
+      const kind = reasons.includes('new_device') ? 'new_device' : 'new_ip';
+      const link = await newReportLink(user.id, kind, info.deviceDigest, info.sessionTtl, { ip: info.ip, reasons });
+      const from = reasons.length > 1 ? 'a new device, on a new network' : kind === 'new_device' ? 'a new device' : 'a new network';
+      await sendNotice(user.email, `${deps.issuerName}: new sign-in from ${describeDeviceInfo(info.device)}`, `Your account was just signed in to from ${from}.\n\n${describe(info)}\n\n${wasntMe(link)}`);
     },
 
     async isReportUsable(token: string): Promise<boolean> {
