@@ -33,6 +33,7 @@ commands:
   user create --email E [--name N] [--phone P] --password-stdin
                                         create a user; the password is read from standard input
   user unlock --email E                 clear failed-login counts and locks of an identifier
+  user mfa-reset --email E              remove every second factor and trusted device of a user (a lost phone)
   client create --client-id ID [--name N] [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
                 [--grant-type G]... [--scope S] [--public] [--auth-method M] [--secret-stdin] [--no-pkce]
                                         register a client; a generated secret is printed once
@@ -122,6 +123,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           const cleared = await s.bruteForce.unlock(identifier);
           await s.audit.record({ type: 'user.unlocked', outcome: 'success', actor: { type: 'cli' }, details: { identifier, cleared } });
           out(`unlocked ${identifier} (${cleared} counter(s) cleared)`, { email: identifier, cleared });
+          return 0;
+        }
+        if (sub === 'mfa-reset') {
+          const { values } = parseArgs({ args: args.slice(2), options: { email: { type: 'string' } }, strict: true });
+          if (!values.email) throw new UsageError('user mfa-reset needs --email');
+          const s = await open();
+          const user = await s.users.findUserByEmail(values.email);
+          if (!user) throw new Error(`no user with email ${normalizeEmail(values.email)}`);
+          const removed = await s.factors.resetAll(user, { type: 'cli' });
+          out(`removed ${removed} factor(s) of ${user.email}; the next sign-in verifies the device again`, { id: user.id, email: user.email, removed });
           return 0;
         }
         if (sub !== 'create') throw new UsageError(`unknown user command: ${sub ?? '(none)'}`);

@@ -197,3 +197,32 @@ t.test('user unlock clears failed-login counts; weak passwords are refused every
   await database.close();
   t.equal((await run(['user', 'unlock'])).code, 2, 'needs --email');
 });
+
+t.test('user mfa-reset removes every factor of a user', async (t) => {
+  const { run, env } = await setup(t);
+  t.equal((await run(['user', 'create', '--email', 'lost@example.com', '--password-stdin'], 'a very long passphrase')).code, 0);
+  const { parseConfig } = await import('../../src/config/index.js');
+  const { openDatabase, databaseTarget } = await import('../../src/db/client.js');
+  const { createServices } = await import('../../src/services/container.js');
+  const raw = parseConfig(env);
+  const withServices = async <T>(work: (services: ReturnType<typeof createServices>) => Promise<T>): Promise<T> => {
+    const database = await openDatabase(databaseTarget(raw));
+    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: { error: () => {}, info: () => {}, warn: () => {} } });
+    try {
+      return await work(services);
+    } finally {
+      await services.audit.flush();
+      await database.close();
+    }
+  };
+  await withServices(async (s) => {
+    const user = (await s.users.findUserByEmail('lost@example.com'))!;
+    await s.factors.generateRecoveryCodes(user);
+  });
+  const reset = await run(['user', 'mfa-reset', '--email', 'Lost@Example.com', '--json']);
+  t.equal(reset.code, 0, reset.stderr);
+  t.match(JSON.parse(reset.stdout), { email: 'lost@example.com', removed: 1 });
+  t.same(await withServices(async (s) => s.factors.listActive((await s.users.findUserByEmail('lost@example.com'))!.id)), [], 'no factor left');
+  t.match((await run(['user', 'mfa-reset', '--email', 'nobody@example.com'])).stderr, /no user with email nobody@example.com/);
+  t.equal((await run(['user', 'mfa-reset'])).code, 2, 'needs --email');
+});
