@@ -36,7 +36,12 @@ export function createMfaQueries(db: DbOrTx) {
     },
 
     async listFactorsByUser(userId: string): Promise<FactorView[]> {
-      return db.select(factorColumns).from(mfaFactors).where(eq(mfaFactors.userId, userId)).orderBy(asc(mfaFactors.createdAt), asc(mfaFactors.id));
+      // Oldest first, recovery codes (the backup of the others) last.
+      return db
+        .select(factorColumns)
+        .from(mfaFactors)
+        .where(eq(mfaFactors.userId, userId))
+        .orderBy(sql`${mfaFactors.type} = 'recovery_code'`, asc(mfaFactors.createdAt), asc(mfaFactors.id));
     },
 
     async listActiveFactorsByUser(userId: string): Promise<FactorView[]> {

@@ -78,6 +78,16 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     return { amr: Array.isArray(amr) ? amr.filter((v): v is string => typeof v === 'string') : [] };
   }
 
+  /** The page after an enrolment at sign-in: ten recovery codes shown once, then on to the application. */
+  async function saveRecoveryCodes(t: Pick<typeof tap, 'equal' | 'match'>, page: Page) {
+    t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Save your recovery codes', 'recovery codes follow the enrolment');
+    const codes = (await page.getByRole('list', { name: 'Recovery codes' }).locator('code').allTextContents()).map((c) => c.trim());
+    t.equal(codes.length, 10, 'ten of them');
+    t.match(codes[0], /^([a-z2-9]{4}-){6}[a-z2-9]{4}$/);
+    await page.getByRole('link', { name: 'I saved them, continue', exact: true }).click();
+    return codes;
+  }
+
   const alertText = async (page: Page) => (await page.getByRole('alert').textContent())?.trim();
   const heading = async (page: Page) => (await page.getByRole('heading', { level: 1 }).textContent())?.trim();
 
@@ -247,11 +257,13 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     t.equal(await enterCode(page, wrong), 401, 'a wrong code answers 401');
     t.match(await alertText(page), 'That code is not correct.', 'in plain words');
     t.equal(await page.locator('#totp-secret').count(), 0, 'the secret is not shown again');
-    t.equal(await enterCode(page, code), 303, 'the code from the app activates it and completes the login');
+    t.equal(await enterCode(page, code), 200, 'the code from the app activates it and completes the login');
+    const codes = await saveRecoveryCodes(t, page);
 
     const claims = await allowAndExchange(page, request);
     t.ok(claims.amr.includes('mfa'), 'the ID token says mfa');
-    t.match(await factors.list(user.id), [{ type: 'totp', active: true }], 'the app is the user\'s factor now');
+    t.match(await factors.list(user.id), [{ type: 'totp', active: true }, { type: 'recovery_code', active: true, remaining: 10 }], 'the app is the user\'s factor now, with recovery codes');
+    t.ok(await factors.checkRecoveryCode(user.id, codes[3]!), 'a code from the page works');
   });
 
   t.test('a role requires MFA: enrol a phone at sign-in', async (t) => {
@@ -275,10 +287,11 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     await page.getByRole('button', { name: 'Send code', exact: true }).click();
     await page.getByLabel('Code', { exact: true }).waitFor();
     t.match(await page.textContent('main'), 'We sent a code to +1•••72.', 'then the code page');
-    t.equal(await enterCode(page, await twilio.codeOf(sent + 1)), 303, 'the code activates the phone and completes the login');
+    t.equal(await enterCode(page, await twilio.codeOf(sent + 1)), 200, 'the code activates the phone and completes the login');
+    await saveRecoveryCodes(t, page);
     const claims = await allowAndExchange(page, request);
     t.ok(claims.amr.includes('mfa'), 'mfa');
-    t.match(await factors.list(user.id), [{ type: 'sms', active: true }]);
+    t.match(await factors.list(user.id), [{ type: 'sms', active: true }, { type: 'recovery_code' }]);
   });
 
   t.test('a role requires MFA: enrol the account address at sign-in', async (t) => {
@@ -296,9 +309,10 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     await page.getByRole('button', { name: 'Send code', exact: true }).click();
     await page.getByLabel('Code', { exact: true }).waitFor();
     t.match(await page.textContent('main'), 'We sent a code to e•••@example.com.');
-    t.equal(await enterCode(page, await mailedCode('enrol-mail@example.com', since)), 303);
+    t.equal(await enterCode(page, await mailedCode('enrol-mail@example.com', since)), 200);
+    await saveRecoveryCodes(t, page);
     const claims = await allowAndExchange(page, request);
     t.ok(claims.amr.includes('mfa'), 'mfa');
-    t.match(await factors.list(user.id), [{ type: 'email', active: true }]);
+    t.match(await factors.list(user.id), [{ type: 'email', active: true }, { type: 'recovery_code' }]);
   });
 });

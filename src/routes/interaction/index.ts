@@ -189,8 +189,12 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
 
   const context = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
 
-  /** Every step is done: the one `login` success event of a browser login, then the provider's login result. */
-  async function completeLogin(request: FastifyRequest, reply: FastifyReply, details: Details, completed: CompletedLogin) {
+  /**
+   * Every step is done: the one `login` success event of a browser login, then the provider's login result.
+   * After a factor was enrolled, the user first gets recovery codes (if they have none): the page shows them
+   * once and continues to where the provider would have redirected.
+   */
+  async function completeLogin(request: FastifyRequest, reply: FastifyReply, details: Details, completed: CompletedLogin, enrolled?: EnrollType) {
     const { user, amr } = completed;
     await deps.audit.record({
       type: 'login',
@@ -201,7 +205,11 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
       context: context(request),
       details: { method: amr.join('+'), channel: 'form' },
     });
-    return finish(request, reply, { login: { accountId: user.id, amr } }, false);
+    if (!enrolled || (await deps.factors.countUnusedRecoveryCodes(user.id)) > 0) return finish(request, reply, { login: { accountId: user.id, amr } }, false);
+    const codes = await deps.factors.generateRecoveryCodes(user, context(request));
+    const location = await deps.host.provider.interactionResult(request.raw, reply.raw, { login: { accountId: user.id, amr } }, { mergeWithLastSubmission: false });
+    const factorName = enrolled === 'totp' ? 'authenticator app' : enrolled === 'sms' ? 'phone' : 'email access';
+    return sendPage(reply, 200, 'mfa-recovery-codes', { title: 'Save your recovery codes', codes, continueHref: location, factorName });
   }
 
   /** Too many wrong codes: the challenge is dead; the way on is back to the application. */
@@ -576,7 +584,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     } catch (err) {
       return stepError(request, reply, details, err);
     }
-    if (completed) return completeLogin(request, reply, details, completed);
+    if (completed) return completeLogin(request, reply, details, completed, type);
     return seeOther(reply, details);
   });
 
