@@ -279,7 +279,6 @@ export function createLoginService(deps: {
       knownDevice: origin.knownDevice,
       deviceId: origin.deviceId ?? null,
       deviceName: origin.deviceName ?? null,
-      state: {},
       createdAt: now,
       expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS),
     });

@@ -117,6 +117,10 @@ export const loginChallenges = pgTable(
     knownDevice: boolean('known_device').notNull().default(false),
     deviceId: text('device_id'),
     deviceName: text('device_name'),
+    /**
+     * Unused since 0004 (codes live in `otp_codes`): kept so replicas of the previous release, which still
+     * select it, keep working during a rolling upgrade; to be dropped in a later release.
+     */
     state: jsonb('state').$type<Record<string, unknown>>().notNull().default({}),
     attempts: integer('attempts').notNull().default(0),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
