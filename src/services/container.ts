@@ -138,6 +138,7 @@ export function createServices(deps: {
     recoveryKey: deriveKey(config.secret, 'recovery-code-digest'),
     issuerName: config.mfa.issuerName,
     verifyPassword: (userId, password) => users.verifyPassword(userId, password),
+    bruteForce,
     notifier: () => notices,
   });
   const notices = createSecurityNotices({

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { api, AUTH_PASSWORD } from '../helpers/auth.js';
 import {
+  loginAs,
   auditLog,
   challengeFor,
   codeIn,
@@ -74,7 +75,8 @@ t.test('preferred factor: chosen with PUT, it decides what is sent first', async
 });
 
 t.test('removal: re-authentication required, another user\'s id is 404, the notice is sent', async (t) => {
-  const env = await startMfaServer(t, { OTP_SENDS_PER_HOUR: '100' });
+  // Many wrong answers on purpose: the brute-force delay they cause is the subject of the last test.
+  const env = await startMfaServer(t, { OTP_SENDS_PER_HOUR: '100', LOGIN_DELAY_AFTER: '50' });
   const { server, twilio, clock } = env;
   const alice = await aliceWithFactors(env);
   const { pair: bob } = await seedWithSession(server, 'bob@example.com');
@@ -146,4 +148,19 @@ t.test('an emailed re-authentication code removes a factor', async (t) => {
   const code = codeIn(await inbox.next());
   t.equal((await api(server, 'DELETE', `/api/auth/mfa/${email.body.factor_id}/`, { token, body: { method: 'email', code } })).status, 204);
   t.match((await inbox.next()).text, /An email address for codes was removed from your account/);
+});
+
+t.test('re-authentication counts against the brute-force limits: a stolen session cannot guess the password here', async (t) => {
+  const env = await startMfaServer(t, { LOGIN_DELAY_AFTER: '3', LOGIN_LOCK_AFTER: '1000' });
+  const { server, clock } = env;
+  const alice = await aliceWithFactors(env);
+  const remove = (body: unknown) => api<{ error?: string }>(server, 'DELETE', `/api/auth/mfa/${alice.totp.factorId}/`, { token: alice.token, body });
+  for (let i = 0; i < 3; i++) t.equal((await remove({ password: `guess number ${i}` })).status, 401);
+  const slowed = await remove({ password: AUTH_PASSWORD });
+  t.match(slowed, { status: 429, body: { error: 'too_many_attempts' } }, 'after three failures even the right password waits');
+  t.ok(Number(slowed.headers.get('retry-after')) > 0, 'with Retry-After');
+  t.equal((await alice.list()).length, 3, 'nothing was removed');
+  t.equal((await loginAs(server, 'alice@example.com')).status, 429, 'the failures count for sign-ins of that identifier too');
+  clock.advance(2);
+  t.equal((await remove({ password: AUTH_PASSWORD })).status, 204, 'after the delay the right password works');
 });

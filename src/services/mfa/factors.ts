@@ -16,6 +16,7 @@ import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
 import { createMfaQueries, type FactorView } from '../../queries/mfa.js';
 import type { UserRow } from '../../queries/users.js';
 import type { AuditEvent, AuditService, RequestContext } from '../audit.js';
+import type { BruteForceProtector } from '../brute-force.js';
 import { normalizeEmail } from '../users.js';
 import { maskDestination, OTP_MAX_ATTEMPTS, type CodeChannel, type OtpCodeService } from './codes.js';
 import { matchTotpStep, newTotpSecret, qrCodeDataUri, totpUri } from './totp.js';
@@ -74,6 +75,7 @@ export function createFactorService(deps: {
   recoveryKey: Buffer;
   issuerName: string;
   verifyPassword(userId: string, password: string): Promise<boolean>;
+  bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure'>;
   notifier: () => FactorChangeNotifier;
 }) {
   const queries = createMfaQueries(deps.db);
@@ -257,6 +259,10 @@ export function createFactorService(deps: {
     /** Removes a factor after re-authentication with the password or a code from an active factor. */
     async remove(user: UserRow, factorId: string, reauth: Reauthentication, context?: RequestContext): Promise<void> {
       const factor = await ownFactor(user.id, factorId);
+      // Re-authentication is a sign-in check: it counts against the same brute-force limits as a login, so a
+      // stolen session cannot guess the password or a code here at the request rate.
+      const attempt = { identifier: normalizeEmail(user.email), ip: context?.ip };
+      await deps.bruteForce.assertAllowed(attempt);
       let ok: boolean;
       if ('password' in reauth) ok = await deps.verifyPassword(user.id, reauth.password);
       else if (reauth.method === 'totp') ok = Boolean(await checkTotp(user.id, reauth.code));
@@ -266,6 +272,7 @@ export function createFactorService(deps: {
         ok = Boolean(sent && (await deps.codes.countAttempt(sent)) && deps.codes.matches(sent, reauth.code) && (await deps.codes.consume(sent)));
       }
       if (!ok) {
+        await deps.bruteForce.recordFailure(attempt, context);
         await record('mfa.factor_removed', user.id, { factor_id: factor.id, type: factor.type, reason: 'reauthentication_failed' }, context, 'failure');
         throw new AppError('invalid_credentials', 're-authentication failed', 401);
       }
