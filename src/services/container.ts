@@ -211,6 +211,7 @@ export function createServices(deps: {
       resetTtlSeconds: config.auth.passwordResetTtl,
       resetLink: (token) => `${publicOrigin}/password/reset?token=${encodeURIComponent(token)}`,
       log: deps.log,
+      bruteForce,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),

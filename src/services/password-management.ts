@@ -18,7 +18,8 @@ import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
 import type { AuditService, RequestContext } from './audit.js';
 import type { Mailer } from './notify/mailer.js';
 import type { SessionService } from './sessions.js';
-import type { UserService } from './users.js';
+import type { BruteForceProtector } from './brute-force.js';
+import { normalizeEmail, type UserService } from './users.js';
 
 export function createPasswordManagementService(deps: {
   db: Db;
@@ -31,6 +32,7 @@ export function createPasswordManagementService(deps: {
   /** Builds the link a reset email carries, from the token. */
   resetLink: (token: string) => string;
   log: { error(obj: object, msg: string): void };
+  bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure'>;
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
 
@@ -90,7 +92,12 @@ export function createPasswordManagementService(deps: {
 
     async changePassword(principal: { userId: string; sessionId?: string | undefined }, currentPassword: string, newPassword: string, context: RequestContext): Promise<void> {
       const user = await deps.users.findUserById(principal.userId);
+      // The current password is checked like a login's, under the same brute-force limits (a stolen session
+      // must not be a way to guess it at the request rate).
+      const attempt = user ? { identifier: normalizeEmail(user.email), ip: context.ip } : undefined;
+      if (attempt) await deps.bruteForce.assertAllowed(attempt);
       if (!user || !(await deps.users.verifyPassword(user.id, currentPassword))) {
+        if (attempt) await deps.bruteForce.recordFailure(attempt, context);
         await deps.audit.record({ type: 'password.changed', outcome: 'failure', actor: { type: 'user', id: principal.userId }, subject: { type: 'user', id: principal.userId }, context, details: { reason: 'wrong_password' } });
         throw new AppError('invalid_credentials', 'the current password is incorrect', 401);
       }

@@ -110,6 +110,18 @@ t.test('password change revokes the other sessions', async (t) => {
   t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: NEW_PASSWORD } })).status, 200);
 });
 
+t.test('the current password of a change is checked under the brute-force limits', async (t) => {
+  const server = await startServer({ env: { ...NO_RATE_LIMITS, LOGIN_DELAY_AFTER: '3' } });
+  t.teardown(() => server.close());
+  await seedAuthUser(server);
+  const current = await login(server);
+  const change = (currentPassword: string) => api(server, 'POST', '/api/auth/password/change/', { token: current.access_token, body: { current_password: currentPassword, new_password: NEW_PASSWORD } });
+  for (let i = 0; i < 3; i++) t.equal((await change(`guess number ${i}`)).status, 401);
+  const slowed = await change(AUTH_PASSWORD);
+  t.match(slowed, { status: 429, body: { error: 'too_many_attempts' } }, 'a stolen session cannot guess the password at the request rate');
+  t.ok(Number(slowed.headers.get('retry-after')) > 0);
+});
+
 t.test('without SMTP_URL the development transport logs the message', async (t) => {
   const { createMailer } = await import('../../src/services/notify/mailer.js');
   const logged: Array<Record<string, unknown>> = [];
