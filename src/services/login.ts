@@ -85,6 +85,13 @@ interface LoginOrigin {
   knownDevice: boolean;
 }
 
+interface LoginFacts {
+  trusted: TrustedDeviceRow | undefined;
+  /** The login's network (IPv4 /24, IPv6 /64), when the new-IP check is on. */
+  network: string | undefined;
+  newNetwork: boolean;
+}
+
 /** A browser login that passed every step: what the interaction writes as its `login` result. */
 export interface CompletedLogin {
   user: UserRow;
@@ -195,12 +202,19 @@ export function createLoginService(deps: {
     return { user: account, knownDevice, counted, deviceCookie, deviceDigest, cookieDigest };
   }
 
-  async function plan(user: UserRow, origin: LoginOrigin, ip: string | undefined) {
+  /** What is known of where a login comes from: whether its device is trusted, whether its network is new. */
+  async function whereFrom(user: UserRow, deviceDigest: string | undefined, ip: string | undefined): Promise<LoginFacts> {
     const now = deps.clock();
+    const trusted = deviceDigest ? await mfa.findTrustedDevice(user.id, deviceDigest, now) : undefined;
+    const network = policy.ipVerification === 'off' ? undefined : networkOf(ip);
+    const newNetwork = network !== undefined && !(await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod)));
+    return { trusted, network, newNetwork };
+  }
+
+  async function plan(user: UserRow, origin: LoginOrigin, ip: string | undefined) {
     const factors = (await deps.factors.listActive(user.id)).filter((f) => f.type !== 'recovery_code');
-    const trusted: TrustedDeviceRow | undefined = origin.deviceDigest ? await mfa.findTrustedDevice(user.id, origin.deviceDigest, now) : undefined;
-    const network = networkOf(ip);
-    const newNetwork = policy.ipVerification !== 'off' && network !== undefined && !(await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod)));
+    const facts = await whereFrom(user, origin.deviceDigest, ip);
+    const { trusted, newNetwork } = facts;
     const steps: StepReason[] = [];
     if (factors.length) steps.push('mfa');
     else {
@@ -209,7 +223,7 @@ export function createLoginService(deps: {
       else if (newNetwork && policy.ipVerification === 'challenge') steps.push('new_ip');
       if (mustEnroll) steps.push('enroll');
     }
-    return { steps, trusted, network, newNetwork };
+    return { steps, facts };
   }
 
   async function stepOf(user: UserRow, challengeId: string, reason: Exclude<StepReason, 'enroll'>): Promise<StepContext> {
@@ -312,9 +326,13 @@ export function createLoginService(deps: {
     return { mfa_required: true, challenge_id: challengeId, reason, methods, expires_in: CHALLENGE_TTL_SECONDS, sent };
   }
 
-  /** Everything a finished login leaves behind: counters reset, device trusted, network remembered, notices sent. */
-  async function afterLogin(user: UserRow, origin: LoginOrigin & { counted: boolean }, passed: StepReason[], context: RequestContext): Promise<void> {
+  /**
+   * Everything a finished login leaves behind: counters reset, device trusted, network remembered, notices
+   * sent. `facts` are the plan's when the login completes at once (read again after a challenge: time passed).
+   */
+  async function afterLogin(user: UserRow, origin: LoginOrigin & { counted: boolean }, passed: StepReason[], context: RequestContext, facts?: LoginFacts): Promise<void> {
     const now = deps.clock();
+    const { trusted, network, newNetwork } = facts ?? (await whereFrom(user, origin.deviceDigest, context.ip));
     if (origin.counted || passed.length) await deps.bruteForce.recordSuccess(attemptOf(user, origin, context.ip));
     // From now on this device keeps its own brute-force count (see checkPassword).
     const knownDigest = origin.deviceDigest ?? origin.cookieDigest;
@@ -325,7 +343,6 @@ export function createLoginService(deps: {
     // that just passed a device or network check already got an email with the same details.
     const notices: Array<'new_device' | 'new_ip'> = [];
     if (origin.deviceDigest) {
-      const trusted = await mfa.findTrustedDevice(user.id, origin.deviceDigest, now);
       if (passed.length) {
         const row = await mfa.trustDevice({ userId: user.id, deviceDigest: origin.deviceDigest, deviceInfo: device, ipAddress: context.ip ?? null, now, trustedUntil: addSeconds(now, policy.deviceTrustTtl) });
         if (!trusted) {
@@ -334,11 +351,9 @@ export function createLoginService(deps: {
         }
       } else if (trusted) await mfa.touchTrustedDevice(trusted.id, context.ip ?? null, now);
     }
-    const network = networkOf(context.ip);
-    if (network && policy.ipVerification !== 'off') {
-      const known = await mfa.isKnownNetwork(user.id, network, addSeconds(now, -policy.ipVerificationPeriod));
+    if (network) {
       await mfa.rememberNetwork(user.id, network, now);
-      if (!known && !passed.includes('new_ip') && !passed.includes('new_device')) {
+      if (newNetwork && !passed.includes('new_ip') && !passed.includes('new_device')) {
         await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
         if (policy.ipVerification === 'notify') notices.push('new_ip');
       }
@@ -480,7 +495,7 @@ export function createLoginService(deps: {
       const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, cookieDigest: deviceCookie ? checked.cookieDigest : undefined, knownDevice: Boolean(checked.knownDevice) };
       const planned = await plan(user, origin, context.ip);
       if (!planned.steps.length) {
-        await afterLogin(user, { ...origin, counted: checked.counted }, [], context);
+        await afterLogin(user, { ...origin, counted: checked.counted }, [], context, planned.facts);
         return { result: await startSession(user, input, ['pwd'], context), deviceCookie };
       }
       return { result: await openChallenge(user, origin, planned.steps, context), deviceCookie };
@@ -530,7 +545,7 @@ export function createLoginService(deps: {
       const origin: LoginOrigin = { channel: 'form', clientId: context.clientId, interactionUid: context.interactionUid, deviceDigest: checked.deviceDigest, knownDevice: Boolean(checked.knownDevice) };
       const planned = await plan(user, origin, context.ip);
       if (!planned.steps.length) {
-        await afterLogin(user, { ...origin, counted: checked.counted }, [], context);
+        await afterLogin(user, { ...origin, counted: checked.counted }, [], context, planned.facts);
         return { deviceCookie, completed: { user, amr: ['pwd'] } };
       }
       await openChallenge(user, origin, planned.steps, context);

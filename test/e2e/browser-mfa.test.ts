@@ -16,6 +16,7 @@ import type { Page } from 'playwright-core';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
 import { authorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { enrolTotpFor } from '../helpers/mfa.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startTwilioServer } from '../helpers/twilio.js';
@@ -102,15 +103,10 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     }
   }
 
-  /** A user with an authenticator app enrolled through the services; `totp()` is what the app shows now. */
+  /** A user with an authenticator app; `totp()` is the code it shows now. */
   async function totpUser(email: string) {
     const user = await seedUser(server, email);
-    const enrolled = await factors.enrollTotp(user);
-    const totp = () => generate({ secret: enrolled.secret, epoch: Math.floor(clock().getTime() / 1000) });
-    await factors.confirm(user, 'totp', enrolled.factor_id, await totp());
-    // The confirmation used this time step; a login accepts only a later one.
-    clock.advance(30);
-    return { user, totp };
+    return { user, totp: await enrolTotpFor(server, user, clock) };
   }
 
   async function mfaRole() {

@@ -13,6 +13,7 @@ import t from 'tap';
 import { auditEvents, oidcPayloads, users } from '../../src/db/schema/index.js';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { enrolTotpFor } from '../helpers/mfa.js';
 import { startServer } from '../helpers/server.js';
 
 type UserRow = Awaited<ReturnType<typeof seedUser>>;
@@ -62,14 +63,10 @@ t.test('the interaction after the password', async (t) => {
   const seeded = await seedClient(server);
   const config = await discover(server, seeded);
 
-  /** A user with an authenticator app; `totp()` is the code it shows now (the enrolment used the previous step). */
+  /** A user with an authenticator app; `totp()` is the code it shows now. */
   async function totpUser(email: string) {
     const user = await seedUser(server, email);
-    const enrolled = await factors.enrollTotp(user);
-    const totp = () => generate({ secret: enrolled.secret, epoch: Math.floor(clock().getTime() / 1000) });
-    await factors.confirm(user, 'totp', enrolled.factor_id, await totp());
-    clock.advance(30);
-    return { user, totp };
+    return { user, totp: await enrolTotpFor(server, user, clock) };
   }
 
   const authorization = async (extra: Record<string, string> = {}) => {

@@ -6,6 +6,7 @@
 import { generate } from 'otplib';
 import type { Test } from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
+import type { UserRow } from '../../src/queries/users.js';
 import { api, AUTH_PASSWORD, manualClock, NO_RATE_LIMITS, seedAuthUser, type JsonResponse, type Pair } from './auth.js';
 import { startServer, type TestServer } from './server.js';
 import { startSmtpServer, type ReceivedMail } from './smtp.js';
@@ -127,6 +128,16 @@ export async function enrolTotp(server: TestServer, token: string, clock: Manual
   if (confirmed.status !== 200) throw new Error(`totp confirmation: ${confirmed.status} ${JSON.stringify(confirmed.body)}`);
   clock.advance(30);
   return { factorId: started.body.factor_id, secret: started.body.secret };
+}
+
+/** An authenticator enrolled through the services; `totp()` is what it shows now (its confirmation used the previous step). */
+export async function enrolTotpFor(server: TestServer, user: UserRow, clock: ManualClock): Promise<() => Promise<string>> {
+  const { factors } = server.app.keryu.services;
+  const enrolled = await factors.enrollTotp(user);
+  const totp = () => totpAt(enrolled.secret, clock);
+  await factors.confirm(user, 'totp', enrolled.factor_id, await totp());
+  clock.advance(30);
+  return totp;
 }
 
 /** A user and a first session (with device and IP checks off, or from wherever the caller says). */
