@@ -97,6 +97,8 @@ export const configSchema = z
     TWILIO_FROM: z.string().min(1).optional().describe('Sender of SMS codes: an E.164 number or a messaging service SID (MG...)'),
     TWILIO_API_URL: z.url({ protocol: /^https?$/ }).optional().describe('Another base URL for the Twilio API (a regional edge, or a test endpoint)'),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
+    PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
+    PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -139,6 +141,7 @@ export const configSchema = z
         personalTokenMaxTtl: raw.PERSONAL_TOKEN_MAX_TTL,
         ipBinding: raw.SESSION_IP_BINDING,
         passwordResetTtl: raw.PASSWORD_RESET_TTL,
+        passwordResetSends: { resendInterval: raw.PASSWORD_RESET_RESEND_INTERVAL, sendsPerHour: raw.PASSWORD_RESET_SENDS_PER_HOUR },
       },
       passwordPolicy: { minLength: raw.PASSWORD_MIN_LENGTH, minScore: raw.PASSWORD_MIN_SCORE },
       bruteForce: {
