@@ -64,7 +64,7 @@ export const configSchema = z
     REFRESH_TOKEN_ABSOLUTE_TTL: durationSeconds('Refresh token family absolute lifetime in seconds', 90 * 86400),
     KEY_ROTATION_DELAY: durationSeconds('Seconds a rotated-in signing key is published in JWKS before it signs', 3600),
     CLEANUP_INTERVAL: durationSeconds('Seconds between runs of the expired-row cleanup on each replica (one replica works at a time); 0 turns it off', 300),
-    REFRESH_RETRY_WINDOW: durationSeconds('Seconds a rotated first-party refresh token presented again by the same device gets back the same new pair (retry-safe refresh); 0 turns it off', 30),
+    REFRESH_RETRY_WINDOW: durationSeconds('Seconds a rotated first-party refresh token presented again by the same device from the same network (IPv4 /24, IPv6 /64) gets back the same new pair (retry-safe refresh); 0 turns it off', 30),
     PERSONAL_TOKEN_TTL: durationSeconds('Default lifetime of a personal API token in seconds', 90 * 86400),
     PERSONAL_TOKEN_MAX_TTL: durationSeconds('Longest lifetime a personal API token may have, counted from its creation', 365 * 86400),
     SESSION_IP_BINDING: z.enum(['off', 'strict']).default('off').describe('off: a refresh from a new IP is recorded; strict: it is refused (ip_mismatch)'),
@@ -79,8 +79,8 @@ export const configSchema = z
     LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(100).describe('Failed logins per client IP within LOGIN_IP_WINDOW before that IP gets 429'),
     LOGIN_IP_WINDOW: durationSeconds('Window in seconds for LOGIN_IP_MAX_FAILURES', 900),
     RATE_LIMIT_WINDOW: z.coerce.number().int().min(1).default(60).describe('Rate-limit window in seconds'),
-    RATE_LIMIT_AUTH: z.coerce.number().int().nonnegative().default(120).describe('Requests per IP per window to /api/auth/ endpoints; 0 turns it off'),
-    RATE_LIMIT_OIDC: z.coerce.number().int().nonnegative().default(600).describe('Requests per IP per window to the OIDC token endpoint and the login interaction; 0 turns it off'),
+    RATE_LIMIT_AUTH: z.coerce.number().int().nonnegative().default(120).describe('Requests per client address (IPv4 address, IPv6 /64) per window to /api/auth/ endpoints; 0 turns it off'),
+    RATE_LIMIT_OIDC: z.coerce.number().int().nonnegative().default(600).describe('Requests per client address (IPv4 address, IPv6 /64) per window to the OIDC token endpoint and the login interaction; 0 turns it off'),
     RATE_LIMIT_CLIENT: z.coerce.number().int().nonnegative().default(1200).describe('Requests per OAuth client per window to the OIDC token endpoint; 0 turns it off'),
     SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional().describe('SMTP server for outgoing mail; unset = mail is written to the log (links redacted in production)'),
     MAIL_FROM: z.string().min(3).default('keryu-auth <no-reply@localhost>').describe('Sender address of outgoing mail'),
@@ -97,6 +97,8 @@ export const configSchema = z
     TWILIO_FROM: z.string().min(1).optional().describe('Sender of SMS codes: an E.164 number or a messaging service SID (MG...)'),
     TWILIO_API_URL: z.url({ protocol: /^https?$/ }).optional().describe('Another base URL for the Twilio API (a regional edge, or a test endpoint)'),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
+    PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
+    PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -139,6 +141,7 @@ export const configSchema = z
         personalTokenMaxTtl: raw.PERSONAL_TOKEN_MAX_TTL,
         ipBinding: raw.SESSION_IP_BINDING,
         passwordResetTtl: raw.PASSWORD_RESET_TTL,
+        passwordResetSends: { resendInterval: raw.PASSWORD_RESET_RESEND_INTERVAL, sendsPerHour: raw.PASSWORD_RESET_SENDS_PER_HOUR },
       },
       passwordPolicy: { minLength: raw.PASSWORD_MIN_LENGTH, minScore: raw.PASSWORD_MIN_SCORE },
       bruteForce: {

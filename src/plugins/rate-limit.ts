@@ -9,10 +9,20 @@
  * Over the limit: 429 `too_many_requests` with Retry-After. This is the coarse outer layer; password
  * guessing is handled by the per-identifier brute-force protection (services/brute-force.ts).
  * The hook runs in onRequest, before the provider middleware, so it sees provider paths too.
+ *
+ * A limit must not be skippable by spelling a path differently. Our own routes are chosen by the route
+ * Fastify matched (its router decodes percent-encoding, so `/api/%61uth/login/` is `/api/auth/login/`);
+ * the provider's paths, which no Fastify route matches, are compared after the normalisation that covers
+ * every spelling the provider (or a proxy in front of it) may accept: percent-decoded, any case (its
+ * router is case-insensitive), dot segments resolved, repeated and trailing slashes dropped. Clients are
+ * counted by `clientAddressKey` (an IPv6 client by its /64), OAuth clients by the client id the provider
+ * authenticates (RFC 6749 §2.3.1 decoding).
  */
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
+import { basicClientCredentials } from '../lib/client-basic-auth.js';
+import { clientAddressKey } from '../lib/network.js';
 
 export interface RateLimitOptions {
   windowSeconds: number;
@@ -25,17 +35,26 @@ export interface RateLimitOptions {
 
 type Limiter = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
 
-function basicClientId(header: string | undefined): string | undefined {
-  const match = header ? /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header) : null;
-  if (!match?.[1]) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon)).slice(0, 200);
-  } catch {
-    return undefined;
+/**
+ * The path as the provider's router would match it, in one canonical spelling (see the header). Percent-
+ * decoding repeats (bounded) so a double-encoded path cannot slip past a proxy that decodes once.
+ */
+export function canonicalPath(url: string): string {
+  let path = url.split('?')[0] ?? '';
+  for (let round = 0; round < 3 && path.includes('%'); round++) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      break;
+    }
   }
+  const segments: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(segment);
+  }
+  return `/${segments.join('/')}`.toLowerCase();
 }
 
 export async function registerRateLimits(app: FastifyInstance, options: RateLimitOptions): Promise<void> {
@@ -58,18 +77,19 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     return async (request) => (key(request) === undefined ? { isAllowed: true } : limit(request));
   };
 
-  const authIp = limiter(options.auth, 'auth-ip', (r) => r.ip);
-  const oidcIp = limiter(options.oidc, 'oidc-ip', (r) => r.ip);
-  const oidcClient = limiter(options.client, 'oidc-client', (r) => basicClientId(r.headers.authorization));
-  const tokenPath = `${options.issuerPath}/token`;
+  const authIp = limiter(options.auth, 'auth-ip', (r) => clientAddressKey(r.ip));
+  const oidcIp = limiter(options.oidc, 'oidc-ip', (r) => clientAddressKey(r.ip));
+  const oidcClient = limiter(options.client, 'oidc-client', (r) => basicClientCredentials(r.headers.authorization)?.id.slice(0, 200));
+  const tokenPath = canonicalPath(`${options.issuerPath}/token`);
 
   function limitersFor(request: FastifyRequest): Limiter[] {
-    const path = (request.url.split('?')[0] ?? '').replace(/\/+$/, '');
-    if (path.startsWith('/api/auth/') || path === '/api/auth') return authIp ? [authIp] : [];
+    // The pattern of the route Fastify matched; undefined for the provider's paths (served by middleware) and 404s.
+    const route = request.routeOptions.url;
+    if (route?.startsWith('/api/auth/')) return authIp ? [authIp] : [];
     if (request.method !== 'POST') return [];
-    if (path === tokenPath) return [oidcIp, oidcClient].filter((l): l is Limiter => Boolean(l));
     // Every form of the login interaction (password, codes, resends, enrolment), like the JSON API.
-    if (path.startsWith('/interaction/')) return oidcIp ? [oidcIp] : [];
+    if (route?.startsWith('/interaction/')) return oidcIp ? [oidcIp] : [];
+    if (route === undefined && canonicalPath(request.url) === tokenPath) return [oidcIp, oidcClient].filter((l): l is Limiter => Boolean(l));
     return [];
   }
 

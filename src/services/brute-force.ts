@@ -17,6 +17,7 @@ import type { DbOrTx } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { sha256 } from '../lib/crypto.js';
+import { clientAddressKey } from '../lib/network.js';
 import { createLoginFailureQueries, type LoginFailureRow } from '../queries/login-failures.js';
 import type { AuditService, RequestContext } from './audit.js';
 
@@ -47,7 +48,7 @@ function keysOf(attempt: LoginAttempt) {
   const id = identifierDigest(attempt.identifier);
   return {
     count: attempt.knownDevice ? `dev:${id}:${attempt.knownDevice}` : `id:${id}`,
-    ip: attempt.ip ? `ip:${attempt.ip}` : undefined,
+    ip: attempt.ip ? `ip:${clientAddressKey(attempt.ip)}` : undefined,
     identifier: `id:${id}`,
     devicePrefix: `dev:${id}:`,
   };

@@ -209,6 +209,7 @@ export function createServices(deps: {
       audit,
       mailer,
       resetTtlSeconds: config.auth.passwordResetTtl,
+      resetSendLimits: config.auth.passwordResetSends,
       resetLink: (token) => `${publicOrigin}/password/reset?token=${encodeURIComponent(token)}`,
       log: deps.log,
       bruteForce,

@@ -1,9 +1,15 @@
 /**
  * Self-service password management: reset by emailed link and change while signed in.
- *  - Reset request: always 202, whether or not the account exists; the email is sent in the background
- *    so the answer time does not tell either. The link carries a 256-bit token, stored as a SHA-256
- *    digest, single use (one conditional UPDATE), valid PASSWORD_RESET_TTL (30 minutes by default); a
- *    new link voids the older ones.
+ *  - Reset request: always 202, whether or not the account exists and whether or not anything is sent;
+ *    the work runs in the background so the answer time does not tell either. The link carries a 256-bit
+ *    token, stored as a SHA-256 digest, single use (one conditional UPDATE), valid PASSWORD_RESET_TTL
+ *    (30 minutes by default).
+ *  - Mail bombing: emails to one account are limited like one-time codes (otp_send_counters, in
+ *    PostgreSQL so replicas agree): one per PASSWORD_RESET_RESEND_INTERVAL and PASSWORD_RESET_SENDS_PER_HOUR
+ *    per hour, whatever the requests' addresses. Within the limit a request sends a new link and the
+ *    earlier ones stay valid until they expire: voiding them would let anyone who knows the address break
+ *    the link the user is about to open, and the live links are few (the hourly cap), unguessable and
+ *    short-lived. A completed reset voids every other link of the account.
  *  - Reset confirm: new password through the policy, then every session and token of the user is revoked
  *    (first-party sessions, personal tokens, browser sessions and app grants): a reset is what a user does
  *    when someone else may have the password.
@@ -14,12 +20,16 @@ import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
+import { createMfaQueries } from '../queries/mfa.js';
 import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
 import type { AuditService, RequestContext } from './audit.js';
 import type { Mailer } from './notify/mailer.js';
 import type { SessionService } from './sessions.js';
 import type { BruteForceProtector } from './brute-force.js';
 import { normalizeEmail, type UserService } from './users.js';
+
+/** The window of PASSWORD_RESET_SENDS_PER_HOUR. */
+const RESET_SEND_WINDOW_SECONDS = 3600;
 
 export function createPasswordManagementService(deps: {
   db: Db;
@@ -29,12 +39,15 @@ export function createPasswordManagementService(deps: {
   audit: AuditService;
   mailer: Mailer;
   resetTtlSeconds: number;
+  /** Per-account limits on reset emails. */
+  resetSendLimits: { resendInterval: number; sendsPerHour: number };
   /** Builds the link a reset email carries, from the token. */
   resetLink: (token: string) => string;
   log: { error(obj: object, msg: string): void };
   bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure'>;
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
+  const sendCounters = createMfaQueries(deps.db);
 
   async function sendResetLink(email: string, context: RequestContext): Promise<void> {
     const user = await deps.users.findUserByEmail(email);
@@ -43,8 +56,18 @@ export function createPasswordManagementService(deps: {
       return;
     }
     const now = deps.clock();
+    const wait = await sendCounters.countSend(`password-reset:user:${user.id}`, {
+      now,
+      intervalSeconds: deps.resetSendLimits.resendInterval,
+      windowSeconds: RESET_SEND_WINDOW_SECONDS,
+      perWindow: deps.resetSendLimits.sendsPerHour,
+      ignoreInterval: false,
+    });
+    if (wait) {
+      await deps.audit.record({ type: 'password.reset_requested', outcome: 'failure', actor: { type: 'anonymous' }, subject: { type: 'user', id: user.id }, context, details: { reason: 'rate_limited', retry_after: wait } });
+      return;
+    }
     const token = randomToken();
-    await secrets.consumePasswordResetTokensByUser(user.id, now);
     await secrets.insertPasswordResetToken({ userId: user.id, tokenHash: sha256(token), createdAt: now, expiresAt: addSeconds(now, deps.resetTtlSeconds) });
     await deps.mailer.send({
       to: user.email,
@@ -84,6 +107,8 @@ export function createPasswordManagementService(deps: {
       const userId = await secrets.consumePasswordResetToken(hash, now);
       if (!userId) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
       await deps.users.setPassword(candidate, normalized);
+      // The other links of this account (still valid: see the header) have nothing left to reset.
+      await secrets.consumePasswordResetTokensByUser(userId, now);
       // Sign-ins still waiting for a step passed the old password: they end with it.
       await secrets.consumeLoginChallengesByUser(userId, now);
       await deps.sessions.revokeUserSessions(userId, { includePersonal: true, reason: 'password_reset' }, context);

@@ -8,9 +8,14 @@
  * the same statement), so concurrent refreshes of one token on any number of replicas are serialized by
  * PostgreSQL's row lock and exactly one rotates it; the others find it used and are answered as retries.
  * A used token presented again is
+ *  - refused as `ip_mismatch` first, under SESSION_IP_BINDING=strict, when it comes from another address:
+ *    the binding holds for every answer, the retry's included;
  *  - a retry, answered with the very same pair, when it comes from the same device (same device_id, or
- *    none on both) within REFRESH_RETRY_WINDOW while its successor is still unused. The pair is kept
- *    encrypted (AES-256-GCM, bound to the token row) only for that window;
+ *    none on both) and the same network (IPv4 /24, IPv6 /64: `networkOf`) as the rotation it repeats,
+ *    within REFRESH_RETRY_WINDOW while its successor is still unused. A lost response is retried by the
+ *    client that sent the request, from where it sent it; anyone else holding the old token (a copy) gets
+ *    no live pair. The pair and the rotation's network are kept encrypted together (AES-256-GCM, bound to
+ *    the token row) only for that window;
  *  - otherwise reuse: the whole session is revoked, `token.reuse_detected` is recorded and the user is
  *    told by email.
  */
@@ -20,6 +25,7 @@ import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
 import { decrypt, encrypt, randomToken, sha256 } from '../lib/crypto.js';
+import { networkOf } from '../lib/network.js';
 import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } from '../queries/auth-tokens.js';
 import { createOidcSessionQueries } from '../queries/oidc-sessions.js';
@@ -83,6 +89,11 @@ interface SealedPair {
   access_expires_at: number;
   refresh_token: string;
   session_id: string;
+  /**
+   * `networkOf` the rotation's address (null without one): only a retry from it gets this pair. Absent in a
+   * pair sealed by an older release, which then answers no retry (the window is seconds long).
+   */
+  network?: string | null;
 }
 
 export interface SessionPrincipal {
@@ -196,12 +207,13 @@ export function createSessionService(deps: SessionServiceDeps) {
       type Outcome =
         | { kind: 'unknown' }
         | { kind: 'expired'; sessionId: string; userId: string }
-        | { kind: 'retry'; sealed: string; tokenId: string; sessionId: string; userId: string }
+        | { kind: 'retry'; pair: SealedPair; sessionId: string; userId: string }
         | { kind: 'reuse' | 'device_mismatch' | 'ip_mismatch'; sessionId: string; userId: string }
         | { kind: 'rotated'; pair: TokenPair; userId: string; ipChanged: boolean; previousIp: string | null };
 
       const refreshQueries = createRefreshTokenQueries(db);
       const tokenHash = sha256(input.refreshToken);
+      const network = networkOf(context.ip) ?? null;
       type Row = NonNullable<Awaited<ReturnType<typeof refreshQueries.findRefreshTokenByHash>>>;
 
       /** A used token presented again: the same answer for a retry, otherwise reuse (the session is revoked). */
@@ -209,8 +221,10 @@ export function createSessionService(deps: SessionServiceDeps) {
         const ids = { sessionId: session.id, userId: session.userId };
         const sameDevice = (token.usedByDevice ?? null) === deviceId;
         if (config.retryWindow > 0 && token.retryResponse && token.retryUntil && token.retryUntil > now && sameDevice && token.successorId) {
-          const successorUsed = await refreshQueries.findRefreshTokenUsedAt(token.successorId);
-          if (successorUsed === null) return { kind: 'retry', sealed: token.retryResponse, tokenId: token.id, ...ids };
+          const pair = JSON.parse(decrypt(deps.retryKey, token.retryResponse, `refresh-retry:${token.id}`)) as SealedPair;
+          const sameNetwork = pair.network !== undefined && pair.network === network;
+          const successorUsed = sameNetwork ? await refreshQueries.findRefreshTokenUsedAt(token.successorId) : undefined;
+          if (successorUsed === null) return { kind: 'retry', pair, ...ids };
         }
         await tokens.revokeToken(session.id, now);
         await refreshQueries.clearRetryResponsesBySession(session.id);
@@ -222,14 +236,15 @@ export function createSessionService(deps: SessionServiceDeps) {
         if (!row || row.session.kind !== 'session' || !row.session.isActive || row.userDisabled) return { kind: 'unknown' };
         const { token, session } = row;
         const ids = { sessionId: session.id, userId: session.userId };
-        if (token.usedAt) return replayed(row);
+        const ipChanged = Boolean(context.ip && session.ipAddress && context.ip !== session.ipAddress);
+        // Strict binding before the retry path: no answer of any kind goes to another address.
+        if (token.usedAt) return ipChanged && config.ipBinding === 'strict' ? { kind: 'ip_mismatch', ...ids } : replayed(row);
         if ((session.expiresAt && session.expiresAt <= now) || token.expiresAt <= now) return { kind: 'expired', ...ids };
         if (session.deviceId && session.deviceId !== deviceId) {
           await tokens.revokeToken(session.id, now);
           await refreshQueries.clearRetryResponsesBySession(session.id);
           return { kind: 'device_mismatch', ...ids };
         }
-        const ipChanged = Boolean(context.ip && session.ipAddress && context.ip !== session.ipAddress);
         if (ipChanged && config.ipBinding === 'strict') return { kind: 'ip_mismatch', ...ids };
 
         // Everything the answer needs is made first; then one conditional statement decides who rotates.
@@ -240,6 +255,7 @@ export function createSessionService(deps: SessionServiceDeps) {
           access_expires_at: now.getTime() + config.accessTokenTtl * 1000,
           refresh_token: minted.pair.refresh_token,
           session_id: session.id,
+          network,
         };
         const rotated = await refreshQueries.rotateRefreshToken({
           tokenId: token.id,
@@ -278,7 +294,7 @@ export function createSessionService(deps: SessionServiceDeps) {
           record({ type: 'session.ip_changed', outcome: 'failure', actor: { type: 'user', id: outcome.userId }, subject: subject(outcome.sessionId), context, details: { binding: 'strict' } });
           throw new AppError('ip_mismatch', 'this session may only be refreshed from the address it was created from', 401);
         case 'retry': {
-          const pair = JSON.parse(decrypt(deps.retryKey, outcome.sealed, `refresh-retry:${outcome.tokenId}`)) as SealedPair;
+          const pair = outcome.pair;
           record({ type: 'session.refreshed', outcome: 'success', actor: { type: 'user', id: outcome.userId }, subject: subject(outcome.sessionId), context, details: { retry: true } });
           return {
             token_type: 'Bearer',

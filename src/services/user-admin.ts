@@ -1,7 +1,10 @@
 /**
  * Administering users through the API: list, show, create, update (profile, disable/enable), delete.
- * No escalation: changing or deleting a user needs every permission that user holds (unless auth.superuser),
- * so a user manager cannot disable or delete an administrator.
+ * No escalation: changing, deleting, unlocking or resetting the factors of a user needs outranking them
+ * (`outrankGap`: every permission and object grant they hold, and their level; auth.superuser outranks all),
+ * so a user manager cannot disable, delete or take over an administrator. A disabled user is compared by
+ * what they would hold if enabled: otherwise disabling an administrator would let anyone re-enable them,
+ * reset their factors or delete them.
  */
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
@@ -9,7 +12,7 @@ import { AppError } from '../errors/index.js';
 import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService, RequestContext } from './audit.js';
-import { holds, isUuid, resolveSubject } from './rbac/effective.js';
+import { isUuid, outrankGap, resolveSubject } from './rbac/effective.js';
 import type { Actor } from './rbac/service.js';
 import { emailSchema, passwordSchema, phoneSchema, type UserService } from './users.js';
 
@@ -66,10 +69,9 @@ export function createUserAdminService(deps: {
 
   async function assertOutranks(actor: Actor, user: UserRow, verb: string) {
     if (actor.effective.superuser) return;
-    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id });
-    for (const codename of target.permissions.keys()) {
-      if (!holds(actor.effective, codename)) throw new AppError('forbidden', `${verb} ${user.email} needs ${codename}, which they hold and you do not`, 403, { required: codename });
-    }
+    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id }, { includeDisabled: true });
+    const gap = outrankGap(actor.effective, target);
+    if (gap) throw new AppError('forbidden', `${verb} ${user.email} needs ${gap.reason}`, 403, { required: gap.required });
   }
 
   return {
@@ -111,9 +113,13 @@ export function createUserAdminService(deps: {
       });
       return userView(after);
     },
-    /** Ends a brute-force lockout of the user's email (every device's count too). Unlocking grants nothing, so anyone with auth.users.manage may. */
+    /**
+     * Ends a brute-force lockout of the user's email (every device's count too). Only by someone who outranks
+     * them: an unlock gives a password guesser against an administrator a fresh set of attempts.
+     */
     async unlockUser(id: string, actor: Actor) {
       const user = await find(id);
+      await assertOutranks(actor, user, 'unlocking');
       const cleared = await deps.unlockIdentifier(user.email);
       await deps.audit.record({
         type: 'user.unlocked',

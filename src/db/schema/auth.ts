@@ -137,7 +137,7 @@ export const loginChallenges = pgTable(
 /**
  * Failed-login counters shared by every replica, keyed by what is counted: `id:<identifier>` (every
  * unknown device shares it, whether or not the account exists), `dev:<identifier>:<device digest>` (a
- * device that signed in before keeps its own count) and `ip:<address>`.
+ * device that signed in before keeps its own count) and `ip:<client address key>` (an IPv4 address, an IPv6 /64).
  */
 export const loginFailures = pgTable(
   'login_failures',

@@ -265,7 +265,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       schema: {
         tags,
         summary: 'Ask for a password reset link by email',
-        description: 'Always 202, whether or not an account has this email.',
+        description: 'Always 202, whether or not an account has this email and whether or not a link is sent (one per PASSWORD_RESET_RESEND_INTERVAL and at most PASSWORD_RESET_SENDS_PER_HOUR per hour per account).',
         body: z.object({ email: z.string().max(320) }),
       },
     },

@@ -7,7 +7,8 @@
  * - it holds every permission of every role it holds; its level is the highest level among them (0 with none);
  * - an object grant to the subject, or to any role it holds, allows that permission on that exact object;
  * - `auth.superuser` implies every `auth.*` permission (not product permissions: those are modelled explicitly);
- * - a disabled user holds nothing.
+ * - a disabled user holds nothing (what it would hold if enabled is resolved with `includeDisabled`, for
+ *   the outrank rule: re-enabling it gives everything back).
  * The recursive step is a UNION over (subject, role, reached-from) tuples, a finite set, so even a cycle that
  * slipped into the data can never make the query (or a check) run forever.
  */
@@ -77,11 +78,17 @@ interface ResolutionRow extends Record<string, unknown> {
   f: boolean | null;
 }
 
-function resolutionQuery(kind: SubjectKind, ids: string[]): SQL {
+export interface ResolveOptions {
+  /** Resolve disabled users as if enabled (for comparisons, never for decisions). */
+  includeDisabled?: boolean | undefined;
+}
+
+function resolutionQuery(kind: SubjectKind, ids: string[], options: ResolveOptions): SQL {
   const list = arrayLiteral(ids);
+  const enabled = options.includeDisabled ? sql`` : sql`and not u.disabled`;
   const subjects =
     kind === 'user'
-      ? sql`select u.id::text as subject, u.email as label from users u where u.id = any(${list}::uuid[]) and not u.disabled`
+      ? sql`select u.id::text as subject, u.email as label from users u where u.id = any(${list}::uuid[]) ${enabled}`
       : sql`select c.client_id as subject, c.client_id as label from clients c where c.client_id = any(${list}::text[])`;
   const seeds =
     kind === 'user'
@@ -156,12 +163,12 @@ function depths(effective: Effective): Map<string, number> {
   return depth;
 }
 
-/** Resolves many subjects of one kind with one query. Unknown (or disabled) subjects resolve to holding nothing. */
-export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string[]): Promise<Map<string, Effective>> {
+/** Resolves many subjects of one kind with one query. Unknown (or, unless included, disabled) subjects resolve to holding nothing. */
+export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string[], options: ResolveOptions = {}): Promise<Map<string, Effective>> {
   const valid = [...new Set(ids)].filter((id) => (kind === 'user' ? isUuid(id) : /^[A-Za-z0-9._~-]{1,100}$/.test(id)));
   const out = new Map<string, Effective>(ids.map((id) => [id, emptyEffective({ kind, id })]));
   if (!valid.length) return out;
-  const rows = await selectRows<ResolutionRow>(db, resolutionQuery(kind, valid));
+  const rows = await selectRows<ResolutionRow>(db, resolutionQuery(kind, valid, options));
   const rolePerms: Array<[Effective, string, string]> = [];
   for (const row of rows) {
     const eff = out.get(row.subject);
@@ -200,13 +207,31 @@ export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string
   return out;
 }
 
-export async function resolveSubject(db: DbOrTx, subject: SubjectRef): Promise<Effective> {
-  return (await resolveSubjects(db, subject.kind, [subject.id])).get(subject.id) ?? emptyEffective(subject);
+export async function resolveSubject(db: DbOrTx, subject: SubjectRef, options: ResolveOptions = {}): Promise<Effective> {
+  return (await resolveSubjects(db, subject.kind, [subject.id], options)).get(subject.id) ?? emptyEffective(subject);
 }
 
 /** Whether the subject holds a permission globally (auth.superuser implies every auth.* permission). */
 export function holds(effective: Effective, codename: string): boolean {
   return effective.permissions.has(codename) || (effective.superuser && codename.startsWith('auth.'));
+}
+
+/**
+ * Why `actor` does not outrank `target`, or undefined when it does. Outranking means holding everything the
+ * target holds: every permission, every object grant (the same grant, or its permission globally), and a
+ * level at least the target's. auth.superuser outranks everyone.
+ */
+export function outrankGap(actor: Effective, target: Effective): { required: string; reason: string } | undefined {
+  if (actor.superuser) return undefined;
+  for (const codename of target.permissions.keys()) {
+    if (!holds(actor, codename)) return { required: codename, reason: `${codename}, which they hold and you do not` };
+  }
+  for (const key of target.grants.keys()) {
+    const [codename = '', type, id] = key.split('\u0000');
+    if (!holds(actor, codename) && !actor.grants.has(key)) return { required: codename, reason: `${codename} on ${type}:${id}, which they were granted and you were not` };
+  }
+  if (target.level > actor.level) return { required: SUPERUSER, reason: `level ${target.level}, above your level ${actor.level}` };
+  return undefined;
 }
 
 /** The chain of role names from a directly held role up to `roleId` (shortest). */

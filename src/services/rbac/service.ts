@@ -5,7 +5,8 @@
  * No escalation (SECURITY.md): unless the actor holds auth.superuser, it may only create, change, delete,
  * assign or unassign a role whose effective permissions (before and after the change) it holds itself and whose
  * effective level does not exceed its own; it may only create or delete grants of permissions it holds; it may
- * only change or delete permissions it holds.
+ * only change or delete permissions it holds, and renaming one's codename confers the new codename on every
+ * holder, so it needs the new codename too.
  *
  * Every write runs in one transaction that also sends NOTIFY (delivered on commit to every replica), then
  * invalidates this process's cache and writes an audit event with before and after. `dryRun` runs the same
@@ -277,6 +278,9 @@ export function createRbacService(deps: RbacServiceDeps) {
           throw new AppError('conflict', `${existing.codename} is built in: its name and codename cannot change`, 409);
         }
         assertConfers(actor, [existing.codename], 0, `changing permission ${existing.codename}`);
+        // A new codename is a new permission for every role and grant that holds this one: granting it to all
+        // of them at once, so the usual no-escalation rule applies to the new codename as well.
+        if (input.codename !== existing.codename) assertConfers(actor, [input.codename], 0, `renaming ${existing.codename} to ${input.codename}`);
         if (await q.findPermissionConflict(input.name, input.codename, id)) throw new AppError('conflict', 'a permission with this name or codename already exists', 409);
         const row = await q.updatePermission(id, input);
         if (!row) throw notFound('permission');
