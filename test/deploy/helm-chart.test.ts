@@ -286,6 +286,15 @@ t.test('helm test: a pod fetches discovery through the Service and checks the is
   t.equal(container?.command?.[0], 'node');
 });
 
+t.test('NOTES.txt renders the issuer and the next steps', async (t) => {
+  const result = await helm(['install', 'keryu', chartDir, '--dry-run=client', '--namespace', 'auth', ...REQUIRED_VALUES]);
+  t.equal(result.code, 0, result.stderr);
+  const notes = result.stdout.slice(result.stdout.indexOf('NOTES:'));
+  t.match(notes, 'Discovery: https://auth.example.com/oidc/.well-known/openid-configuration');
+  t.match(notes, 'kubectl -n auth rollout status deployment/keryu-keryu-auth');
+  t.match(notes, 'helm test keryu -n auth');
+});
+
 t.test('invalid values fail the render with the schema message', async (t) => {
   const base = ['template', 'keryu', chartDir];
   const secrets = REQUIRED_VALUES.slice(2);
@@ -298,6 +307,8 @@ t.test('invalid values fail the render with the schema message', async (t) => {
     ['a short KERYU_SECRET', [...REQUIRED_VALUES, '--set', 'secret.keryuSecret=short'], /at '\/secret\/keryuSecret'/],
     ['a secret variable in config', [...REQUIRED_VALUES, '--set', 'config.DATABASE_URL=postgres://x@db/k'], /invalid propertyName 'DATABASE_URL'/],
     ['no KERYU_SECRET and no existingSecret', ['--set', 'issuer=https://auth.example.com/oidc', '--set', 'secret.databaseUrl=postgres://x@db/k'], /secret\.keryuSecret is required.*never generates it/],
+    ['two bootstrap sources', [...REQUIRED_VALUES, '--set', 'bootstrap.existingSecret=a', '--set', 'bootstrap.existingConfigMap=b'], /bootstrap: set existingSecret or existingConfigMap, not both/],
+    ['a bootstrap file without the migrations Job', [...REQUIRED_VALUES, '--set', 'bootstrap.existingSecret=a', '--set', 'migrations.enabled=false'], /applied by the migrations Job/],
     ['a grace period shorter than the drain', [...REQUIRED_VALUES, '--set', 'terminationGracePeriodSeconds=10'], /terminationGracePeriodSeconds \(10\) must exceed shutdownDelay/],
   ];
   for (const [name, args, message] of cases) {
