@@ -136,16 +136,22 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
      * them when the token expires, while the check API answers at once.
      */
     async extraTokenClaims(ctx, token) {
-      if (!deps.authorization) return undefined;
       const t = token as unknown as { accountId?: string; clientId?: string; resourceServer?: { audience?: string } };
-      const clientWants = ctx.oidc.client?.metadata().authorization_claims === true;
       const audience = t.resourceServer?.audience;
+      // RFC 9068 §2.2.1: a user's token for this service's API says how the user signed in (from the code,
+      // refresh token or device code it was issued for), so the API can apply a role's `mfa_required`.
+      const entities = ctx.oidc.entities as { AuthorizationCode?: { amr?: string[] }; RefreshToken?: { amr?: string[] }; DeviceCode?: { amr?: string[] } };
+      const amr = audience === config.apiAudience && t.accountId ? (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode)?.amr : undefined;
+      const signIn = amr ? { amr } : undefined;
+      if (!deps.authorization) return signIn;
+      const clientWants = ctx.oidc.client?.metadata().authorization_claims === true;
       const serverWants = !clientWants && typeof audience === 'string' && (await clients.findResourceServer(audience))?.authorizationClaims === true;
-      if (!clientWants && !serverWants) return undefined;
+      if (!clientWants && !serverWants) return signIn;
       const subject: SubjectRef | undefined = t.accountId ? { kind: 'user', id: t.accountId } : t.clientId ? { kind: 'client', id: t.clientId } : undefined;
-      if (!subject) return undefined;
+      if (!subject) return signIn;
       const effective = await deps.authorization.effectiveOf(subject);
       return {
+        ...signIn,
         roles: [...effective.roles.values()].map((r) => r.name).sort(),
         permissions: [...effective.permissions.keys()].sort(),
       };

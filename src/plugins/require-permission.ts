@@ -6,7 +6,8 @@
  * Missing or bad token → 401 (authenticate.ts); insufficient permission → 403 {error: "forbidden", required}.
  * A delegated token (an OIDC access token for the API, a personal token) must also carry the permission's scope
  * (services/api-scopes.ts), else 403 {error: "insufficient_scope", required} (RFC 6750 §3.1); a first-party
- * session token is the user's own session and is not scope-limited.
+ * session token is the user's own session and is not scope-limited. A user holding a role with `mfa_required` needs
+ * a session or token whose sign-in used a second factor (`amr` has `mfa`), else 403 {error: "mfa_required"}.
  * The caller's effective permissions (user, or service-account client) come from the decision cache, limited
  * to what the token's scopes allow, and are left on `request.authz` for handlers to pass to services
  * (no-escalation checks need them).
@@ -48,7 +49,7 @@ export function actorOf(request: FastifyRequest): Actor {
 async function requirePermissionPlugin(app: FastifyInstance, options: { cache: DecisionCache; audit: AuditService }): Promise<void> {
   app.decorateRequest('authz', undefined);
 
-  function denied(request: FastifyRequest, permission: AuthPermission, reason: 'missing_permission' | 'insufficient_scope') {
+  function denied(request: FastifyRequest, permission: AuthPermission, reason: 'missing_permission' | 'insufficient_scope' | 'mfa_required') {
     const principal = request.principal;
     void options.audit
       .record({
@@ -81,6 +82,13 @@ async function requirePermissionPlugin(app: FastifyInstance, options: { cache: D
       if (permission && !holds(request.authz, permission)) {
         denied(request, permission, 'missing_permission');
         return reply.code(403).send({ error: 'forbidden', message: `this requires the ${permission} permission`, required: permission });
+      }
+      // A role with `mfa_required` makes sign-in ask for a second factor; sessions and tokens from a sign-in
+      // without one (from before the role required it, or before it was assigned) may not use the account's
+      // permissions either. Client principals are not users: they are exempt.
+      if (permission && principal.kind === 'user' && effective.mfaRequired && !principal.amr?.includes('mfa')) {
+        denied(request, permission, 'mfa_required');
+        return reply.code(403).send({ error: 'mfa_required', message: 'a role of yours requires signing in with a second factor; sign in again', required: permission });
       }
     };
   }

@@ -93,6 +93,8 @@ export interface SessionPrincipal {
   sessionId: string;
   kind: 'session' | 'personal';
   scopes: string[];
+  /** How the user signed in (RFC 8176), for rules such as a role's `mfa_required`; empty when not recorded. */
+  amr: string[];
 }
 
 function effectiveExpiry(row: Pick<AuthTokenRow, 'expiresAt' | 'idleExpiresAt'>): Date | null {
@@ -176,6 +178,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         deviceInfo: input.device,
         deviceId: input.deviceId ?? null,
         ipAddress: input.ip ?? null,
+        amr: input.amr,
         now,
         expiresAt: sessionExpiresAt,
         refresh: { id: minted.refreshId, tokenHash: sha256(minted.pair.refresh_token), expiresAt: minted.idleExpiresAt },
@@ -315,7 +318,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!state.lastUsedAt || now.getTime() - state.lastUsedAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000 || (context.ip && context.ip !== state.ipAddress && !state.lastUsedAt)) {
         tokens.touchToken(state.id, now, context.ip, TOUCH_INTERVAL_SECONDS).catch((err: unknown) => deps.log.error({ err }, 'token use not recorded'));
       }
-      return { userId: state.userId, sessionId: state.id, kind: 'session', scopes: [] };
+      return { userId: state.userId, sessionId: state.id, kind: 'session', scopes: [], amr: state.amr ?? [] };
     },
 
     /**
@@ -356,7 +359,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
         tokens.touchToken(row.id, now, context.ip, TOUCH_INTERVAL_SECONDS).catch((err: unknown) => deps.log.error({ err }, 'token use not recorded'));
       }
-      return { userId: row.userId, sessionId: row.id, kind: 'personal', scopes: row.scopes };
+      return { userId: row.userId, sessionId: row.id, kind: 'personal', scopes: row.scopes, amr: row.amr ?? [] };
     },
 
     /** Ends the caller's session (or token), or with `all` every session of the user: first-party, browser SSO and app grants. */
@@ -452,6 +455,8 @@ export function createSessionService(deps: SessionServiceDeps) {
         deviceInfo: {},
         ipAddress: context?.ip ?? null,
         scopes: [...new Set(input.scopes ?? [])],
+        // The token proves what the session's sign-in proved, no more.
+        amr: session.amr ?? [],
         createdAt: now,
         expiresAt: addSeconds(now, ttl),
       });
