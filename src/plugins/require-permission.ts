@@ -49,6 +49,21 @@ export function actorOf(request: FastifyRequest): Actor {
 async function requirePermissionPlugin(app: FastifyInstance, options: { cache: DecisionCache; audit: AuditService }): Promise<void> {
   app.decorateRequest('authz', undefined);
 
+  // The scoped view of a subject's permissions, kept while the decision cache keeps its entry: the check API is
+  // a hot path, and a service account's token presents the same scopes on every call.
+  const scopedViews = new WeakMap<Effective, Map<string, Effective>>();
+  const MAX_SCOPED_VIEWS_PER_SUBJECT = 32;
+  function scopedView(effective: Effective, scopes: ReadonlySet<string>): Effective {
+    const key = [...scopes].sort().join(' ');
+    let views = scopedViews.get(effective);
+    const hit = views?.get(key);
+    if (hit) return hit;
+    const view = restrictToScopes(effective, scopes);
+    if (!views) scopedViews.set(effective, (views = new Map()));
+    if (views.size < MAX_SCOPED_VIEWS_PER_SUBJECT) views.set(key, view);
+    return view;
+  }
+
   function denied(request: FastifyRequest, permission: AuthPermission, reason: 'missing_permission' | 'insufficient_scope' | 'mfa_required') {
     const principal = request.principal;
     void options.audit
@@ -78,7 +93,7 @@ async function requirePermissionPlugin(app: FastifyInstance, options: { cache: D
           .send({ error: 'insufficient_scope', message: `this token lacks the ${permission} scope`, required: permission });
       }
       const effective = await options.cache.get(subject);
-      request.authz = delegated ? restrictToScopes(effective, principal.scopes) : effective;
+      request.authz = delegated ? scopedView(effective, principal.scopes) : effective;
       if (permission && !holds(request.authz, permission)) {
         denied(request, permission, 'missing_permission');
         return reply.code(403).send({ error: 'forbidden', message: `this requires the ${permission} permission`, required: permission });
