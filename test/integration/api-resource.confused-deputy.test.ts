@@ -72,6 +72,16 @@ t.test('the API resource goes only to first-party clients and service accounts, 
     t.equal(refresh.error, 'invalid_target', 'the refresh (offline_access) no longer yields an API token');
   });
 
+  t.test('nor through the device flow', async (t) => {
+    const tv = await seedClient(server, { grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], redirect_uris: [], post_logout_redirect_uris: [] });
+    const failure = await oauthError(client.initiateDeviceAuthorization(await discover(server, tv), { scope: allScopes, resource: API }));
+    t.equal(failure.error, 'invalid_target');
+  });
+
+  t.test('first_party is a boolean the operator sets', async (t) => {
+    await t.rejects(seedClient(server, { first_party: 'yes' }), /first_party/, 'not a string');
+  });
+
   t.test('a client without roles gets no API token by client credentials', async (t) => {
     const machine = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
     const failure = await oauthError(client.clientCredentialsGrant(await discover(server, machine), { resource: API }));
