@@ -44,7 +44,7 @@ export async function serviceAccount(server: TestServer, roles: string[], option
   const config = await discover(server, seeded);
   const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
   const tokens = await client.clientCredentialsGrant(config, params);
-  return { clientId: seeded.clientId, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
+  return { clientId: seeded.clientId, clientSecret: seeded.clientSecret, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
 }
 
 /**

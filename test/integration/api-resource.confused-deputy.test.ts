@@ -147,6 +147,11 @@ t.test('the API resource goes only to first-party clients and service accounts, 
     t.equal(claims.scope, 'auth.users.manage', 'by default, the scopes of its roles');
     t.equal((await limited.api('GET', '/api/auth/users/')).status, 200);
     t.equal((await limited.api('GET', '/api/auth/roles/')).status, 403);
+    const config = await discover(server, { clientId: limited.clientId, clientSecret: limited.clientSecret });
+    const asked = await client.clientCredentialsGrant(config, { scope: 'auth.superuser auth.users.manage' });
+    t.equal(asked.scope, 'auth.users.manage', 'asking for more than its roles allow gets only what they allow');
+    const narrowed = await client.clientCredentialsGrant(config, { scope: 'auth.check' });
+    t.equal(narrowed.scope, undefined, 'a scope its roles do not allow is not granted');
 
     const rootClaims = JSON.parse(Buffer.from(root.token.split('.')[1]!, 'base64url').toString()) as { scope?: string };
     t.same(rootClaims.scope?.split(' ').sort(), [...API_SCOPES].sort(), 'an admin service account: every API scope');
