@@ -36,6 +36,7 @@ commands:
   user mfa-reset --email E              remove every second factor and trusted device of a user (a lost phone)
   client create --client-id ID [--name N] [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
                 [--grant-type G]... [--scope S] [--public] [--auth-method M] [--secret-stdin] [--no-pkce]
+                [--first-party]
                                         register a client; a generated secret is printed once
   keys rotate [--activate-in SECONDS]   add new signing keys (published now, signing after the delay)
   keys list                             list published signing keys
@@ -172,6 +173,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             'auth-method': { type: 'string' },
             'secret-stdin': { type: 'boolean', default: false },
             'no-pkce': { type: 'boolean', default: false },
+            'first-party': { type: 'boolean', default: false },
             'application-type': { type: 'string' },
           },
           strict: true,
@@ -191,6 +193,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           token_endpoint_auth_method: values.public ? 'none' : (values['auth-method'] ?? 'client_secret_basic'),
           application_type: values['application-type'],
           require_pkce: values['no-pkce'] ? false : undefined,
+          first_party: values['first-party'] ? true : undefined,
           client_secret: values['secret-stdin'] ? await readStdin(io.stdin) : undefined,
         };
         const s = await open();

@@ -45,5 +45,9 @@ export const errorCodes = [
   'too_many_requests',
   'internal_error',
   'service_unavailable',
+  'insufficient_scope',
+  'invalid_scope',
+  'reauthentication_required',
+  'mfa_required',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];

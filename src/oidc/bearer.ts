@@ -57,6 +57,7 @@ export function oidcJwtAccessTokenStrategy(
           scopes: scopesOf(payload.scope),
           sessionId: typeof payload.sid === 'string' ? payload.sid : undefined,
           via: 'oidc-jwt',
+          amr: Array.isArray(payload.amr) ? payload.amr.filter((m): m is string => typeof m === 'string') : undefined,
           audience: payload.aud,
         };
         return { principal, exp: payload.exp };

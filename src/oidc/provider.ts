@@ -14,6 +14,7 @@ import { renderPage } from '../views/render.js';
 import { createAdapterClass } from './adapter.js';
 import type { Db } from '../db/client.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
+import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -84,6 +85,26 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const secure = config.secureCookies;
   const maxSignedTtl = Math.max(ttl.idToken, ttl.accessToken, ttl.clientCredentials);
 
+  const isClientCredentials = (ctx: KoaContextWithOIDC) => ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+
+  /** The API scopes a service account's roles allow, or undefined when the client holds no role. */
+  async function serviceAccountScopes(clientId: string): Promise<string[] | undefined> {
+    if (!deps.authorization) return undefined;
+    const effective = await deps.authorization.effectiveOf({ kind: 'client', id: clientId });
+    return effective.roles.size ? apiScopesHeldBy(effective) : undefined;
+  }
+
+  /** The scopes `client` may obtain for the built-in API resource in this request, or undefined when none. */
+  async function apiScopesFor(ctx: KoaContextWithOIDC, client: { clientId: string; metadata(): Record<string, unknown> }): Promise<string[] | undefined> {
+    if (isClientCredentials(ctx)) {
+      const held = await serviceAccountScopes(client.clientId);
+      // Without a `scope` parameter the token carries every scope the roles allow, so `grant_type` alone works.
+      if (held?.length && ctx.oidc.params && ctx.oidc.params.scope === undefined) ctx.oidc.params.scope = held.join(' ');
+      return held;
+    }
+    return client.metadata()[FIRST_PARTY_METADATA] === true ? API_SCOPES : undefined;
+  }
+
   const configuration: Configuration = {
     adapter: createAdapterClass({ db: deps.db, clients, tombstoneTtlSeconds: Math.max(ttl.refreshTokenAbsolute, maxSignedTtl) }),
     clients: [],
@@ -115,16 +136,22 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
      * them when the token expires, while the check API answers at once.
      */
     async extraTokenClaims(ctx, token) {
-      if (!deps.authorization) return undefined;
       const t = token as unknown as { accountId?: string; clientId?: string; resourceServer?: { audience?: string } };
-      const clientWants = ctx.oidc.client?.metadata().authorization_claims === true;
       const audience = t.resourceServer?.audience;
+      // RFC 9068 §2.2.1: a user's token for this service's API says how the user signed in (from the code,
+      // refresh token or device code it was issued for), so the API can apply a role's `mfa_required`.
+      const entities = ctx.oidc.entities as { AuthorizationCode?: { amr?: string[] }; RefreshToken?: { amr?: string[] }; DeviceCode?: { amr?: string[] } };
+      const amr = audience === config.apiAudience && t.accountId ? (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode)?.amr : undefined;
+      const signIn = amr ? { amr } : undefined;
+      if (!deps.authorization) return signIn;
+      const clientWants = ctx.oidc.client?.metadata().authorization_claims === true;
       const serverWants = !clientWants && typeof audience === 'string' && (await clients.findResourceServer(audience))?.authorizationClaims === true;
-      if (!clientWants && !serverWants) return undefined;
+      if (!clientWants && !serverWants) return signIn;
       const subject: SubjectRef | undefined = t.accountId ? { kind: 'user', id: t.accountId } : t.clientId ? { kind: 'client', id: t.clientId } : undefined;
-      if (!subject) return undefined;
+      if (!subject) return signIn;
       const effective = await deps.authorization.effectiveOf(subject);
       return {
+        ...signIn,
         roles: [...effective.roles.values()].map((r) => r.name).sort(),
         permissions: [...effective.permissions.keys()].sort(),
       };
@@ -159,10 +186,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       authorizationSigningAlgValues: ['RS256', 'ES256'],
     },
     extraClientMetadata: {
-      properties: ['require_pkce', 'authorization_claims'],
+      properties: ['require_pkce', 'authorization_claims', FIRST_PARTY_METADATA],
       validator(_ctx, key, value, metadata) {
-        if (key === 'authorization_claims' && value !== undefined && typeof value !== 'boolean') {
-          throw new errors.InvalidClientMetadata('authorization_claims must be a boolean');
+        if ((key === 'authorization_claims' || key === FIRST_PARTY_METADATA) && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
         }
         if (key !== 'require_pkce' || value === undefined) return;
         if (typeof value !== 'boolean') throw new errors.InvalidClientMetadata('require_pkce must be a boolean');
@@ -223,12 +250,23 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx, _client, oneOf) => (Array.isArray(oneOf) ? oneOf[0] : oneOf) as string,
+        async defaultResource(ctx, client, oneOf) {
+          if (oneOf) return Array.isArray(oneOf) ? oneOf[0] : oneOf;
+          // A service account asking for client credentials means this API (its roles are for nothing else).
+          if (isClientCredentials(ctx) && (await serviceAccountScopes(client.clientId))) return config.apiAudience;
+          return undefined;
+        },
         useGrantedResource: () => true,
-        async getResourceServerInfo(_ctx, resourceIndicator) {
-          // This service's own API is a built-in resource server: tokens for it are JWTs naming it.
+        async getResourceServerInfo(ctx, resourceIndicator, client) {
+          // This service's own API is a built-in resource server: tokens for it are JWTs naming it, with
+          // scopes named after the auth.* permissions (services/api-scopes.ts). Only clients the operator
+          // allowed get it (confused deputy otherwise: any relying party could ask for its users' admin rights):
+          // user tokens go to clients with `first_party: true` metadata, client-credentials tokens to
+          // service accounts (clients holding roles), limited to the scopes their roles allow.
           if (resourceIndicator === config.apiAudience) {
-            return { scope: '', audience: config.apiAudience, accessTokenTTL: ttl.accessToken, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+            const scopes = await apiScopesFor(ctx, client);
+            if (!scopes) throw new errors.InvalidTarget('this client may not obtain tokens for the keryu-auth API');
+            return { scope: scopes.join(' '), audience: config.apiAudience, accessTokenTTL: ttl.accessToken, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
           }
           const server = await clients.findResourceServer(resourceIndicator);
           if (!server) throw new errors.InvalidTarget();

@@ -19,6 +19,8 @@ export interface Principal {
   sessionId?: string | undefined;
   /** Which strategy recognized the token. */
   via: string;
+  /** How the user signed in (RFC 8176 `amr`), when the token records it. */
+  amr?: readonly string[] | undefined;
   /** The resource (audience) the token was issued for, when it names one. */
   audience?: string | readonly string[] | undefined;
 }

@@ -19,7 +19,7 @@ export function firstPartySessionStrategy(sessions: SessionService): BearerStrat
       if (token.split('.').length !== 3) return undefined;
       const found = await sessions.authenticateAccessToken(token, contextOf(request));
       if (!found) return undefined;
-      return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'first-party-session' };
+      return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'first-party-session', amr: found.amr };
     },
   };
 }
@@ -30,7 +30,7 @@ export function personalTokenStrategy(sessions: SessionService): BearerStrategy 
     async verify(token, request) {
       const found = await sessions.authenticatePersonalToken(token, contextOf(request));
       if (!found) return undefined;
-      return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'personal-token' };
+      return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'personal-token', amr: found.amr };
     },
   };
 }

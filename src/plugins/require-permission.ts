@@ -4,12 +4,18 @@
  *   config: { permission: 'auth.roles.manage' }  → Bearer authentication, then the permission
  *   config: { authenticated: true }               → Bearer authentication only (the service decides the rest)
  * Missing or bad token → 401 (authenticate.ts); insufficient permission → 403 {error: "forbidden", required}.
- * The caller's effective permissions (user, or service-account client) come from the decision cache and are
- * left on `request.authz` for handlers to pass to services (no-escalation checks need them).
+ * A delegated token (an OIDC access token for the API, a personal token) must also carry the permission's scope
+ * (services/api-scopes.ts), else 403 {error: "insufficient_scope", required} (RFC 6750 §3.1); a first-party
+ * session token is the user's own session and is not scope-limited. A user holding a role with `mfa_required` needs
+ * a session or token whose sign-in used a second factor (`amr` has `mfa`), else 403 {error: "mfa_required"}.
+ * The caller's effective permissions (user, or service-account client) come from the decision cache, limited
+ * to what the token's scopes allow, and are left on `request.authz` for handlers to pass to services
+ * (no-escalation checks need them).
  * Must be registered before the routes it protects.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
+import { restrictToScopes, scopeAllows } from '../services/api-scopes.js';
 import type { AuditService } from '../services/audit.js';
 import type { DecisionCache } from '../services/rbac/cache.js';
 import { holds, type Effective } from '../services/rbac/effective.js';
@@ -43,6 +49,34 @@ export function actorOf(request: FastifyRequest): Actor {
 async function requirePermissionPlugin(app: FastifyInstance, options: { cache: DecisionCache; audit: AuditService }): Promise<void> {
   app.decorateRequest('authz', undefined);
 
+  // The scoped view of a subject's permissions, kept while the decision cache keeps its entry: the check API is
+  // a hot path, and a service account's token presents the same scopes on every call.
+  const scopedViews = new WeakMap<Effective, Map<string, Effective>>();
+  const MAX_SCOPED_VIEWS_PER_SUBJECT = 32;
+  function scopedView(effective: Effective, scopes: ReadonlySet<string>): Effective {
+    const key = [...scopes].sort().join(' ');
+    let views = scopedViews.get(effective);
+    const hit = views?.get(key);
+    if (hit) return hit;
+    const view = restrictToScopes(effective, scopes);
+    if (!views) scopedViews.set(effective, (views = new Map()));
+    if (views.size < MAX_SCOPED_VIEWS_PER_SUBJECT) views.set(key, view);
+    return view;
+  }
+
+  function denied(request: FastifyRequest, permission: AuthPermission, reason: 'missing_permission' | 'insufficient_scope' | 'mfa_required') {
+    const principal = request.principal;
+    void options.audit
+      .record({
+        type: 'access.denied',
+        outcome: 'failure',
+        actor: principal?.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal?.clientId },
+        context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
+        details: { method: request.method, route: request.routeOptions.url, required: permission, reason },
+      })
+      .catch(() => {});
+  }
+
   function guard(permission: AuthPermission | undefined): preHandlerHookHandler {
     return async function requirePermission(request: FastifyRequest, reply: FastifyReply) {
       await app.authenticate(request, reply);
@@ -50,18 +84,26 @@ async function requirePermissionPlugin(app: FastifyInstance, options: { cache: D
       const principal = request.principal;
       if (!principal) return reply.code(401).send({ error: 'unauthorized', message: 'a bearer token is required' });
       const subject = principal.kind === 'user' && principal.userId ? { kind: 'user' as const, id: principal.userId } : { kind: 'client' as const, id: principal.clientId ?? '' };
-      request.authz = await options.cache.get(subject);
+      const delegated = principal.via !== 'first-party-session';
+      if (permission && delegated && !scopeAllows(principal.scopes, permission)) {
+        denied(request, permission, 'insufficient_scope');
+        return reply
+          .code(403)
+          .header('www-authenticate', `Bearer error="insufficient_scope", scope="${permission}"`)
+          .send({ error: 'insufficient_scope', message: `this token lacks the ${permission} scope`, required: permission });
+      }
+      const effective = await options.cache.get(subject);
+      request.authz = delegated ? scopedView(effective, principal.scopes) : effective;
       if (permission && !holds(request.authz, permission)) {
-        void options.audit
-          .record({
-            type: 'access.denied',
-            outcome: 'failure',
-            actor: principal.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal.clientId },
-            context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
-            details: { method: request.method, route: request.routeOptions.url, required: permission },
-          })
-          .catch(() => {});
+        denied(request, permission, 'missing_permission');
         return reply.code(403).send({ error: 'forbidden', message: `this requires the ${permission} permission`, required: permission });
+      }
+      // A role with `mfa_required` makes sign-in ask for a second factor; sessions and tokens from a sign-in
+      // without one (from before the role required it, or before it was assigned) may not use the account's
+      // permissions either. Client principals are not users: they are exempt.
+      if (permission && principal.kind === 'user' && effective.mfaRequired && !principal.amr?.includes('mfa')) {
+        denied(request, permission, 'mfa_required');
+        return reply.code(403).send({ error: 'mfa_required', message: 'a role of yours requires signing in with a second factor; sign in again', required: permission });
       }
     };
   }

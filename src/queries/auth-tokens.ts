@@ -18,6 +18,7 @@ const publicColumns = {
   deviceId: authTokens.deviceId,
   ipAddress: authTokens.ipAddress,
   scopes: authTokens.scopes,
+  amr: authTokens.amr,
   reference: authTokens.reference,
   createdAt: authTokens.createdAt,
   expiresAt: authTokens.expiresAt,
@@ -26,6 +27,9 @@ const publicColumns = {
   isActive: authTokens.isActive,
   revokedAt: authTokens.revokedAt,
 };
+
+/** A PostgreSQL array literal of quoted strings, for a `text[]` parameter inside raw SQL. */
+const textArrayLiteral = (values: string[]) => `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string) => UUID.test(value);
@@ -79,6 +83,7 @@ export function createAuthTokenQueries(db: DbOrTx) {
           idleExpiresAt: authTokens.idleExpiresAt,
           lastUsedAt: authTokens.lastUsedAt,
           ipAddress: authTokens.ipAddress,
+          amr: authTokens.amr,
           userDisabled: users.disabled,
         })
         .from(authTokens)
@@ -170,6 +175,7 @@ export function createAuthTokenQueries(db: DbOrTx) {
       deviceInfo: DeviceInfo;
       deviceId: string | null;
       ipAddress: string | null;
+      amr: string[];
       now: Date;
       expiresAt: Date;
       refresh: { id: string; tokenHash: string; expiresAt: Date };
@@ -177,8 +183,8 @@ export function createAuthTokenQueries(db: DbOrTx) {
       const now = v.now.toISOString();
       await db.execute(
         sql`with session as (
-              insert into ${authTokens} (id, user_id, kind, name, device_info, device_id, ip_address, created_at, expires_at, idle_expires_at, last_used_at)
-              values (${v.id}::uuid, ${v.userId}::uuid, 'session', ${v.name}, ${JSON.stringify(v.deviceInfo)}::jsonb, ${v.deviceId}, ${v.ipAddress},
+              insert into ${authTokens} (id, user_id, kind, name, device_info, device_id, ip_address, amr, created_at, expires_at, idle_expires_at, last_used_at)
+              values (${v.id}::uuid, ${v.userId}::uuid, 'session', ${v.name}, ${JSON.stringify(v.deviceInfo)}::jsonb, ${v.deviceId}, ${v.ipAddress}, ${textArrayLiteral(v.amr)}::text[],
                       ${now}::timestamptz, ${v.expiresAt.toISOString()}::timestamptz, ${v.refresh.expiresAt.toISOString()}::timestamptz, ${now}::timestamptz)
               returning id)
             insert into ${authRefreshTokens} (id, session_id, token_hash, created_at, expires_at)

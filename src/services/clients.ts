@@ -33,6 +33,12 @@ export const clientInputSchema = z
     require_pkce: z.boolean().optional(),
     /** Access tokens issued to this client carry `roles` and `permissions` claims. */
     authorization_claims: z.boolean().optional(),
+    /**
+     * A first-party application of the operator's: it may obtain user tokens for keryu-auth's own API
+     * (resource `<issuer origin>/api`, scopes named after the auth.* permissions). Any other client asking is
+     * refused with invalid_target.
+     */
+    first_party: z.boolean().optional(),
     id_token_signed_response_alg: z.enum(['RS256', 'ES256']).optional(),
   })
   .strict()

@@ -113,6 +113,7 @@ export function createServices(deps: {
       ipBinding: config.auth.ipBinding,
       personalTokenTtl: config.auth.personalTokenTtl,
       personalTokenMaxTtl: config.auth.personalTokenMaxTtl,
+      personalTokenSignInMaxAge: config.auth.personalTokenSignInMaxAge,
       tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
     },
   });

@@ -128,7 +128,7 @@ export function createPasswordManagementService(deps: {
       }
       await deps.users.setPassword(user, newPassword);
       await secrets.consumeLoginChallengesByUser(user.id, deps.clock());
-      await deps.sessions.revokeUserSessions(user.id, { exceptSessionId: principal.sessionId, reason: 'password_change' }, context);
+      await deps.sessions.revokeUserSessions(user.id, { exceptSessionId: principal.sessionId, includePersonal: true, reason: 'password_change' }, context);
       await deps.audit.record({ type: 'password.changed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: { type: 'user', id: user.id }, context });
     },
   };

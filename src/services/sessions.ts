@@ -32,6 +32,7 @@ import { createOidcSessionQueries } from '../queries/oidc-sessions.js';
 import { createUserQueries } from '../queries/users.js';
 import { FIRST_PARTY_CLIENT_ID, type AccessTokenIssuer } from './access-tokens.js';
 import type { AuditEvent, AuditService, RequestContext } from './audit.js';
+import { API_SCOPES, isApiScope } from './api-scopes.js';
 import type { Mailer } from './notify/mailer.js';
 
 export const REFRESH_TOKEN_PREFIX = 'krt_';
@@ -55,6 +56,8 @@ export interface SessionServiceConfig {
   ipBinding: 'off' | 'strict';
   personalTokenTtl: number;
   personalTokenMaxTtl: number;
+  /** A session may create a personal token only this many seconds after its sign-in. */
+  personalTokenSignInMaxAge: number;
   /** How long a revoked OIDC grant's tombstone is kept. */
   tombstoneTtl: number;
 }
@@ -101,6 +104,8 @@ export interface SessionPrincipal {
   sessionId: string;
   kind: 'session' | 'personal';
   scopes: string[];
+  /** How the user signed in (RFC 8176), for rules such as a role's `mfa_required`; empty when not recorded. */
+  amr: string[];
 }
 
 function effectiveExpiry(row: Pick<AuthTokenRow, 'expiresAt' | 'idleExpiresAt'>): Date | null {
@@ -184,6 +189,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         deviceInfo: input.device,
         deviceId: input.deviceId ?? null,
         ipAddress: input.ip ?? null,
+        amr: input.amr,
         now,
         expiresAt: sessionExpiresAt,
         refresh: { id: minted.refreshId, tokenHash: sha256(minted.pair.refresh_token), expiresAt: minted.idleExpiresAt },
@@ -328,7 +334,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!state.lastUsedAt || now.getTime() - state.lastUsedAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000 || (context.ip && context.ip !== state.ipAddress && !state.lastUsedAt)) {
         tokens.touchToken(state.id, now, context.ip, TOUCH_INTERVAL_SECONDS).catch((err: unknown) => deps.log.error({ err }, 'token use not recorded'));
       }
-      return { userId: state.userId, sessionId: state.id, kind: 'session', scopes: [] };
+      return { userId: state.userId, sessionId: state.id, kind: 'session', scopes: [], amr: state.amr ?? [] };
     },
 
     /**
@@ -369,14 +375,15 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
         tokens.touchToken(row.id, now, context.ip, TOUCH_INTERVAL_SECONDS).catch((err: unknown) => deps.log.error({ err }, 'token use not recorded'));
       }
-      return { userId: row.userId, sessionId: row.id, kind: 'personal', scopes: row.scopes };
+      return { userId: row.userId, sessionId: row.id, kind: 'personal', scopes: row.scopes, amr: row.amr ?? [] };
     },
 
     /** Ends the caller's session (or token), or with `all` every session of the user: first-party, browser SSO and app grants. */
     async logout(principal: { userId: string; sessionId?: string | undefined }, all: boolean, context?: RequestContext): Promise<void> {
       const now = clock();
       if (all) {
-        await this.revokeUserSessions(principal.userId, { reason: 'logout_all' }, context);
+        // Personal tokens too: a stolen session must not leave a lasting credential behind.
+        await this.revokeUserSessions(principal.userId, { includePersonal: true, reason: 'logout_all' }, context);
       } else if (principal.sessionId) {
         const row = await tokens.findUserTokenById(principal.userId, principal.sessionId);
         if (row) await revokeRow(row, now);
@@ -429,12 +436,28 @@ export function createSessionService(deps: SessionServiceDeps) {
       };
     },
 
+    /**
+     * A personal token may do only what its scopes (the API's scopes, services/api-scopes.ts) name, and only
+     * while its owner holds the permission. Creating one needs a recent sign-in: a stolen session (or one left
+     * open) must not turn itself into a year-long credential.
+     */
     async createPersonalToken(
-      userId: string,
+      principal: { userId: string; sessionId: string | undefined },
       input: { name: string; expiresIn?: number | undefined; scopes?: string[] | undefined },
       context?: RequestContext,
     ): Promise<TokenView & { token: string }> {
       const now = clock();
+      const userId = principal.userId;
+      const unknown = (input.scopes ?? []).filter((scope) => !isApiScope(scope));
+      if (unknown.length) {
+        throw new AppError('invalid_scope', `unknown scope ${unknown.join(', ')}; scopes are ${API_SCOPES.join(', ')}`, 400, { scopes: API_SCOPES });
+      }
+      const session = principal.sessionId ? await tokens.findUserTokenById(userId, principal.sessionId) : undefined;
+      if (!session || session.kind !== 'session' || now.getTime() - session.createdAt.getTime() > config.personalTokenSignInMaxAge * 1000) {
+        throw new AppError('reauthentication_required', `sign in again: a personal token can be created only within ${config.personalTokenSignInMaxAge} seconds of signing in`, 403, {
+          max_age: config.personalTokenSignInMaxAge,
+        });
+      }
       const ttl = input.expiresIn ?? config.personalTokenTtl;
       if (ttl > config.personalTokenMaxTtl) {
         throw new AppError('invalid_expiry', `expires_in must be at most ${config.personalTokenMaxTtl} seconds`, 400, { max_expires_in: config.personalTokenMaxTtl });
@@ -447,7 +470,9 @@ export function createSessionService(deps: SessionServiceDeps) {
         tokenHash: sha256(value),
         deviceInfo: {},
         ipAddress: context?.ip ?? null,
-        scopes: input.scopes ?? [],
+        scopes: [...new Set(input.scopes ?? [])],
+        // The token proves what the session's sign-in proved, no more.
+        amr: session.amr ?? [],
         createdAt: now,
         expiresAt: addSeconds(now, ttl),
       });
@@ -472,16 +497,15 @@ export function createSessionService(deps: SessionServiceDeps) {
           throw new AppError('invalid_expiry', `expires_at must be in the future and no later than ${max.toISOString()}`, 400, { max_expires_at: max.toISOString() });
         }
       }
+      // Deactivating is revoking, for good: a revoked token (by its owner, "log out all", a password change or
+      // reset, a compromise report) would otherwise come back by a PUT from any session.
       if (patch.isActive === true && !row.isActive) {
-        const expiry = patch.expiresAt ?? effectiveExpiry(row);
-        if (row.kind !== 'personal') throw new AppError('conflict', 'a revoked session cannot be reactivated; sign in again', 409);
-        if (expiry && expiry <= now) throw new AppError('invalid_expiry', 'an expired token cannot be reactivated', 400);
+        throw new AppError('conflict', row.kind === 'personal' ? 'a revoked token cannot be reactivated; create a new one' : 'a revoked session cannot be reactivated; sign in again', 409);
       }
       if (patch.isActive === false && row.isActive) await revokeRow(row, now);
       const changes = {
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.expiresAt !== undefined ? { expiresAt: patch.expiresAt } : {}),
-        ...(patch.isActive === true ? { isActive: true, revokedAt: null } : {}),
       };
       const updated = Object.keys(changes).length ? await tokens.updateUserToken(userId, id, changes) : await tokens.findUserTokenById(userId, id);
       if (!updated) throw new AppError('not_found', 'no such token', 404);

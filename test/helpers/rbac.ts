@@ -3,6 +3,7 @@
  * token from the real code flow, and a tiny JSON client.
  */
 import * as client from 'openid-client';
+import { API_SCOPES } from '../../src/services/api-scopes.js';
 import type { TestServer } from './server.js';
 import { discover, loginWithCode, seedClient, seedUser } from './oidc.js';
 
@@ -43,17 +44,21 @@ export async function serviceAccount(server: TestServer, roles: string[], option
   const config = await discover(server, seeded);
   const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
   const tokens = await client.clientCredentialsGrant(config, params);
-  return { clientId: seeded.clientId, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
+  return { clientId: seeded.clientId, clientSecret: seeded.clientSecret, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
 }
 
-/** A user holding `roles` (assigned directly in the database), signed in through the code flow. */
-export async function userWithToken(server: TestServer, email: string, roles: string[] = []) {
+/**
+ * A user holding `roles` (assigned directly in the database), signed in through the code flow of a first-party
+ * client, with a token for the API carrying `scopes` (every API scope by default).
+ */
+export async function userWithToken(server: TestServer, email: string, roles: string[] = [], options: { scopes?: readonly string[] } = {}) {
   const user = await seedUser(server, email);
   const q = server.app.keryu.services.rbac.queries;
   for (const id of await roleIds(server, roles)) await q.upsertUserRole(user.id, id, null);
   server.app.keryu.services.rbac.cache.invalidate();
-  const seeded = await seedClient(server);
+  const seeded = await seedClient(server, { first_party: true });
   const config = await discover(server, seeded);
-  const { tokens } = await loginWithCode(server, config, { email, resource: server.config.apiAudience });
+  const scope = ['openid', 'offline_access', ...(options.scopes ?? API_SCOPES)].join(' ');
+  const { tokens } = await loginWithCode(server, config, { email, scope, resource: server.config.apiAudience });
   return { user, token: tokens.access_token, api: apiClient(server.origin, tokens.access_token) };
 }

@@ -108,10 +108,10 @@ t.test('personal API tokens', async (t) => {
   const session = await login(server);
   clock.advance(1);
 
-  const created = await api<Record<string, string>>(server, 'POST', '/api/auth/tokens/', { token: session.access_token, body: { name: 'CI', scopes: ['deploy'] } });
+  const created = await api<Record<string, string>>(server, 'POST', '/api/auth/tokens/', { token: session.access_token, body: { name: 'CI', scopes: ['auth.users.manage'] } });
   t.equal(created.status, 201);
   t.match(created.body, { kind: 'personal', name: 'CI', is_active: true, token: /^kpat_/ });
-  t.same(created.body.scopes, ['deploy']);
+  t.same(created.body.scopes, ['auth.users.manage']);
   const pat = created.body.token!;
   const id = created.body.id!;
   t.equal(new Date(created.body.expires_at!).getTime() - new Date(created.body.created_at!).getTime(), 7 * 86400_000, 'default lifetime');
@@ -142,13 +142,13 @@ t.test('personal API tokens', async (t) => {
 
   t.match(await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: session.access_token, body: { is_active: false } }), { status: 200, body: { is_active: false } });
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: pat })).status, 401, 'deactivated: refused');
-  t.match(await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: session.access_token, body: { is_active: true } }), { status: 200, body: { is_active: true } });
-  t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: pat })).status, 200, 'reactivated');
+  // Deactivation is revocation: a revoked token never comes back (issue 9 M3; this used to reactivate it).
+  t.match(await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: session.access_token, body: { is_active: true } }), { status: 409, body: { error: 'conflict' } });
+  t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: pat })).status, 401, 'still refused');
 
-  await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: session.access_token, body: { is_active: false } });
   clock.advance(30 * 86400);
   const fresh = await login(server);
-  t.match(await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: fresh.access_token, body: { is_active: true } }), { status: 400, body: { error: 'invalid_expiry' } }, 'an expired token is not reactivated');
+  t.match(await api(server, 'PUT', `/api/auth/tokens/${id}/`, { token: fresh.access_token, body: { is_active: true } }), { status: 409 }, 'nor once expired');
 
   t.equal((await api(server, 'DELETE', `/api/auth/tokens/${id}/`, { token: fresh.access_token })).status, 204);
   t.equal((await api(server, 'DELETE', `/api/auth/tokens/${id}/`, { token: fresh.access_token })).status, 404, 'gone');
@@ -307,9 +307,9 @@ t.test('introspection reports a token inactive as soon as its session is revoked
     }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
 
   const pair = await login(server);
-  const pat = await api<{ token: string }>(server, 'POST', '/api/auth/tokens/', { token: pair.access_token, body: { name: 'bot', scopes: ['read'] } });
+  const pat = await api<{ token: string }>(server, 'POST', '/api/auth/tokens/', { token: pair.access_token, body: { name: 'bot', scopes: ['auth.audit.read'] } });
   t.match(await introspect(pair.access_token), { status: 200, body: { active: true, sid: pair.session_id, client_id: 'urn:keryu:first-party' } });
-  t.match(await introspect(pat.body.token), { status: 200, body: { active: true, scope: 'read' } });
+  t.match(await introspect(pat.body.token), { status: 200, body: { active: true, scope: 'auth.audit.read' } });
   t.match(await introspect(pair.access_token, 'wrong-secret-wrong-secret-wrong-secret'), { status: 401, body: { error: 'invalid_client' } });
   t.match(await introspect('garbage'), { status: 200, body: { active: false } });
 

@@ -4,7 +4,7 @@ import { generate } from 'otplib';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
-import { serviceAccount } from '../helpers/rbac.js';
+import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 
@@ -22,7 +22,7 @@ t.test('an MFA reset removes every factor and trusted device, tells the user, an
   t.equal((await login()).body.mfa_required, true, 'a factor is needed before the reset');
   const mailsBefore = smtp.messages.length;
 
-  const nobody = await serviceAccount(server, []);
+  const nobody = await userWithToken(server, 'nobody@example.com'); // every API scope, no permission
   const refused = await nobody.api('POST', `/api/auth/users/${user.id}/mfa/reset/`);
   t.match(refused, { status: 403, body: { required: 'auth.users.manage' } });
   t.equal((await factors.listActive(user.id)).length, 2, 'a refused reset removes nothing');

@@ -1,7 +1,7 @@
 /** The roles and permissions API contract: CRUD, validation errors, 404s, conflicts, cycles, 401/403/405, audit. */
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
-import { apiClient, serviceAccount } from '../helpers/rbac.js';
+import { apiClient, serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('permissions and roles CRUD', async (t) => {
@@ -105,7 +105,7 @@ t.test('401, 403 and 405', async (t) => {
   t.equal(missing.headers.get('www-authenticate'), 'Bearer');
   t.equal((await apiClient(server.origin, 'not-a-token')('GET', '/api/auth/roles/')).status, 401, 'unknown token');
 
-  const { api } = await serviceAccount(server, []);
+  const { api } = await userWithToken(server, 'nobody@example.com'); // every API scope, no permission
   for (const [method, path, required] of [
     ['GET', '/api/auth/roles/', 'auth.roles.manage'],
     ['GET', '/api/auth/permissions/', 'auth.permissions.manage'],

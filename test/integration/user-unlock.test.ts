@@ -1,7 +1,7 @@
 /** Admins end a brute-force lockout through the API: POST /api/auth/users/{id}/unlock/ (auth.users.manage). */
 import t from 'tap';
 import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
-import { serviceAccount } from '../helpers/rbac.js';
+import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('unlock through the admin API', async (t) => {
@@ -13,7 +13,7 @@ t.test('unlock through the admin API', async (t) => {
   for (let i = 0; i < 3; i++) await api(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: 'wrong password!' } });
   t.equal((await login()).status, 429, 'locked');
 
-  const nobody = await serviceAccount(server, []);
+  const nobody = await userWithToken(server, 'nobody@example.com'); // every API scope, no permission
   const refused = await nobody.api('POST', `/api/auth/users/${user.id}/unlock/`);
   t.equal(refused.status, 403);
   t.equal(refused.body.required, 'auth.users.manage');

@@ -60,6 +60,11 @@ t.test('user create, client create, keys, errors', async (t) => {
   t.equal(client.code, 0, client.stderr);
   const parsed = JSON.parse(client.stdout) as { client_id: string; client_secret: string };
   t.ok(parsed.client_secret.length >= 43, 'generated secret has 256 bits');
+  t.notOk('first_party' in parsed, 'a client is not first-party unless asked');
+
+  const firstParty = await run(['client', 'create', '--client-id', 'console', '--public', '--first-party', '--redirect-uri', 'https://console.example.com/cb', '--json']);
+  t.equal(firstParty.code, 0, firstParty.stderr);
+  t.equal((JSON.parse(firstParty.stdout) as { first_party?: boolean }).first_party, true, '--first-party marks the client for API tokens');
 
   const shortSecret = await run(['client', 'create', '--client-id', 'svc', '--grant-type', 'client_credentials', '--secret-stdin'], 'too-short');
   t.equal(shortSecret.code, 1);

@@ -37,6 +37,11 @@ export const authTokens = pgTable(
     deviceId: text('device_id'),
     ipAddress: text('ip_address'),
     scopes: text('scopes').array().notNull().default(sql`'{}'::text[]`),
+    /**
+     * How the user signed in (RFC 8176 `amr`): for a session, its sign-in's methods; for a personal token, those
+     * of the session that created it. Null for rows from before this was recorded (no `mfa` assumed).
+     */
+    amr: text('amr').array(),
     /** oidc-provider's session uid or grant id, for the `oidc_*` kinds. */
     reference: text('reference'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

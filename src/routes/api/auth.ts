@@ -191,14 +191,16 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         security: bearer,
         summary: 'Create a personal API token (its value is shown only in this response)',
+        description:
+          'Only from a first-party session signed in within PERSONAL_TOKEN_SIGN_IN_MAX_AGE (else 403 `reauthentication_required`: sign in again). `scopes` are the Authorization API\'s scopes, named after the auth.* permissions (an unknown one: 400 `invalid_scope`); the token may use a permission only when a scope names it and its owner holds it then. "Log out all", a password change or reset and a "This wasn\'t me" report revoke personal tokens.',
         body: z.object({ name: z.string().trim().min(1).max(100), expires_in: z.number().int().positive().optional(), scopes: z.array(scopeName).max(50).optional() }),
-        response: { 201: tokenSchema.extend({ token: z.string() }), 400: errorSchema },
+        response: { 201: tokenSchema.extend({ token: z.string() }), 400: errorSchema, 403: errorSchema },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
       const created = await services.sessions.createPersonalToken(
-        principal.userId,
+        principal,
         { name: request.body.name, expiresIn: request.body.expires_in, scopes: request.body.scopes },
         context(request),
       );
@@ -213,11 +215,11 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       schema: {
         tags,
         security: bearer,
-        summary: 'Rename, deactivate or reactivate a token, or change a personal token\'s expiry',
-        description: 'expires_at may not be later than the policy maximum counted from creation (400 `invalid_expiry`); an expired token cannot be reactivated. Another user\'s token id answers 404.',
+        summary: 'Rename or revoke (is_active: false) a token, or change a personal token\'s expiry',
+        description: 'expires_at may not be later than the policy maximum counted from creation (400 `invalid_expiry`). A revoked token or session is never reactivated (is_active: true on it answers 409 `conflict`). Another user\'s token id answers 404.',
         params: idParams,
         body: z.object({ name: z.string().trim().min(1).max(100).optional(), is_active: z.boolean().optional(), expires_at: z.iso.datetime({ offset: true }).optional() }),
-        response: { 200: tokenSchema, 400: errorSchema, 404: errorSchema },
+        response: { 200: tokenSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
     async (request, reply) => {

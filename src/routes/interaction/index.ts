@@ -20,6 +20,7 @@ import type { ProviderHost } from '../../oidc/provider-host.js';
 import { AppError } from '../../errors/index.js';
 import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
 import type { UserRow } from '../../queries/users.js';
+import { describeScope } from '../../services/api-scopes.js';
 import type { AuditService } from '../../services/audit.js';
 import type { CompletedLogin, LoginService } from '../../services/login.js';
 import type { FactorService } from '../../services/mfa/factors.js';
@@ -413,7 +414,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
       return sendPage(reply, 200, 'consent', {
         title: 'Allow access',
         clientName: name,
-        scopes: scopes.length ? scopes : ['sign you in'],
+        scopes: scopes.length ? [...new Set(scopes)].map(describeScope) : [describeScope('openid')],
         action: `/interaction/${details.uid}/confirm`,
         abortAction: `/interaction/${details.uid}/abort`,
         csrf: csrfFor(details.uid),
