@@ -64,9 +64,11 @@ export function registerProviderEvents(provider: Provider, audit: AuditService, 
   provider.on('grant.revoked', (ctx, grantId) =>
     write({ type: 'oidc.grant_revoked', outcome: 'success', ...base(ctx), details: { grant_id: grantId } }),
   );
-  provider.on('revocation.error', (ctx, error) =>
-    write({ type: 'oidc.token_revoked', outcome: 'failure', ...base(ctx), details: errorDetails(error) }),
-  );
+  provider.on('revocation.error', (ctx, error) => {
+    // A JWT is refused by the library, then revoked (and audited) by token-endpoints.ts: not a failure.
+    if ((error as { error?: string }).error === 'unsupported_token_type') return;
+    write({ type: 'oidc.token_revoked', outcome: 'failure', ...base(ctx), details: errorDetails(error) });
+  });
   provider.on('interaction.started', (ctx, prompt) =>
     write({ type: 'oidc.interaction_started', outcome: 'success', ...base(ctx), details: { prompt: prompt.name, reasons: prompt.reasons } }),
   );
