@@ -11,7 +11,7 @@ import { bootstrapSchema } from '../../src/services/bootstrap.js';
 import { api, login, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
 import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
-import { startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { startServerProcess } from '../helpers/process.js';
 import { introspect as introspectAt, jwtPayload } from '../helpers/replicas.js';
 import { startServer } from '../helpers/server.js';
 
@@ -20,12 +20,9 @@ const ORDERS = 'https://orders.example.com';
 
 t.test('the discovered introspection endpoint answers for every token kind, on every replica', { skip: SKIP }, async (t) => {
   const server = await startServer({ env: NO_RATE_LIMITS });
-  let replicaB: ServerProcess | undefined;
-  t.teardown(async () => {
-    await replicaB?.stop();
-    await server.close();
-  });
-  replicaB = await startServerProcess({ databaseUrl: server.db.url!, issuer: server.issuer, env: NO_RATE_LIMITS });
+  t.teardown(() => server.close());
+  const replicaB = await startServerProcess({ databaseUrl: server.db.url!, issuer: server.issuer, env: NO_RATE_LIMITS });
+  t.teardown(() => replicaB.stop());
   const b = replicaB;
   await server.app.keryu.services.bootstrap.applyBootstrap(
     bootstrapSchema.parse({ resource_servers: [{ identifier: ORDERS, scope: 'orders', access_token_format: 'jwt' }] }),

@@ -10,7 +10,7 @@ import { auditEvents } from '../../src/db/schema/index.js';
 import { NO_RATE_LIMITS } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
 import { discover, oauthError, seedClient } from '../helpers/oidc.js';
-import { startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { startServerProcess } from '../helpers/process.js';
 import { apiClient } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -28,12 +28,9 @@ async function adminServiceAccount(server: TestServer) {
 
 t.test('a revoked JWT is refused by the management API on every replica', { skip: SKIP }, async (t) => {
   const server = await startServer({ env: NO_RATE_LIMITS });
-  let replicaB: ServerProcess | undefined;
-  t.teardown(async () => {
-    await replicaB?.stop();
-    await server.close();
-  });
-  replicaB = await startServerProcess({ databaseUrl: server.db.url!, issuer: server.issuer, env: NO_RATE_LIMITS });
+  t.teardown(() => server.close());
+  const replicaB = await startServerProcess({ databaseUrl: server.db.url!, issuer: server.issuer, env: NO_RATE_LIMITS });
+  t.teardown(() => replicaB.stop());
 
   const admin = await adminServiceAccount(server);
   t.equal(admin.token.split('.').length, 3, 'a JWT for the API');
