@@ -12,6 +12,7 @@ import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
+import { registerErrorCodeCorrections } from './oidc/error-codes.js';
 import { registerTokenEndpoints } from './oidc/token-endpoints.js';
 import { createRevokedTokenQueries } from './queries/revoked-tokens.js';
 import { publicPart } from './services/signing-keys.js';
@@ -116,6 +117,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       const provider = buildProvider(services.providerDeps, keySet);
       registerProviderEvents(provider, services.audit, app.log);
       registerSessionMirror(provider, { db: database.db, clock: services.clock, log: app.log });
+      registerErrorCodeCorrections(provider);
       registerTokenEndpoints(provider, {
         issuer: config.issuer,
         publicJwks: { keys: keySet.jwks.keys.map(publicPart) },
