@@ -12,6 +12,7 @@ import type { UserQueries } from '../queries/users.js';
 import type { KeySet } from '../services/signing-keys.js';
 import { renderPage } from '../views/render.js';
 import { createAdapterClass } from './adapter.js';
+import { registerDeviceFormRecovery } from './device-form.js';
 import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './token-endpoints.js';
 import type { Db } from '../db/client.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
@@ -281,6 +282,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
+  registerDeviceFormRecovery(provider, (ctx, restartUrl) =>
+    page(ctx, 'message', {
+      title: 'Connect a device',
+      heading: 'Start again',
+      lines: ['This page expired, or your browser did not keep its cookie. Nothing was approved.'],
+      link: { href: restartUrl, label: 'Enter the code from your device again' },
+    }),
+  );
   // Koa trusts X-Forwarded-* only when Fastify was told which proxies to trust.
   provider.proxy = config.trustProxy !== false;
 
