@@ -96,7 +96,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     formats: { customizers: { jwt: (_ctx, token, jwt) => customizeJwtAccessToken(token, jwt) } },
     async findAccount(_ctx, sub) {
       const user = await users.findUserById(sub);
-      if (!user || user.disabled) return undefined;
+      // A disabled account, or one that must reset its password (reported compromised), holds no session or token.
+      if (!user || user.disabled || user.passwordResetRequired) return undefined;
       return {
         accountId: user.id,
         async claims() {

@@ -409,7 +409,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       const revoked = await tokens.revokeTokensByUser(userId, [...kinds], now, options.exceptSessionId);
       await createRefreshTokenQueries(db).clearRetryResponsesOfSessions(revoked.filter((r) => r.kind === 'session').map((r) => r.id));
       // Everything the provider holds for the account, mirrored or not (the caller's own session is first-party, never here).
-      await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl));
+      await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), now);
       record({
         type: 'session.revoked',
         outcome: 'success',
