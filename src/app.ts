@@ -150,6 +150,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Rate limits run in onRequest before the provider middleware, so they also cover the provider's endpoints.
   await registerRateLimits(app, { ...config.rateLimit, redisUrl: config.redisUrl, issuerPath: config.issuerPath });
 
+  // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:
+  // it gets only what Fastify's trusted-proxy logic derived (TRUST_PROXY), one value per header.
+  if (config.trustProxy !== false) {
+    app.addHook('onRequest', async (request) => {
+      const headers = request.raw.headers;
+      headers['x-forwarded-for'] = request.ip;
+      headers['x-forwarded-host'] = request.host;
+      headers['x-forwarded-proto'] = request.protocol;
+    });
+  }
+
   // The provider is a Node handler mounted before Fastify parses bodies (middie runs in onRequest), so
   // its own parsers see the raw request; the path prefix keeps it from swallowing our other routes.
   await app.register(middie);

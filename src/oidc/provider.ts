@@ -291,7 +291,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       link: { href: restartUrl, label: 'Enter the code from your device again' },
     }),
   );
-  // Koa trusts X-Forwarded-* only when Fastify was told which proxies to trust.
+  // Koa reads X-Forwarded-* only when Fastify was told which proxies to trust; app.ts then passes it only the
+  // values Fastify derived from those proxies (Koa itself would trust any client's).
   provider.proxy = config.trustProxy !== false;
 
   // Client secrets are stored as HMAC digests: compare the digest of what was presented.
