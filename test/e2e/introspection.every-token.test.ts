@@ -12,7 +12,7 @@ import { api, login, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/
 import { onPostgres } from '../helpers/db.js';
 import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
 import { startServerProcess } from '../helpers/process.js';
-import { introspect as introspectAt, jwtPayload } from '../helpers/replicas.js';
+import { endpoint, introspect as introspectAt, jwtPayload } from '../helpers/replicas.js';
 import { startServer } from '../helpers/server.js';
 
 const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
@@ -56,8 +56,11 @@ t.test('the discovered introspection endpoint answers for every token kind, on e
     const { atA, atB } = await both(tokens.access_token);
     t.match(atA, { active: true, client_id: web.clientId, token_type: 'Bearer', iss: server.issuer });
     t.equal(atB.active, true, 'active at the second replica');
+    const userinfoAtB = () => fetch(endpoint(b, '/me'), { headers: { authorization: `Bearer ${tokens.access_token}` } }).then((r) => r.status);
+    t.equal(await userinfoAtB(), 200, 'userinfo at the second replica accepts it');
     await client.tokenRevocation(webConfig, tokens.access_token);
     await assertInactive(t, tokens.access_token, 'after revocation');
+    t.equal(await userinfoAtB(), 401, 'userinfo at the second replica refuses it');
   });
 
   t.test('provider JWT access token of a service account', async (t) => {

@@ -9,7 +9,7 @@ import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import { NO_RATE_LIMITS } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
-import { discover, oauthError, seedClient } from '../helpers/oidc.js';
+import { discover, loginWithCode, oauthError, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServerProcess } from '../helpers/process.js';
 import { apiClient } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -81,4 +81,21 @@ t.test("a client cannot revoke another client's token", { skip: SKIP }, async (t
   const opaqueRefused = await oauthError(client.tokenRevocation(otherConfig, opaque.access_token));
   t.equal(opaqueRefused.error, 'unauthorized_client', 'an opaque token of another client too');
   t.equal((await client.tokenIntrospection(admin.config, opaque.access_token)).active, true, 'still active');
+});
+
+t.test("a user's JWT is refused by the management API once its grant is revoked", { skip: SKIP }, async (t) => {
+  const server = await startServer({ env: NO_RATE_LIMITS });
+  t.teardown(() => server.close());
+  const user = await seedUser(server);
+  const q = server.app.keryu.services.rbac.queries;
+  await q.upsertUserRole(user.id, (await q.findRolesByNames(['admin']))[0]!.id, null);
+  server.app.keryu.services.rbac.cache.invalidate();
+  const config = await discover(server, await seedClient(server));
+  const { tokens } = await loginWithCode(server, config, { resource: server.config.apiAudience });
+  const asUser = apiClient(server.origin, tokens.access_token);
+  t.equal((await asUser('GET', '/api/auth/roles/')).status, 200, 'the JWT works (and is now verified in memory)');
+
+  // Revoking the refresh token revokes the grant, and with it every token issued under it.
+  await client.tokenRevocation(config, tokens.refresh_token!);
+  t.equal((await asUser('GET', '/api/auth/roles/')).status, 401, 'refused once its grant is revoked');
 });
