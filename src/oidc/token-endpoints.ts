@@ -123,7 +123,8 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
       outcome: 'success',
       actor: { type: 'client', id: caller.clientId },
       clientId: caller.clientId,
-      subject: typeof claims.sub === 'string' && claims.sub !== claims.client_id ? { type: 'user', id: claims.sub } : undefined,
+      // The caller is the token's client; a pairwise `sub` is no user id.
+      subject: typeof claims.sub === 'string' && claims.sub !== claims.client_id && ctx.oidc.client?.subjectType !== 'pairwise' ? { type: 'user', id: claims.sub } : undefined,
       context,
       details: { token_type: 'jwt_access_token', jti: claims.jti },
     });
