@@ -138,6 +138,20 @@ t.test('the discovered introspection endpoint answers for every token kind, on e
     t.equal(((await wrong.json()) as { error: string }).error, 'invalid_client');
   });
 
+  t.test('what is not a live token of ours is inactive, and nothing else is said', async (t) => {
+    const { access_token: jwt } = await client.clientCredentialsGrant(rs, { resource: ORDERS });
+    const [header, payload, signature] = jwt.split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, scope: 'orders admin' })).toString('base64url')}.${signature}`;
+    t.same(await client.tokenIntrospection(rs, forged), { active: false }, 'a JWT whose claims were changed');
+    const web = await seedClient(server);
+    const { tokens } = await loginWithCode(server, await discover(server, web), { scope: 'openid' });
+    t.same(await client.tokenIntrospection(rs, tokens.id_token!), { active: false }, 'an ID token (signed by us, not an access token)');
+    t.same(await client.tokenIntrospection(rs, 'a.b.c'), { active: false }, 'something shaped like a JWT');
+    t.same(await client.tokenIntrospection(rs, 'kpat_nothing'), { active: false }, 'an unknown personal token');
+    t.same(await client.tokenIntrospection(rs, jwt, { token_type_hint: 'refresh_token' }), await client.tokenIntrospection(rs, jwt), 'a wrong hint changes nothing');
+  });
+
   t.test('a public client introspects only its own tokens', async (t) => {
     const machine = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
     const { access_token: jwt } = await client.clientCredentialsGrant(await discover(server, machine), { resource: ORDERS });
