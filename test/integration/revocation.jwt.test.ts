@@ -91,8 +91,10 @@ t.test("a user's JWT is refused by the management API once its grant is revoked"
   const q = server.app.keryu.services.rbac.queries;
   await q.upsertUserRole(user.id, (await q.findRolesByNames(['admin']))[0]!.id, null);
   server.app.keryu.services.rbac.cache.invalidate();
-  const config = await discover(server, await seedClient(server));
-  const { tokens } = await loginWithCode(server, config, { resource: server.config.apiAudience });
+  // Only first-party clients may obtain user tokens for the API.
+  const config = await discover(server, await seedClient(server, { first_party: true }));
+  const scope = ['openid', 'offline_access', 'auth.roles.manage'].join(' ');
+  const { tokens } = await loginWithCode(server, config, { scope, resource: server.config.apiAudience });
   const asUser = apiClient(server.origin, tokens.access_token);
   t.equal((await asUser('GET', '/api/auth/roles/')).status, 200, 'the JWT works (and is now verified in memory)');
 
