@@ -97,6 +97,7 @@ export const configSchema = z
     TWILIO_FROM: z.string().min(1).optional().describe('Sender of SMS codes: an E.164 number or a messaging service SID (MG...)'),
     TWILIO_API_URL: z.url({ protocol: /^https?$/ }).optional().describe('Another base URL for the Twilio API (a regional edge, or a test endpoint)'),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
+    AUDIT_SEAL_INTERVAL: durationSeconds('Seconds between runs of the audit sealing job (one replica seals at a time); 0 turns it off', 60),
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -169,6 +170,7 @@ export const configSchema = z
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
+      auditSealInterval: raw.AUDIT_SEAL_INTERVAL,
     };
   });
 
