@@ -38,7 +38,7 @@ t.test('list, filter, page, show and export the audit log', async (t) => {
   let cursor: string | null = null;
   let previousAt = '9999';
   do {
-    const page = await api('GET', `/api/auth/audit/?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+    const page: { status: number; body: { items: Array<{ id: string; at: string }>; next_cursor: string | null } } = await api('GET', `/api/auth/audit/?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
     t.equal(page.status, 200);
     for (const item of page.body.items) {
       t.ok(item.at <= previousAt, 'newest first');

@@ -119,7 +119,7 @@ export function createAuditSealService(deps: AuditSealServiceDeps) {
 
   async function reportBreak(problem: AuditProblem, source: 'seal' | 'verify'): Promise<void> {
     deps.log.error({ problem, source }, 'audit chain broken');
-    await deps.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: source === 'seal' ? 'system' : 'cli' }, details: { ...problem, source } });
+    await deps.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: source === 'seal' ? 'system' : 'cli' }, details: { problem: problem.code, message: problem.message, seal: problem.seal, row: problem.row, source } });
   }
 
   /** What the job can check cheaply each run: the head did not move back or change, and still verifies. */
