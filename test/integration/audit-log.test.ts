@@ -91,6 +91,8 @@ t.test('list, filter, page, show and export the audit log', async (t) => {
 
   // Sealed rows show their seal.
   await sealAll(db, server.app.keryu.services.auditSeals);
+  const verified = await server.app.keryu.services.auditSeals.verifyChain();
+  t.match(verified, { ok: true, problem: undefined, last: { digest: /^[0-9a-f]{64}$/ } }, 'the chain verifies (on this database kind too)');
   const after = await api('GET', `/api/auth/audit/${first.id}/`);
   t.match(after.body.seal, { id: Number }, 'a sealed row names its seal');
   const seals = await api('GET', '/api/auth/audit/seals/');

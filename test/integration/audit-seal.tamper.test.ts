@@ -186,6 +186,23 @@ t.test('an exported file verifies offline with the public keys, and tampering wi
   t.equal(truncated.code, 1);
   t.match(truncated.stdout, 'newest rows truncated');
 
+  // The CLI exports the same way; its NDJSON verifies offline too.
+  const env = cliEnv(server.db.url as string);
+  const cliExport = await keryu(['audit', 'export'], env);
+  t.equal(cliExport.code, 0, cliExport.stderr);
+  const cliLines = cliExport.stdout.trim().split('\n');
+  t.ok(cliLines.length >= lines.length, 'every event');
+  t.equal((await check('cli.ndjson', cliLines)).code, 0, 'a CLI export verifies offline');
+  const csv = await keryu(['audit', 'export', '--type', 'login', '--from', '2000-01-01T00:00:00Z', '--format', 'csv'], env);
+  t.equal(csv.code, 0);
+  t.equal(csv.stdout.trim().split('\r\n').length, 1 + 8, 'a header and the eight login events');
+  const badFrom = await keryu(['audit', 'export', '--from', 'yesterday'], env);
+  t.equal(badFrom.code, 1);
+  t.match(badFrom.stderr, /^keryu: from: must be an RFC 3339 date-time/);
+  const badType = await keryu(['audit', 'export', '--type', 'nope'], env);
+  t.match(badType.stderr, /^keryu: type: unknown event type "nope"/);
+  t.equal((await keryu(['audit', 'export', '--format', 'xml'], env)).code, 2);
+
   const noKeys = await keryu(['audit', 'verify', '--export', join(dir, 'intact.ndjson')], { NODE_ENV: 'test', KERYU_SECRET: 'x'.repeat(32), DATA_DIR: dir });
   t.equal(noKeys.code, 2, 'the public keys are required');
   t.match(noKeys.stderr, /--jwks/);
