@@ -111,6 +111,10 @@ export function createAuditSealQueries(db: DbOrTx) {
     async insertSeal(row: typeof auditSeals.$inferInsert): Promise<void> {
       await db.insert(auditSeals).values(row);
     },
+    async findSealIdByDigest(digest: string): Promise<number | undefined> {
+      const [row] = await db.select({ id: auditSeals.id }).from(auditSeals).where(eq(auditSeals.digest, digest)).limit(1);
+      return row?.id;
+    },
 
     // ---- the audit signing key
     async findAuditSigningKeys(): Promise<AuditSigningKeyRow[]> {

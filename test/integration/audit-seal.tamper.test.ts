@@ -114,6 +114,8 @@ t.test('keryu audit verify names each kind of tampering', { skip }, async (t) =>
   t.equal(truncated.code, 1);
   t.match(truncated.stdout, new RegExp(`newest rows truncated: the kept seal digest ${keptDigest} is not in the chain \\(newest seal: #${newest - 1} `));
   t.equal((await verify('--from', String(newest - 1))).code, 0, '--from starts at a later seal');
+  const [older] = await superuser<Array<{ digest: string }>>`select digest from audit_seals where id = 1`;
+  t.equal((await verify('--from', String(newest - 1), '--expect-digest', older?.digest as string)).code, 0, 'a kept digest before --from is found');
 
   // The sealing job of the server that made the cut-off seal notices too, and records it for alerting.
   const run = await seals.sealPending();

@@ -266,6 +266,11 @@ export function createAuditSealService(deps: AuditSealServiceDeps) {
       if (!problem && options.fromSeal !== undefined && !previous && options.fromSeal > 1) {
         problem = { code: 'seal_removed', seal: options.fromSeal, message: `seal #${options.fromSeal} not found` };
       }
+      // A kept digest older than --from is not walked over; it only has to be there.
+      if (!kept && options.expectDigest !== undefined && options.fromSeal !== undefined) {
+        const keptId = await queries.findSealIdByDigest(options.expectDigest);
+        kept = keptId !== undefined && keptId < options.fromSeal;
+      }
       if (!problem && options.expectDigest !== undefined) {
         problem = truncationProblem(options.expectDigest, kept, previous ? { id: previous.id, digest: previous.digest } : undefined);
       }
