@@ -137,24 +137,24 @@ export function createAuditSealService(deps: AuditSealServiceDeps) {
     return bad ? { code: 'seal_changed', seal: last.id, message: `seal #${last.id} changed: ${bad}` } : undefined;
   }
 
-  /** One seal over the sealable rows above the newest seal, inside the caller's locked transaction. */
-  async function sealOnce(): Promise<{ ran: boolean; seal?: { id: number; count: number; digest: string }; broken?: AuditProblem }> {
+  /**
+   * One seal over the sealable rows above the newest seal, in one transaction under the sealing lock. What
+   * this process has seen moves on only after the commit, so a failed insert never looks like a cut chain.
+   */
+  async function sealOnce(): Promise<{ ran: boolean; seal?: { id: number; count: number; digest: string }; broken?: AuditProblem | undefined }> {
     const key = await ensureSigningKey();
-    return deps.db.transaction(async (tx) => {
+    const step = await deps.db.transaction(async (tx) => {
       const q = createAuditSealQueries(tx);
       if (!(await q.tryLockSealing())) return { ran: false };
       // The horizon is read before the rows: rows of transactions below it are all visible to what follows.
       const horizon = await q.findSealHorizon();
       const last = await q.findLastSeal();
       const broken = await checkHead(last, trustedKeys);
+      const head = last ? { id: last.id, digest: last.digest } : undefined;
       const lower = upperOf(last);
       const rows = await q.findRowsToSeal(lower, horizon, MAX_ROWS_PER_SEAL);
-      const first = rows[0];
       const final = rows[rows.length - 1];
-      if (!first || !final) {
-        if (last) seen = { id: last.id, digest: last.digest };
-        return { ran: true, broken };
-      }
+      if (!final) return { ran: true, broken, head };
       const rowIds = rows.map((r) => r.id);
       const rowDigests = rows.map((r) => rowDigest(toAuditItem(r)));
       const fields = {
@@ -164,8 +164,8 @@ export function createAuditSealService(deps: AuditSealServiceDeps) {
         lowerSeq: lower.seq,
         upperTx: final.txId,
         upperSeq: final.seq,
-        firstSeq: Math.min(...rows.map((r) => r.seq)),
-        lastSeq: Math.max(...rows.map((r) => r.seq)),
+        firstSeq: rows.reduce((min, r) => Math.min(min, r.seq), final.seq),
+        lastSeq: rows.reduce((max, r) => Math.max(max, r.seq), final.seq),
         rowCount: rows.length,
         digest: sealDigest(rowIds, rowDigests),
         previousDigest: last?.digest ?? null,
@@ -173,9 +173,11 @@ export function createAuditSealService(deps: AuditSealServiceDeps) {
       };
       const signature = await signSeal(sealBodyOf({ ...fields, signature: '' }), key);
       await q.insertSeal({ ...fields, rowIds, rowDigests, signature });
-      seen = { id: fields.id, digest: fields.digest };
-      return { ran: true, seal: { id: fields.id, count: fields.rowCount, digest: fields.digest }, broken };
+      const seal = { id: fields.id, count: fields.rowCount, digest: fields.digest };
+      return { ran: true, seal, broken, head: { id: seal.id, digest: seal.digest } };
     });
+    if (step.head) seen = step.head;
+    return step;
   }
 
   return {
