@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
+import { sealBodyOf } from '../../src/services/audit-seal/canonical.js';
+import { signSeal } from '../../src/services/audit-seal/signature.js';
+import { generateJwk, publicPart } from '../../src/services/signing-keys.js';
 import { sealAll } from '../helpers/audit.js';
 import { onPostgres } from '../helpers/db.js';
 import { serviceAccount } from '../helpers/rbac.js';
@@ -95,6 +98,32 @@ t.test('keryu audit verify names each kind of tampering', { skip }, async (t) =>
   await expectProblem('seal row list rewritten', new RegExp(`seal #${sealId} changed: its row list does not match the signed digest`), 'seal_changed');
   await superuser`update audit_seals set row_digests[1] = ${entry?.digest as string} where id = ${sealId}`;
   await expectIntact('seal restored');
+
+  // A seal rewritten and signed again with a key of the attacker's, added to the key table: it is not ours
+  // (its private half does not decrypt with our secret), so the signature does not count.
+  const [stored] = await superuser<Array<Record<string, unknown>>>`select id, sealed_at, lower_tx::int, lower_seq::int, upper_tx::int, upper_seq::int, first_seq::int, last_seq::int, row_count, digest, previous_digest, kid, signature from audit_seals where id = ${sealId}`;
+  const forgedKey = generateJwk('ES256');
+  await superuser`insert into audit_signing_keys (kid, public_jwk, private_jwk_encrypted) values (${forgedKey.kid}, ${superuser.json(publicPart(forgedKey) as Record<string, string>)}, 'v1.x.y.z')`;
+  const fields = {
+    id: sealId,
+    sealedAt: stored?.sealed_at as Date,
+    lowerTx: stored?.lower_tx as number,
+    lowerSeq: stored?.lower_seq as number,
+    upperTx: stored?.upper_tx as number,
+    upperSeq: stored?.upper_seq as number,
+    firstSeq: stored?.first_seq as number,
+    lastSeq: stored?.last_seq as number,
+    rowCount: (stored?.row_count as number) - 1,
+    digest: stored?.digest as string,
+    previousDigest: stored?.previous_digest as string | null,
+    kid: forgedKey.kid,
+    signature: '',
+  };
+  const resigned = await signSeal(sealBodyOf(fields), forgedKey);
+  await superuser`update audit_seals set row_count = ${fields.rowCount}, kid = ${forgedKey.kid}, signature = ${resigned} where id = ${sealId}`;
+  await expectProblem('seal re-signed with a foreign key', new RegExp(`seal #${sealId} changed: signed with key ${forgedKey.kid}, which is not an audit signing key`), 'seal_changed');
+  await superuser`update audit_seals set row_count = ${stored?.row_count as number}, kid = ${stored?.kid as string}, signature = ${stored?.signature as string} where id = ${sealId}`;
+  await expectIntact('seal signature restored');
 
   // A seal removed from the middle of the chain.
   await superuser`create temporary table saved_seal as select * from audit_seals where id = ${sealId}`;
