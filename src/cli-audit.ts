@@ -2,6 +2,7 @@
  * `keryu audit ...`: export the audit log, seal it, verify it (in the database, or an exported file offline
  * with the public keys), and print those keys. Part of the `keryu` command (cli.ts), kept in its own file.
  */
+import { EventEmitter, once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -62,7 +63,10 @@ export async function runAuditCommand(sub: string | undefined, args: string[], c
         format,
         actor,
       );
-      for await (const line of lines) ctx.io.stdout.write(line);
+      for await (const line of lines) {
+        // Waits for a slow pipe to drain, so a large export never piles up in memory.
+        if (ctx.io.stdout.write(line) === false && ctx.io.stdout instanceof EventEmitter) await once(ctx.io.stdout, 'drain');
+      }
       return 0;
     }
     case 'seal': {
