@@ -25,6 +25,8 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
 import { userAdminRoutes } from './routes/api/users.js';
+import { auditRoutes } from './routes/api/audit.js';
+import { scheduleAuditSealing } from './jobs/audit-seal.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
@@ -141,6 +143,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
     app.addHook('onClose', async () => stopCleanup());
   }
+  if (config.auditSealInterval > 0) {
+    const stopSealing = scheduleAuditSealing(services.auditSeals, config.auditSealInterval, app.log);
+    app.addHook('onClose', () => stopSealing());
+  }
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -195,6 +201,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
   await app.register(rbacRoutes, { rbac: services.rbac });
   await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
+  await app.register(auditRoutes, { auditLog: services.auditLog, seals: services.auditSeals });
 
   await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
   app.get('/assets/keryu.css', async (_request, reply) =>

@@ -100,6 +100,7 @@ export const configSchema = z
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
     PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
     PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
+    AUDIT_SEAL_INTERVAL: durationSeconds('Seconds between runs of the audit sealing job (one replica seals at a time); 0 turns it off', 60),
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -174,6 +175,7 @@ export const configSchema = z
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
+      auditSealInterval: raw.AUDIT_SEAL_INTERVAL,
     };
   });
 

@@ -66,6 +66,10 @@ export const auditEventTypes = [
   'password.reset_requested',
   'password.reset',
   'password.changed',
+  'audit.read',
+  'audit.exported',
+  'audit.verified',
+  'audit.seal_broken',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

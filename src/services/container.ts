@@ -11,6 +11,8 @@ import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
 import { createAuditService, type AuditLogger } from './audit.js';
+import { createAuditLogService } from './audit-log.js';
+import { createAuditSealService } from './audit-seal/service.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
@@ -62,6 +64,7 @@ export function createServices(deps: {
     maxSignedTtlSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials),
     rotationDelaySeconds: config.keys.rotationDelay,
   });
+  const auditSeals = createAuditSealService({ db, audit, log: deps.log, encryptionKey: deriveKey(config.secret, 'audit-signing-key-encryption'), now: clock });
   const cache = createDecisionCache({ db });
   const rbac = createRbacService({ db, audit, cache });
   // The provider's MFA policy check asks the login service, which is built below: wired lazily.
@@ -217,6 +220,8 @@ export function createServices(deps: {
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
+    auditSeals,
+    auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),
   };
 }
 export type Services = ReturnType<typeof createServices>;
