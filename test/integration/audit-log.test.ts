@@ -6,7 +6,7 @@
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import { sealAll } from '../helpers/audit.js';
-import { serviceAccount } from '../helpers/rbac.js';
+import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('list, filter, page, show and export the audit log', async (t) => {
@@ -142,7 +142,8 @@ t.test('list, filter, page, show and export the audit log', async (t) => {
 t.test('reading the audit log needs auth.audit.read', async (t) => {
   const server = await startServer({ env: { AUDIT_SEAL_INTERVAL: '0' } });
   t.teardown(() => server.close());
-  const { api } = await serviceAccount(server, []);
+  // A user with no roles (a client without roles cannot obtain an API token at all).
+  const { api } = await userWithToken(server, 'nobody@example.com');
   for (const path of ['/api/auth/audit/', '/api/auth/audit/seals/', '/api/auth/audit/export/', '/api/auth/audit/00000000-0000-4000-8000-000000000000/']) {
     const res = await api('GET', path);
     t.equal(res.status, 403, path);
