@@ -2,7 +2,7 @@
  * Login challenges and password reset links: single-use, bounded and atomic. Only digests are stored;
  * attempts and consumption are single conditional UPDATEs, so two replicas can never both accept one.
  */
-import { and, desc, eq, gt, isNull, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, notInArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { loginChallenges, passwordResetTokens } from '../db/schema/index.js';
 
@@ -45,6 +45,42 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
     /** Ends every sign-in of a user still waiting for a step (its password proof is no longer trusted). */
     async consumeLoginChallengesByUser(userId: string, now: Date): Promise<void> {
       await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt)));
+    },
+
+    /**
+     * Ends the user's open API challenges from one device (`deviceDigest`, or those without a device when
+     * null): a new login from a device replaces the one it left unfinished.
+     */
+    async consumeApiLoginChallengesOfDevice(userId: string, deviceDigest: string | null, now: Date): Promise<void> {
+      await db
+        .update(loginChallenges)
+        .set({ consumedAt: now })
+        .where(
+          and(
+            eq(loginChallenges.userId, userId),
+            eq(loginChallenges.channel, 'api'),
+            isNull(loginChallenges.consumedAt),
+            sql`${loginChallenges.deviceDigest} is not distinct from ${deviceDigest}`,
+          ),
+        );
+    },
+
+    /**
+     * Ends the user's open challenges other than `newId` and the `keepOthers` newest ones (each new login
+     * trims them again, so concurrent logins overshoot the bound by at most their number, briefly).
+     */
+    async consumeLoginChallengesBeyond(userId: string, newId: string, keepOthers: number, now: Date): Promise<void> {
+      const others = and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt), ne(loginChallenges.id, newId));
+      const newest = db
+        .select({ id: loginChallenges.id })
+        .from(loginChallenges)
+        .where(others)
+        .orderBy(desc(loginChallenges.createdAt), desc(loginChallenges.id))
+        .limit(keepOthers);
+      await db
+        .update(loginChallenges)
+        .set({ consumedAt: now })
+        .where(and(others, notInArray(loginChallenges.id, newest)));
     },
 
     /** Ends a browser login's open challenges (a new password attempt starts over). */

@@ -39,6 +39,13 @@ import { normalizeEmail, type UserService } from './users.js';
 /** A pending login's challenge: short-lived and bounded (SECURITY.md: ≤ 10 minutes, ≤ 5 attempts). */
 export const CHALLENGE_TTL_SECONDS = 300;
 export const CHALLENGE_MAX_ATTEMPTS = 5;
+/**
+ * Open sign-ins a user may have at once. With a stolen password, each challenge is 5 more guesses at the
+ * second factor; the account lock (checked at every code) bounds guessing overall, and this bounds what a
+ * burst of logins can open before the lock closes in. A new login replaces its device's unfinished one
+ * and ends the oldest beyond this number.
+ */
+export const MAX_OPEN_CHALLENGES_PER_USER = 5;
 /** What a user may enrol when MFA is required and they have no factor yet. */
 export const ENROLLABLE_METHODS = ['totp', 'sms', 'email'] as const;
 const CODE_METHODS = new Set(['sms', 'email']);
@@ -106,7 +113,7 @@ const NO_USER = '00000000-0000-0000-0000-000000000000';
 
 const challengeError = {
   invalid: () => new AppError('invalid_challenge', 'no such pending login', 400),
-  consumed: () => new AppError('challenge_consumed', 'this login was already completed; sign in again', 400),
+  consumed: () => new AppError('challenge_consumed', 'this login was already completed or replaced by a newer one; sign in again', 400),
   expired: () => new AppError('challenge_expired', 'this login has expired; sign in again', 400),
   exhausted: () => new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 }),
 };
@@ -278,6 +285,8 @@ export function createLoginService(deps: {
     const reason = steps[0]!;
     const rowId = randomUUID();
     const methods = await methodsFor(user, rowId, reason);
+    // A browser login replaces its interaction's challenge (formLogin); an app login replaces its device's.
+    if (origin.channel === 'api') await secrets.consumeApiLoginChallengesOfDevice(user.id, origin.deviceDigest ?? null, now);
     const row = await secrets.insertLoginChallenge({
       id: rowId,
       challengeHash: sha256(challengeId),
@@ -296,6 +305,7 @@ export function createLoginService(deps: {
       createdAt: now,
       expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS),
     });
+    await secrets.consumeLoginChallengesBeyond(user.id, row.id, MAX_OPEN_CHALLENGES_PER_USER - 1, now);
     await deps.audit.record({
       type: 'login.challenge',
       outcome: 'success',
@@ -416,6 +426,28 @@ export function createLoginService(deps: {
     return usable(row, context);
   }
 
+  /**
+   * The brute-force lock (and progressive delay) of the login's identifier or device, checked before every
+   * code of a sign-in is looked at, as at the password step: wrong codes feed the same counts, so a stolen
+   * password cannot buy unlimited guesses at the second factor by opening challenge after challenge.
+   */
+  async function assertNotLocked(user: UserRow, row: LoginChallengeRow, context: RequestContext): Promise<void> {
+    try {
+      await deps.bruteForce.assertAllowed(attemptOf(user, originOf(row), context.ip));
+    } catch (err) {
+      await deps.audit.record({
+        type: 'login.challenge_failed',
+        outcome: 'failure',
+        actor: { type: 'anonymous' },
+        subject: userRef(user),
+        clientId: row.clientId ?? undefined,
+        context: auditContext(context),
+        details: { reason: row.steps[0], error: 'too_many_attempts' },
+      });
+      throw err;
+    }
+  }
+
   type StepOutcome = { done: true; amr: string[]; passed: StepReason[] } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
 
   /** The current step is passed with `amr`: move to the next one, or close the challenge when it was the last. */
@@ -450,6 +482,7 @@ export function createLoginService(deps: {
     if (reason === 'enroll') throw new AppError('method_not_allowed', 'enrol a factor first (POST /api/auth/mfa/{totp|sms|email}/ with the challenge_id)', 400, { methods: row.methods });
     const method = row.methods.includes(methodId) ? deps.methods.get(methodId) : undefined;
     if (!method) throw new AppError('method_not_allowed', `method must be one of: ${row.methods.join(', ')}`, 400, { methods: row.methods });
+    await assertNotLocked(user, row, context);
     const used = await secrets.countLoginChallengeAttempt(row.id, deps.clock(), CHALLENGE_MAX_ATTEMPTS);
     if (used === undefined) throw challengeError.exhausted();
     if (!(await method.verify(await stepOf(user, row.id, reason), code))) {
@@ -479,9 +512,11 @@ export function createLoginService(deps: {
     sent: outcome.sent,
   });
 
-  /** An open challenge whose current step is enrolment: the user a factor may be enrolled for. */
-  function enrolling(found: { row: LoginChallengeRow; user: UserRow }) {
+  /** An open challenge whose current step is enrolment (and whose account is not locked): the user a factor may be enrolled for. */
+  async function enrolling(pending: Promise<{ row: LoginChallengeRow; user: UserRow }>, context: RequestContext) {
+    const found = await pending;
     if (found.row.steps[0] !== 'enroll') throw new AppError('method_not_allowed', 'this login does not need a factor enrolled now', 400);
+    await assertNotLocked(found.user, found.row, context);
     return found;
   }
 
@@ -519,12 +554,12 @@ export function createLoginService(deps: {
 
     /** The user of an API login waiting for enrolment (the enrolment endpoints accept its challenge instead of a token). */
     async enrollmentForChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext): Promise<UserRow> {
-      return enrolling(await apiChallenge(challengeId, deviceId, context)).user;
+      return (await enrolling(apiChallenge(challengeId, deviceId, context), context)).user;
     },
 
     /** A factor was confirmed for an API login waiting for enrolment: the login goes on (or completes). */
     async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
-      const { row, user } = enrolling(await apiChallenge(challengeId, deviceId, context));
+      const { row, user } = await enrolling(apiChallenge(challengeId, deviceId, context), context);
       const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
       if (!outcome.done) return response(challengeId, outcome);
       return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
@@ -588,11 +623,11 @@ export function createLoginService(deps: {
     },
 
     async enrollmentForForm(uid: string, context: RequestContext): Promise<UserRow> {
-      return enrolling(await formChallenge(uid, context)).user;
+      return (await enrolling(formChallenge(uid, context), context)).user;
     },
 
     async completeFormEnrollment(uid: string, factorType: string, context: RequestContext): Promise<CompletedLogin | undefined> {
-      const { row, user } = enrolling(await formChallenge(uid, context));
+      const { row, user } = await enrolling(formChallenge(uid, context), context);
       const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
       return outcome.done ? { user, amr: outcome.amr } : undefined;
     },
