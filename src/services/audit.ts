@@ -66,6 +66,7 @@ export const auditEventTypes = [
   'password.reset_requested',
   'password.reset',
   'password.changed',
+  'login.ip_changed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -198,6 +198,7 @@ export function createServices(deps: {
       audit,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       policy: config.mfa,
+      ipBinding: config.auth.ipBinding,
       roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
       sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
     })),

@@ -90,6 +90,8 @@ interface LoginOrigin {
   /** The device cookie issued with this answer when the login has no other device (remembered if it completes at once). */
   cookieDigest?: string | undefined;
   knownDevice: boolean;
+  /** The address the login started from, when it continues from another one. */
+  startIp?: string | undefined;
 }
 
 interface LoginFacts {
@@ -113,6 +115,7 @@ const NO_USER = '00000000-0000-0000-0000-000000000000';
 
 const challengeError = {
   invalid: () => new AppError('invalid_challenge', 'no such pending login', 400),
+  deviceMismatch: () => new AppError('device_mismatch', 'device_id must be the one the login was started with', 400),
   consumed: () => new AppError('challenge_consumed', 'this login was already completed or replaced by a newer one; sign in again', 400),
   expired: () => new AppError('challenge_expired', 'this login has expired; sign in again', 400),
   exhausted: () => new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 }),
@@ -131,6 +134,8 @@ export function createLoginService(deps: {
   audit: AuditService;
   deviceCookieKey: Buffer;
   policy: LoginPolicy;
+  /** SESSION_IP_BINDING: with `strict`, a sign-in is finished only from the address it started from. */
+  ipBinding: 'off' | 'strict';
   /** Whether one of the user's roles requires MFA. */
   roleRequiresMfa(userId: string): Promise<boolean>;
   /** Lifetimes of what a login starts (API session, browser SSO session), for the report links. */
@@ -350,8 +355,10 @@ export function createLoginService(deps: {
     const device = describeDevice(context.userAgent, origin.deviceId, origin.deviceName);
     // What the user is told about afterwards: a device never verified before that got in with a factor
     // (its code went to the factor, so no email said so), or a new network (IP_VERIFICATION=notify). A login
-    // that just passed a device or network check already got an email with the same details.
+    // that just passed a device or network check already got an email with the same details (unless it
+    // finished from another network than it started from).
     const notices: Array<'new_device' | 'new_ip'> = [];
+    const toldOfThisNetwork = (passed.includes('new_ip') || passed.includes('new_device')) && networkOf(origin.startIp ?? context.ip) === networkOf(context.ip);
     if (origin.deviceDigest) {
       if (passed.length) {
         const row = await mfa.trustDevice({ userId: user.id, deviceDigest: origin.deviceDigest, deviceInfo: device, ipAddress: context.ip ?? null, now, trustedUntil: addSeconds(now, policy.deviceTrustTtl) });
@@ -363,7 +370,7 @@ export function createLoginService(deps: {
     }
     if (network) {
       await mfa.rememberNetwork(user.id, network, now);
-      if (newNetwork && !passed.includes('new_ip') && !passed.includes('new_device')) {
+      if (newNetwork && !toldOfThisNetwork) {
         await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
         if (policy.ipVerification === 'notify') notices.push('new_ip');
       }
@@ -395,6 +402,7 @@ export function createLoginService(deps: {
     deviceName: row.deviceName ?? undefined,
     deviceDigest: row.deviceDigest ?? undefined,
     knownDevice: row.knownDevice,
+    startIp: row.ipAddress ?? undefined,
     counted: true,
   });
 
@@ -412,18 +420,50 @@ export function createLoginService(deps: {
     return { row, user };
   }
 
-  /** An API challenge answers only to the device and address its login came from. */
-  async function apiChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext) {
-    const row = await secrets.findLoginChallengeByHash(sha256(challengeId));
-    if (row && (row.channel !== 'api' || (row.deviceId ?? undefined) !== deviceId || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
-    return usable(row, context);
+  /**
+   * A sign-in continued from another address than it started from (a phone moving from Wi-Fi to mobile
+   * data): allowed and audited, unless SESSION_IP_BINDING=strict. The new network is judged as if the login
+   * had come from there: where the login proves nothing by a code yet (a trusted device enrolling a factor)
+   * and IP_VERIFICATION=challenge finds the network new, a `new_ip` step comes first. Afterwards the
+   * completed login remembers (and, with `notify`, reports) the network it finished from.
+   */
+  async function followAddress(found: { row: LoginChallengeRow; user: UserRow }, context: RequestContext) {
+    const { row, user } = found;
+    if ((row.ipAddress ?? undefined) === context.ip) return found;
+    if (deps.ipBinding === 'strict') throw challengeError.invalid();
+    await deps.audit.record({
+      type: 'login.ip_changed',
+      outcome: 'success',
+      actor: { type: 'user', id: user.id },
+      subject: userRef(user),
+      clientId: row.clientId ?? undefined,
+      context: auditContext(context),
+      details: { from_network: networkOf(row.ipAddress ?? undefined), to_network: networkOf(context.ip), channel: row.channel, step: row.steps[0] },
+    });
+    const provedByCode = row.amr.some((a) => a !== 'pwd') || row.steps.some((step) => step !== 'enroll');
+    if (provedByCode || policy.ipVerification !== 'challenge' || !(await whereFrom(user, undefined, context.ip)).newNetwork) return found;
+    const steps = ['new_ip', ...row.steps];
+    const methods = await methodsFor(user, row.id, 'new_ip');
+    if (!(await secrets.advanceLoginChallenge(row.id, row.steps, { steps, methods, amr: row.amr, expiresAt: row.expiresAt }))) throw challengeError.consumed();
+    const moved = { ...row, steps, methods };
+    const first = await firstCodeMethod(user, 'new_ip', methods);
+    if (first) await sendCode(user, moved, 'new_ip', first, context);
+    return { row: moved, user };
   }
 
-  /** A browser challenge is found by its interaction (bound to the browser by the provider's cookie) and address. */
+  /** An API challenge answers only to the device its login came from (`device_mismatch` otherwise), from any address (see followAddress). */
+  async function apiChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext) {
+    const row = await secrets.findLoginChallengeByHash(sha256(challengeId));
+    if (!row || row.channel !== 'api') throw challengeError.invalid();
+    if ((row.deviceId ?? undefined) !== deviceId) throw challengeError.deviceMismatch();
+    return followAddress(await usable(row, context), context);
+  }
+
+  /** A browser challenge is found by its interaction (bound to the browser by the provider's cookie), from any address (see followAddress). */
   async function formChallenge(uid: string, context: RequestContext) {
     const row = await secrets.findOpenLoginChallengeByInteraction(uid);
-    if (row && (row.channel !== 'form' || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
-    return usable(row, context);
+    if (row && row.channel !== 'form') throw challengeError.invalid();
+    return followAddress(await usable(row, context), context);
   }
 
   /**
@@ -589,9 +629,8 @@ export function createLoginService(deps: {
 
     /** The browser login's current step, for its page; undefined when the interaction has none open. */
     async pendingForm(uid: string, context: RequestContext) {
-      const row = await secrets.findOpenLoginChallengeByInteraction(uid);
-      if (!row) return undefined;
-      const { user } = await formChallenge(uid, context);
+      if (!(await secrets.findOpenLoginChallengeByInteraction(uid))) return undefined;
+      const { row, user } = await formChallenge(uid, context);
       const reason = row.steps[0] as StepReason;
       const factors = await deps.factors.listActive(user.id);
       const destination = (channel: CodeChannel) => {

@@ -42,14 +42,13 @@ t.test('wrong codes feed the brute-force count; a right password does not reset 
   t.equal((await verify(server, { challenge_id: next.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
   t.match(await loginAs(server, 'alice@example.com'), { status: 429, body: { retry_after: 2 } }, '...but did not reset the count: one more wrong code and the delay doubles');
 
-  // Up to the lock: the delays are waited out, the password is always right, every code is wrong.
-  let failures = 6;
-  while (failures < 20) {
+  // Up to the lock: the delays are waited out, the password is always right, every code is wrong. The
+  // delay holds for codes too: a second wrong code right after the first waits like a password would.
+  for (let failures = 6; failures < 20; failures++) {
     clock.advance(61);
     const challenge = await challengeFor(server, 'alice@example.com');
-    for (let i = 0; i < 5 && failures < 20; i++, failures++) {
-      t.equal((await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
-    }
+    t.equal((await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
+    t.match(await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: await alice.code() }), { status: 429, body: { error: 'too_many_attempts' } }, 'even the right code waits');
   }
   clock.advance(61);
   const locked = await loginAs(server, 'alice@example.com');
@@ -59,7 +58,9 @@ t.test('wrong codes feed the brute-force count; a right password does not reset 
 
   const events = await auditLog(server);
   t.ok(events.some((e) => e.type === 'login.locked'), 'the lock is audited');
-  t.equal(events.filter((e) => e.type === 'login.challenge_failed').length, 20, 'every wrong code is audited');
+  const codeFailures = events.filter((e) => e.type === 'login.challenge_failed');
+  t.equal(codeFailures.filter((e) => !(e.details as { error?: string }).error).length, 20, 'every wrong code is audited');
+  t.equal(codeFailures.filter((e) => (e.details as { error?: string }).error === 'too_many_attempts').length, 14, 'and every code refused by the delay');
   t.ok(events.some((e) => e.type === 'login' && e.outcome === 'failure' && (e.details as { reason?: string }).reason === 'too_many_attempts'));
 });
 

@@ -107,7 +107,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         summary: 'Pass the current step of a sign-in (a code from a factor, or sent by SMS or email)',
         description:
-          'Answers the token pair after the last step, or the next step (the same challenge_id with a new `reason` and `methods`). A challenge works only from the device (`device_id`) and IP address its login came from. Failures: unknown or foreign challenge → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the step does not offer → 400 `method_not_allowed`; wrong code → 401 `invalid_code` with `attempts_left`; after 5 wrong codes → 429 `too_many_attempts` (sign in again).',
+          'Answers the token pair after the last step, or the next step (the same challenge_id with a new `reason` and `methods`). A challenge works only with the `device_id` its login was started with (another one → 400 `device_mismatch`); from another IP address it works too (audited; refused with SESSION_IP_BINDING=strict). Failures: unknown challenge → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the step does not offer → 400 `method_not_allowed`; wrong code → 401 `invalid_code` with `attempts_left`; after 5 wrong codes → 429 `too_many_attempts` (sign in again).',
         body: z.object({ challenge_id: z.string().max(200), method: z.string().max(50), code: z.string().max(200), device_id: deviceId.optional() }),
         response: { 200: z.union([tokenPairSchema, challengeSchema]), 400: errorSchema, 401: errorSchema, 429: errorSchema },
       },
