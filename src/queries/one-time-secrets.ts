@@ -48,10 +48,10 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
     },
 
     /**
-     * Ends the user's open API challenges from one device (`deviceDigest`, or those without a device when
+     * Ends the user's open API challenges from one device (its `device_id` label, or those without one when
      * null): a new login from a device replaces the one it left unfinished.
      */
-    async consumeApiLoginChallengesOfDevice(userId: string, deviceDigest: string | null, now: Date): Promise<void> {
+    async consumeApiLoginChallengesOfDevice(userId: string, deviceId: string | null, now: Date): Promise<void> {
       await db
         .update(loginChallenges)
         .set({ consumedAt: now })
@@ -60,7 +60,7 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
             eq(loginChallenges.userId, userId),
             eq(loginChallenges.channel, 'api'),
             isNull(loginChallenges.consumedAt),
-            sql`${loginChallenges.deviceDigest} is not distinct from ${deviceDigest}`,
+            sql`${loginChallenges.deviceId} is not distinct from ${deviceId}`,
           ),
         );
     },
@@ -100,6 +100,12 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
         .where(and(eq(loginChallenges.id, id), isNull(loginChallenges.consumedAt), gt(loginChallenges.expiresAt, now), lt(loginChallenges.attempts, maxAttempts)))
         .returning({ attempts: loginChallenges.attempts });
       return row?.attempts;
+    },
+
+    /** Whether a challenge was completed or ended (an attempt refused for it was not about wrong codes). */
+    async isLoginChallengeConsumed(id: string): Promise<boolean> {
+      const [row] = await db.select({ consumedAt: loginChallenges.consumedAt }).from(loginChallenges).where(eq(loginChallenges.id, id)).limit(1);
+      return Boolean(row?.consumedAt);
     },
 
     /** Gives back the attempt a right code reserved: only wrong codes use a challenge up. */

@@ -6,7 +6,9 @@
  * verified, against a dummy hash when there is no account, so unknown, wrong and disabled answer the same
  * in body and time) → the further steps the user's factors, roles and the attempt's risk call for → only
  * then a session (API) or the provider's login result (browser). Nothing that signs anyone in exists
- * before every step is done; a challenge is bound to its login (user, client, device, IP, interaction).
+ * before every step is done; a challenge is bound to its login (user, client, device id, interaction), not
+ * to the address (see followAddress). A device is known or trusted only by a secret this server issued (the
+ * browser's device cookie, an app's device token), never by the app's `device_id` label.
  *
  * Steps: `mfa` when the user has an active factor; otherwise `new_device` (device not verified, with
  * DEVICE_VERIFICATION=challenge) or `new_ip` (network not seen, with IP_VERIFICATION=challenge), by a code
@@ -19,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
-import { randomToken, sha256 } from '../lib/crypto.js';
+import { hmacDigest, randomToken, sha256 } from '../lib/crypto.js';
 import { describeDevice } from '../lib/device.js';
 import { issueDeviceCookie, verifyDeviceCookie } from '../lib/device-cookie.js';
 import { networkOf } from '../lib/network.js';
@@ -63,11 +65,17 @@ export interface ChallengeResponse {
 export interface LoginInput {
   email: string;
   password: string;
+  /** The app's label for its device: what a session and a challenge are bound to; never a reason to trust it. */
   deviceId?: string | undefined;
   deviceName?: string | undefined;
   /** The browser's device cookie, as sent (see lib/device-cookie.ts). */
   deviceCookie?: string | undefined;
+  /** The app's device token, as sent: the same signed secret as the cookie, returned after a completed sign-in. */
+  deviceToken?: string | undefined;
 }
+
+/** A completed API sign-in: the token pair, and the device token when this sign-in issued one. */
+export type SignedIn = TokenPair & { device_token?: string | undefined };
 
 export interface LoginPolicy {
   required: boolean;
@@ -107,7 +115,6 @@ export interface CompletedLogin {
   amr: string[];
 }
 
-export const appDeviceDigest = (deviceId: string) => sha256(`app:${deviceId}`);
 export const cookieDeviceDigest = (nonce: string) => sha256(`cookie:${nonce}`);
 
 /** A placeholder user id for the known-device lookup when there is no account (same query, same time). */
@@ -162,10 +169,13 @@ export function createLoginService(deps: {
     const identifier = normalizeEmail(input.email);
     const idDigest = identifierDigest(identifier);
     const cookieNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceCookie);
-    // The device this attempt is counted for: the app's device id, else a valid device cookie. It keeps
-    // its own count only once a sign-in from it completed (afterLogin remembers it): a right password
-    // alone hands out device ids and cookies, which must not buy an attacker fresh counts.
-    const candidate = input.deviceId ? appDeviceDigest(input.deviceId) : cookieNonce ? cookieDeviceDigest(cookieNonce) : undefined;
+    const tokenNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceToken);
+    // The device this attempt is counted for: one that proves a secret this server issued for the account
+    // (an app's device token, else a browser's device cookie), never the app's `device_id`, which is a
+    // label anyone can read and send. It keeps its own count only once a sign-in from it completed
+    // (afterLogin remembers it): a right password alone hands out cookies, which must not buy fresh counts.
+    const proven = tokenNonce ?? cookieNonce;
+    const candidate = proven ? cookieDeviceDigest(proven) : undefined;
     // The account is looked up before the password check only for the known-device test; the password
     // check below looks it up again with its hash (the same two queries whether or not it exists).
     const user = candidate ? await deps.users.findUserByEmail(identifier) : undefined;
@@ -209,8 +219,8 @@ export function createLoginService(deps: {
     // A browser without a valid cookie for this account gets one now: a known device once a sign-in with it completes.
     const deviceCookie = cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest);
     const cookieDigest = cookieDeviceDigest(cookieNonce ?? deviceCookie?.split('.')[0] ?? '');
-    // An app names its device; a browser is its device cookie.
-    const deviceDigest = input.deviceId ? appDeviceDigest(input.deviceId) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
+    // An app is its device token (an app without one gets one when its sign-in completes); a browser is its device cookie.
+    const deviceDigest = tokenNonce ? cookieDeviceDigest(tokenNonce) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
     return { user: account, knownDevice, counted, deviceCookie, deviceDigest, cookieDigest };
   }
 
@@ -291,7 +301,8 @@ export function createLoginService(deps: {
     const rowId = randomUUID();
     const methods = await methodsFor(user, rowId, reason);
     // A browser login replaces its interaction's challenge (formLogin); an app login replaces its device's.
-    if (origin.channel === 'api') await secrets.consumeApiLoginChallengesOfDevice(user.id, origin.deviceDigest ?? null, now);
+    if (origin.channel === 'api') await secrets.consumeApiLoginChallengesOfDevice(user.id, origin.deviceId ?? null, now);
+    const deviceDigest = origin.deviceDigest ?? (origin.channel === 'api' ? cookieDeviceDigest(pendingDeviceNonce(rowId)) : undefined);
     const row = await secrets.insertLoginChallenge({
       id: rowId,
       challengeHash: sha256(challengeId),
@@ -303,7 +314,7 @@ export function createLoginService(deps: {
       clientId: origin.clientId ?? null,
       interactionUid: origin.interactionUid ?? null,
       ipAddress: context.ip ?? null,
-      deviceDigest: origin.deviceDigest ?? null,
+      deviceDigest: deviceDigest ?? null,
       knownDevice: origin.knownDevice,
       deviceId: origin.deviceId ?? null,
       deviceName: origin.deviceName ?? null,
@@ -378,6 +389,20 @@ export function createLoginService(deps: {
     if (notices.length) {
       await deps.notices.newSignIn(user, notices, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });
     }
+  }
+
+  /**
+   * The device token of an app login that proved none, fixed when its challenge opens (so the step's email,
+   * its "This wasn't me" link and the trust it earns all name the same device) and answered only when the
+   * sign-in completes. Its nonce is derived from the challenge row with a server key, so nothing secret is
+   * stored and a database reader cannot compute it.
+   */
+  const pendingDeviceNonce = (challengeRowId: string) => hmacDigest(deps.deviceCookieKey, `pending-device-token:${challengeRowId}`);
+
+  function pendingDeviceToken(user: UserRow, row: LoginChallengeRow): string | undefined {
+    const nonce = pendingDeviceNonce(row.id);
+    if (row.channel !== 'api' || row.deviceDigest !== cookieDeviceDigest(nonce)) return undefined;
+    return issueDeviceCookie(deps.deviceCookieKey, identifierDigest(normalizeEmail(user.email)), nonce);
   }
 
   async function startSession(user: UserRow, input: { deviceId?: string | null | undefined; deviceName?: string | null | undefined }, amr: string[], context: RequestContext): Promise<TokenPair> {
@@ -488,7 +513,7 @@ export function createLoginService(deps: {
     }
   }
 
-  type StepOutcome = { done: true; amr: string[]; passed: StepReason[] } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
+  type StepOutcome = { done: true; amr: string[]; passed: StepReason[]; deviceToken?: string | undefined } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
 
   /** The current step is passed with `amr`: move to the next one, or close the challenge when it was the last. */
   async function advance(user: UserRow, row: LoginChallengeRow, amr: string | undefined, context: RequestContext): Promise<StepOutcome> {
@@ -500,7 +525,7 @@ export function createLoginService(deps: {
       if (!(await secrets.consumeLoginChallenge(row.id, now))) throw challengeError.consumed();
       const passed = row.steps as StepReason[];
       await afterLogin(user, originOf(row), passed, context);
-      return { done: true, amr: amrs, passed };
+      return { done: true, amr: amrs, passed, deviceToken: pendingDeviceToken(user, row) };
     }
     const next = rest[0]!;
     const methods = await methodsFor(user, row.id, next);
@@ -524,7 +549,8 @@ export function createLoginService(deps: {
     if (!method) throw new AppError('method_not_allowed', `method must be one of: ${row.methods.join(', ')}`, 400, { methods: row.methods });
     await assertNotLocked(user, row, context);
     const used = await secrets.countLoginChallengeAttempt(row.id, deps.clock(), CHALLENGE_MAX_ATTEMPTS);
-    if (used === undefined) throw challengeError.exhausted();
+    // No attempt left, or (raced by a parallel right code) the challenge was completed meanwhile.
+    if (used === undefined) throw (await secrets.isLoginChallengeConsumed(row.id)) ? challengeError.consumed() : challengeError.exhausted();
     if (!(await method.verify(await stepOf(user, row.id, reason), code))) {
       const attemptsLeft = CHALLENGE_MAX_ATTEMPTS - used;
       await deps.bruteForce.recordFailure(attemptOf(user, originOf(row), context.ip), auditContext(context));
@@ -564,24 +590,26 @@ export function createLoginService(deps: {
     checkPassword,
 
     /** The answer, and a device cookie to set when the browser has none for this account yet. */
-    async login(input: LoginInput, context: RequestContext): Promise<{ result: TokenPair | ChallengeResponse; deviceCookie: string | undefined }> {
+    async login(input: LoginInput, context: RequestContext): Promise<{ result: SignedIn | ChallengeResponse; deviceCookie: string | undefined }> {
       const checked = await checkPassword(input, { ...context, channel: 'api' });
       const { user, deviceCookie } = checked;
       const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, cookieDigest: deviceCookie ? checked.cookieDigest : undefined, knownDevice: Boolean(checked.knownDevice) };
       const planned = await plan(user, origin, context.ip);
       if (!planned.steps.length) {
-        await afterLogin(user, { ...origin, counted: checked.counted }, [], context, planned.facts);
-        return { result: await startSession(user, input, ['pwd'], context), deviceCookie };
+        // An app without a device token gets the cookie just issued as its token (one secret, two carriers).
+        const deviceToken = !checked.deviceDigest && deviceCookie ? deviceCookie : undefined;
+        await afterLogin(user, { ...origin, deviceDigest: deviceToken ? checked.cookieDigest : origin.deviceDigest, counted: checked.counted }, [], context, planned.facts);
+        return { result: { ...(await startSession(user, input, ['pwd'], context)), device_token: deviceToken }, deviceCookie };
       }
       return { result: await openChallenge(user, origin, planned.steps, context), deviceCookie };
     },
 
     /** Completes the current step of an API login: the token pair after the last step, else the next step. */
-    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
+    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<SignedIn | ChallengeResponse> {
       const { row, user } = await apiChallenge(input.challengeId, input.deviceId, context);
       const outcome = await verifyStep(user, row, input.method, input.code, context);
       if (!outcome.done) return response(input.challengeId, outcome);
-      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
+      return { ...(await startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context)), device_token: outcome.deviceToken };
     },
 
     /** Sends another code for the current step (429 with Retry-After within the resend limits). */
@@ -598,11 +626,11 @@ export function createLoginService(deps: {
     },
 
     /** A factor was confirmed for an API login waiting for enrolment: the login goes on (or completes). */
-    async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
+    async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<SignedIn | ChallengeResponse> {
       const { row, user } = await enrolling(apiChallenge(challengeId, deviceId, context), context);
       const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
       if (!outcome.done) return response(challengeId, outcome);
-      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
+      return { ...(await startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context)), device_token: outcome.deviceToken };
     },
 
     /**

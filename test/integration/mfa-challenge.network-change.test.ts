@@ -89,7 +89,8 @@ t.test('the new-network rule: a login that proved nothing by code gets a new_ip 
   const user = await seedAuthUser(server, 'ops@example.com');
   const box = mailbox(smtp, 'ops@example.com');
   const first = await challengeFor(server, 'ops@example.com', { device_id: 'desk' }, wifi);
-  t.ok(isPair((await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(await box.next()), device_id: 'desk' }, wifi)).body), 'the device is verified and trusted');
+  const verified = await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(await box.next()), device_id: 'desk' }, wifi);
+  t.ok(isPair(verified.body), 'the device is verified and trusted');
 
   const superuser: Actor = {
     audit: { type: 'system' },
@@ -98,7 +99,7 @@ t.test('the new-network rule: a login that proved nothing by code gets a new_ip 
   const { rbac } = server.app.keryu.services;
   await rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
-  const step = await challengeFor(server, 'ops@example.com', { device_id: 'desk' }, wifi);
+  const step = await challengeFor(server, 'ops@example.com', { device_id: 'desk', device_token: verified.body.device_token }, wifi);
   t.match(step, { reason: 'enroll' }, 'from the known network the trusted device goes straight to enrolment');
 
   const during = { challenge_id: step.challenge_id, device_id: 'desk' };

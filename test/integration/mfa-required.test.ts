@@ -115,13 +115,15 @@ t.test('a trusted device goes straight to enrolment when a role starts requiring
   const user = await seedAuthUser(server, 'ops@example.com');
   const inbox = mailbox(smtp, 'ops@example.com');
   const first = await challengeFor(server, 'ops@example.com', { device_id: 'desk' });
-  t.ok(isPair((await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(await inbox.next()), device_id: 'desk' })).body));
+  const verified = await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(await inbox.next()), device_id: 'desk' });
+  t.ok(isPair(verified.body));
+  const desk = { device_id: 'desk', device_token: verified.body.device_token };
 
   const { rbac } = server.app.keryu.services;
   await rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
-  const step = await challengeFor(server, 'ops@example.com', { device_id: 'desk' });
-  t.match(step, { reason: 'enroll' }, 'the trusted device skips the mailbox step');
+  const step = await challengeFor(server, 'ops@example.com', desk);
+  t.match(step, { reason: 'enroll' }, 'the trusted device (its device token) skips the mailbox step');
   t.notOk(step.sent);
   const started = await enrol(env, 'totp', { challenge_id: step.challenge_id, device_id: 'desk' });
   t.ok(isPair((await confirm(env, 'totp', started.body.factor_id!, { code: await totpAt(started.body.secret!, clock), challenge_id: step.challenge_id, device_id: 'desk' })).body));

@@ -94,7 +94,7 @@ t.test('OTP_SENDS_PER_HOUR per user and per destination; enrolment and re-authen
   t.equal(twilio.messages.length, sent);
 
   clock.advance(wait);
-  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms' }), { status: 400, body: { error: 'challenge_expired' } }, 'the old sign-in expired meanwhile');
+  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms' }), { status: 400, body: { error: 'challenge_consumed' } }, 'the old sign-in was replaced by the newer one from the same device');
   const later = await challengeFor(server, 'alice@example.com');
   t.match(later, { sent: { method: 'sms' } }, 'after the hour codes are sent again');
 
@@ -123,7 +123,7 @@ t.test('new-device codes by email: the interval, the cap, the binding', async (t
   t.equal(challenge.reason, 'new_device');
   await inbox.next();
   t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email', device_id: 'laptop' }), { status: 429 }, 'interval');
-  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email' }), { status: 400, body: { error: 'invalid_challenge' } }, 'a resend from another device is not this login');
+  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email' }), { status: 400, body: { error: 'device_mismatch' } }, 'a resend from another device is not this login');
   t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms', device_id: 'laptop' }), { status: 400, body: { error: 'method_not_allowed' } }, 'no phone: no SMS');
   clock.advance(30);
   t.equal((await resend(server, { challenge_id: challenge.challenge_id, method: 'email', device_id: 'laptop' })).status, 202);

@@ -11,6 +11,8 @@ export const tokenPairSchema = z.object({
   expires_in: z.number().int(),
   refresh_token: z.string(),
   session_id: z.uuid(),
+  /** After a completed sign-in of an app that sent no valid device token: the one to send on its later logins. */
+  device_token: z.string().optional(),
 });
 
 export const challengeSchema = z.object({

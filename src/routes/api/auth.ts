@@ -84,15 +84,15 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         summary: 'Sign in with email and password',
         description:
-          'Returns a token pair, or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
-        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional() }),
+          'Returns a token pair (with `device_token` when the app sent no valid one: send it on later logins, it is what makes the device known and trusted; `device_id` is only a label), or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
+        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional(), device_token: z.string().max(200).optional() }),
         response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 403: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
-      const { email, password, device_id, device_name } = request.body;
+      const { email, password, device_id, device_name, device_token } = request.body;
       const { result, deviceCookie } = await services.login.login(
-        { email, password, deviceId: device_id, deviceName: device_name, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        { email, password, deviceId: device_id, deviceName: device_name, deviceToken: device_token, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
         context(request),
       );
       if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
