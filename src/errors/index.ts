@@ -45,5 +45,7 @@ export const errorCodes = [
   'too_many_requests',
   'internal_error',
   'service_unavailable',
+  'reauthentication_required',
+  'delivery_unavailable',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];

@@ -340,7 +340,8 @@ export function createLoginService(deps: {
       // down) must not lock out a user who can pass the step without one (authenticator, recovery code):
       // the challenge stands without `sent`, and /verify/resend/ reports the problem.
       if (!methods.some((m) => !CODE_METHODS.has(m))) throw err;
-      await deps.audit.record({
+      // (A provider failure was audited where it happened.)
+      if (!(err instanceof AppError && err.code === 'delivery_unavailable')) await deps.audit.record({
         type: 'mfa.code_sent',
         outcome: 'failure',
         actor: { type: 'system' },

@@ -84,6 +84,7 @@ t.test('the link from a new-device email: GET changes nothing, POST secures the 
   const secured = await postReport(env, { token: reportToken, csrf });
   t.equal(secured.status, 200);
   t.match(secured.html, /Your account is secured/);
+  t.match(subjectOf(await inbox.next()), /your account was secured/, 'and an email confirms it');
 
   for (const token of [phone.pair.access_token, laptop.pair.access_token, pat]) t.equal((await api(server, 'GET', '/api/auth/tokens/', { token })).status, 401, 'every session and token ends');
   for (const [pair, device] of [[phone.pair, 'phone'], [laptop.pair, 'laptop']] as const) {
