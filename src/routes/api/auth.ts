@@ -13,7 +13,7 @@ import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-
 import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
 import { createActivityQueries } from '../../queries/activity.js';
 import type { Services } from '../../services/container.js';
-import { challengeSchema, deviceIdSchema as deviceId, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
+import { challengeSchema, deviceIdSchema as deviceId, deviceNameSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 export interface AuthRouteDeps {
   services: Services;
@@ -85,7 +85,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         summary: 'Sign in with email and password',
         description:
           'Returns a token pair (with `device_token` when the app sent no valid one: send it on later logins, it is what makes the device known and trusted; `device_id` is only a label), or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
-        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional(), device_token: z.string().max(200).optional() }),
+        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: deviceNameSchema.optional(), device_token: z.string().max(200).optional() }),
         response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 403: errorSchema, 429: errorSchema },
       },
     },
