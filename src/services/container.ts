@@ -96,7 +96,7 @@ export function createServices(deps: {
     issuer ??= createAccessTokenIssuer({ keys: deps.signingKeys, issuer: config.issuer, audience: config.apiAudience });
     return issuer;
   };
-  const users = createUserService({ db, passwords, audit, policy });
+  const users = createUserService({ db, passwords, audit, policy, dummyCostKey: deriveKey(config.secret, 'dummy-password-cost') });
   const sessions = createSessionService({
     db,
     clock,
