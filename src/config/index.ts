@@ -68,7 +68,7 @@ export const configSchema = z
     PERSONAL_TOKEN_TTL: durationSeconds('Default lifetime of a personal API token in seconds', 90 * 86400),
     PERSONAL_TOKEN_MAX_TTL: durationSeconds('Longest lifetime a personal API token may have, counted from its creation', 365 * 86400),
     PERSONAL_TOKEN_SIGN_IN_MAX_AGE: durationSeconds('Seconds since the session\'s sign-in within which it may create a personal API token (older sessions sign in again)', 300),
-    SESSION_IP_BINDING: z.enum(['off', 'strict']).default('off').describe('off: a refresh from a new IP is recorded; strict: it is refused (ip_mismatch)'),
+    SESSION_IP_BINDING: z.enum(['off', 'strict']).default('off').describe('off: a refresh from a new IP is recorded; strict: it is refused (ip_mismatch), and a sign-in finishes only from the address it started from'),
     PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(64).default(10).describe('Minimum password length (NIST SP 800-63B: at least 8)'),
     PASSWORD_MIN_SCORE: z.coerce.number().int().min(0).max(4).default(3).describe('Minimum zxcvbn strength score (0-4) of a new password'),
     PASSWORD_RESET_TTL: durationSeconds('Lifetime of a password reset link in seconds', 1800),

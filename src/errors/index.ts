@@ -1,6 +1,7 @@
 /**
  * One error model: services throw AppError with a stable snake_case code; the error handler renders it.
- * `expose` follows the status: 4xx messages are for the client, 5xx messages never leave the server.
+ * `expose` follows the status: 4xx messages are for the client, 5xx messages never leave the server (except
+ * the few codes in CLIENT_FACING_5XX, whose message is written for the client).
  */
 export class AppError extends Error {
   readonly expose: boolean;
@@ -12,9 +13,12 @@ export class AppError extends Error {
   ) {
     super(message);
     this.name = 'AppError';
-    this.expose = status < 500;
+    this.expose = status < 500 || CLIENT_FACING_5XX.has(code);
   }
 }
+
+/** 5xx answers whose message is written for the client (an outside provider is down, not this server). */
+const CLIENT_FACING_5XX: ReadonlySet<string> = new Set(['delivery_unavailable']);
 
 /** The catalogue of error codes the JSON APIs answer with. */
 export const errorCodes = [
@@ -49,5 +53,6 @@ export const errorCodes = [
   'invalid_scope',
   'reauthentication_required',
   'mfa_required',
+  'delivery_unavailable',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];

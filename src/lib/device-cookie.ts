@@ -2,6 +2,7 @@
  * OWASP device cookies: after a successful login the browser gets a signed cookie naming the account
  * (by digest) and a random nonce. A later login for that account presenting a valid cookie counts its
  * failures separately, so an attacker's failures from unknown devices cannot lock the real user out.
+ * Apps get the same signed value as a device token in the JSON body (they have no cookie jar to rely on).
  * @see https://owasp.org/www-community/Slow_Down_Online_Guessing_Attacks_with_Device_Cookies
  */
 import { constantTimeEqual, hmacDigest, randomToken } from './crypto.js';
@@ -10,8 +11,7 @@ export const DEVICE_COOKIE = 'keryu.device';
 /** One year: a device stays known as long as the user keeps signing in from it. */
 export const DEVICE_COOKIE_MAX_AGE = 365 * 86400;
 
-export function issueDeviceCookie(key: Buffer, identifierDigest: string): string {
-  const nonce = randomToken();
+export function issueDeviceCookie(key: Buffer, identifierDigest: string, nonce: string = randomToken()): string {
   return `${nonce}.${hmacDigest(key, `${identifierDigest}.${nonce}`)}`;
 }
 

@@ -8,6 +8,9 @@ import { knownDevices, loginFailures } from '../db/schema/index.js';
 
 export type LoginFailureRow = typeof loginFailures.$inferSelect;
 
+/** Doublings of the lock period that can matter: 2^40 s is ~35,000 years, far past any `maxLockSeconds`. */
+const MAX_LOCK_EXPONENT = 40;
+
 export function createLoginFailureQueries(db: DbOrTx) {
   return {
     async findLoginFailures(keys: string[]): Promise<LoginFailureRow[]> {
@@ -17,7 +20,9 @@ export function createLoginFailureQueries(db: DbOrTx) {
 
     /**
      * Counts a failure for an identifier or device key. A count idle since `resetBefore` starts again.
-     * From `lockAfter` failures on, each failure locks the key for `lockSeconds * 2^locks`, capped.
+     * From `lockAfter` failures on, each failure locks the key for `lockSeconds * 2^locks`, capped. The
+     * exponent is clamped (2^40 s outlasts any cap): unclamped, float8 `power(2, n)` times the lock overflows
+     * after ~1,000 locks, and the failure would end in an SQL error instead of being counted and audited.
      */
     async recordIdentifierFailure(key: string, o: { now: Date; resetBefore: Date; lockAfter: number; lockSeconds: number; maxLockSeconds: number }) {
       const now = o.now.toISOString();
@@ -33,7 +38,7 @@ export function createLoginFailureQueries(db: DbOrTx) {
             failures,
             lockCount: sql`case when ${failures} >= ${o.lockAfter} then ${locks} + 1 else ${locks} end`,
             lockedUntil: sql`case when ${failures} >= ${o.lockAfter}
-              then ${now}::timestamptz + make_interval(secs => least(${o.lockSeconds}::float8 * power(2, ${locks}), ${o.maxLockSeconds}::float8))
+              then ${now}::timestamptz + make_interval(secs => least(${o.lockSeconds}::float8 * power(2, least(${locks}, ${MAX_LOCK_EXPONENT}::int)), ${o.maxLockSeconds}::float8))
               when ${stale} then null else ${loginFailures.lockedUntil} end`,
             firstFailureAt: sql`case when ${stale} then ${now}::timestamptz else ${loginFailures.firstFailureAt} end`,
             lastFailureAt: o.now,

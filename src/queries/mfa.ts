@@ -101,6 +101,12 @@ export function createMfaQueries(db: DbOrTx) {
       return rows.length > 0;
     },
 
+    /** Factors created at or after `since`, and `alsoId` (a compromise report removes what the intruder added). */
+    async deleteFactorsAddedSince(userId: string, since: Date, alsoId?: string): Promise<Array<{ id: string; type: FactorType }>> {
+      const added = alsoId && /^[0-9a-f-]{36}$/i.test(alsoId) ? or(sql`${mfaFactors.createdAt} >= ${since.toISOString()}::timestamptz`, eq(mfaFactors.id, alsoId)) : sql`${mfaFactors.createdAt} >= ${since.toISOString()}::timestamptz`;
+      return db.delete(mfaFactors).where(and(eq(mfaFactors.userId, userId), added)).returning({ id: mfaFactors.id, type: mfaFactors.type });
+    },
+
     /** Every factor and trusted device of the user (an administrator's reset after a lost phone). */
     async deleteAllFactorsAndDevices(userId: string): Promise<number> {
       const removed = await db.delete(mfaFactors).where(eq(mfaFactors.userId, userId)).returning({ id: mfaFactors.id });

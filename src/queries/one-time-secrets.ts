@@ -2,7 +2,7 @@
  * Login challenges and password reset links: single-use, bounded and atomic. Only digests are stored;
  * attempts and consumption are single conditional UPDATEs, so two replicas can never both accept one.
  */
-import { and, desc, eq, gt, isNull, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, notInArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { loginChallenges, passwordResetTokens } from '../db/schema/index.js';
 
@@ -47,6 +47,42 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
       await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt)));
     },
 
+    /**
+     * Ends the user's open API challenges from one device (its `device_id` label, or those without one when
+     * null): a new login from a device replaces the one it left unfinished.
+     */
+    async consumeApiLoginChallengesOfDevice(userId: string, deviceId: string | null, now: Date): Promise<void> {
+      await db
+        .update(loginChallenges)
+        .set({ consumedAt: now })
+        .where(
+          and(
+            eq(loginChallenges.userId, userId),
+            eq(loginChallenges.channel, 'api'),
+            isNull(loginChallenges.consumedAt),
+            sql`${loginChallenges.deviceId} is not distinct from ${deviceId}`,
+          ),
+        );
+    },
+
+    /**
+     * Ends the user's open challenges other than `newId` and the `keepOthers` newest ones (each new login
+     * trims them again, so concurrent logins overshoot the bound by at most their number, briefly).
+     */
+    async consumeLoginChallengesBeyond(userId: string, newId: string, keepOthers: number, now: Date): Promise<void> {
+      const others = and(eq(loginChallenges.userId, userId), isNull(loginChallenges.consumedAt), ne(loginChallenges.id, newId));
+      const newest = db
+        .select({ id: loginChallenges.id })
+        .from(loginChallenges)
+        .where(others)
+        .orderBy(desc(loginChallenges.createdAt), desc(loginChallenges.id))
+        .limit(keepOthers);
+      await db
+        .update(loginChallenges)
+        .set({ consumedAt: now })
+        .where(and(others, notInArray(loginChallenges.id, newest)));
+    },
+
     /** Ends a browser login's open challenges (a new password attempt starts over). */
     async consumeLoginChallengesByInteraction(uid: string, now: Date): Promise<void> {
       await db.update(loginChallenges).set({ consumedAt: now }).where(and(eq(loginChallenges.interactionUid, uid), isNull(loginChallenges.consumedAt)));
@@ -64,6 +100,12 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
         .where(and(eq(loginChallenges.id, id), isNull(loginChallenges.consumedAt), gt(loginChallenges.expiresAt, now), lt(loginChallenges.attempts, maxAttempts)))
         .returning({ attempts: loginChallenges.attempts });
       return row?.attempts;
+    },
+
+    /** Whether a challenge was completed or ended (an attempt refused for it was not about wrong codes). */
+    async isLoginChallengeConsumed(id: string): Promise<boolean> {
+      const [row] = await db.select({ consumedAt: loginChallenges.consumedAt }).from(loginChallenges).where(eq(loginChallenges.id, id)).limit(1);
+      return Boolean(row?.consumedAt);
     },
 
     /** Gives back the attempt a right code reserved: only wrong codes use a challenge up. */

@@ -45,6 +45,13 @@ export function createUserQueries(db: DbOrTx) {
         .limit(1);
       return row;
     },
+    /** How many accounts have a password hash of each argon2 cost (`m=..,t=..,p=..`; other hashes excluded). */
+    async countPasswordHashCosts(): Promise<Array<{ cost: string; accounts: number }>> {
+      const cost = sql<string>`substring(${users.passwordHash} from '^[$]argon2id[$]v=19[$](m=[0-9]+,t=[0-9]+,p=[0-9]+)[$]')`;
+      const rows = await db.select({ cost, accounts: sql<number>`count(*)::int` }).from(users).where(sql`${users.passwordHash} is not null`).groupBy(cost);
+      return rows.filter((r): r is { cost: string; accounts: number } => typeof r.cost === 'string');
+    },
+
     async findPasswordHashByUserId(id: string): Promise<string | undefined> {
       const [row] = await db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, id)).limit(1);
       return row?.hash ?? undefined;

@@ -2,7 +2,8 @@
  * The page a "This wasn't me" link opens (new-device, new-IP and factor-change emails). It works without
  * signing in. GET only shows what will happen and a button, so a mail scanner that fetches the link
  * changes nothing; the POST (CSRF token bound to the link's token) ends every session of the account,
- * distrusts the reported device and requires a password reset before the next sign-in.
+ * distrusts the reported device, removes the factors added since the reported sign-in and requires a
+ * password reset before the next sign-in.
  */
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -33,11 +34,16 @@ export async function securityReportPages(app: FastifyInstance, deps: { notices:
     if (!body.success || !constantTimeEqual(csrfFor(body.data.token), body.data.csrf)) {
       return send(reply, 403, 'message', { title: 'Request refused', heading: 'Request refused', lines: ['The form was not valid. Open the link from your email again.'] });
     }
-    if (!(await deps.notices.report(body.data.token, { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }))) return invalidLink(reply);
+    const secured = await deps.notices.report(body.data.token, { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
+    if (!secured) return invalidLink(reply);
     return send(reply, 200, 'message', {
       title: 'Account secured',
       heading: 'Your account is secured',
-      lines: ['Every session has been signed out and the device was forgotten.', 'Reset your password before you sign in again: use "Forgot password" or the password reset link in the app.'],
+      lines: [
+        'Every session has been signed out and the device was forgotten.',
+        ...(secured.removedFactors.length ? [`These sign-in methods, added since, were removed: ${secured.removedFactors.join(', ')}.`] : []),
+        'Reset your password before you sign in again: use "Forgot password" or the password reset link in the app.',
+      ],
     });
   });
 }

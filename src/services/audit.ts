@@ -70,6 +70,7 @@ export const auditEventTypes = [
   'audit.exported',
   'audit.verified',
   'audit.seal_broken',
+  'login.ip_changed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

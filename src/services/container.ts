@@ -99,7 +99,7 @@ export function createServices(deps: {
     issuer ??= createAccessTokenIssuer({ keys: deps.signingKeys, issuer: config.issuer, audience: config.apiAudience });
     return issuer;
   };
-  const users = createUserService({ db, passwords, audit, policy });
+  const users = createUserService({ db, passwords, audit, policy, dummyCostKey: deriveKey(config.secret, 'dummy-password-cost') });
   const sessions = createSessionService({
     db,
     clock,
@@ -202,6 +202,7 @@ export function createServices(deps: {
       audit,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       policy: config.mfa,
+      ipBinding: config.auth.ipBinding,
       roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
       sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
     })),

@@ -6,7 +6,9 @@
  * verified, against a dummy hash when there is no account, so unknown, wrong and disabled answer the same
  * in body and time) → the further steps the user's factors, roles and the attempt's risk call for → only
  * then a session (API) or the provider's login result (browser). Nothing that signs anyone in exists
- * before every step is done; a challenge is bound to its login (user, client, device, IP, interaction).
+ * before every step is done; a challenge is bound to its login (user, client, device id, interaction), not
+ * to the address (see followAddress). A device is known or trusted only by a secret this server issued (the
+ * browser's device cookie, an app's device token), never by the app's `device_id` label.
  *
  * Steps: `mfa` when the user has an active factor; otherwise `new_device` (device not verified, with
  * DEVICE_VERIFICATION=challenge) or `new_ip` (network not seen, with IP_VERIFICATION=challenge), by a code
@@ -19,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
-import { randomToken, sha256 } from '../lib/crypto.js';
+import { hmacDigest, randomToken, sha256 } from '../lib/crypto.js';
 import { describeDevice } from '../lib/device.js';
 import { issueDeviceCookie, verifyDeviceCookie } from '../lib/device-cookie.js';
 import { networkOf } from '../lib/network.js';
@@ -39,6 +41,13 @@ import { normalizeEmail, type UserService } from './users.js';
 /** A pending login's challenge: short-lived and bounded (SECURITY.md: ≤ 10 minutes, ≤ 5 attempts). */
 export const CHALLENGE_TTL_SECONDS = 300;
 export const CHALLENGE_MAX_ATTEMPTS = 5;
+/**
+ * Open sign-ins a user may have at once. With a stolen password, each challenge is 5 more guesses at the
+ * second factor; the account lock (checked at every code) bounds guessing overall, and this bounds what a
+ * burst of logins can open before the lock closes in. A new login replaces its device's unfinished one
+ * and ends the oldest beyond this number.
+ */
+export const MAX_OPEN_CHALLENGES_PER_USER = 5;
 /** What a user may enrol when MFA is required and they have no factor yet. */
 export const ENROLLABLE_METHODS = ['totp', 'sms', 'email'] as const;
 const CODE_METHODS = new Set(['sms', 'email']);
@@ -56,11 +65,17 @@ export interface ChallengeResponse {
 export interface LoginInput {
   email: string;
   password: string;
+  /** The app's label for its device: what a session and a challenge are bound to; never a reason to trust it. */
   deviceId?: string | undefined;
   deviceName?: string | undefined;
   /** The browser's device cookie, as sent (see lib/device-cookie.ts). */
   deviceCookie?: string | undefined;
+  /** The app's device token, as sent: the same signed secret as the cookie, returned after a completed sign-in. */
+  deviceToken?: string | undefined;
 }
+
+/** A completed API sign-in: the token pair, and the device token when this sign-in issued one. */
+export type SignedIn = TokenPair & { device_token?: string | undefined };
 
 export interface LoginPolicy {
   required: boolean;
@@ -83,6 +98,8 @@ interface LoginOrigin {
   /** The device cookie issued with this answer when the login has no other device (remembered if it completes at once). */
   cookieDigest?: string | undefined;
   knownDevice: boolean;
+  /** The address the login started from, when it continues from another one. */
+  startIp?: string | undefined;
 }
 
 interface LoginFacts {
@@ -98,7 +115,6 @@ export interface CompletedLogin {
   amr: string[];
 }
 
-export const appDeviceDigest = (deviceId: string) => sha256(`app:${deviceId}`);
 export const cookieDeviceDigest = (nonce: string) => sha256(`cookie:${nonce}`);
 
 /** A placeholder user id for the known-device lookup when there is no account (same query, same time). */
@@ -106,7 +122,8 @@ const NO_USER = '00000000-0000-0000-0000-000000000000';
 
 const challengeError = {
   invalid: () => new AppError('invalid_challenge', 'no such pending login', 400),
-  consumed: () => new AppError('challenge_consumed', 'this login was already completed; sign in again', 400),
+  deviceMismatch: () => new AppError('device_mismatch', 'device_id must be the one the login was started with', 400),
+  consumed: () => new AppError('challenge_consumed', 'this login was already completed or replaced by a newer one; sign in again', 400),
   expired: () => new AppError('challenge_expired', 'this login has expired; sign in again', 400),
   exhausted: () => new AppError('too_many_attempts', 'too many wrong codes; sign in again', 429, { retry_after: 0 }),
 };
@@ -124,6 +141,8 @@ export function createLoginService(deps: {
   audit: AuditService;
   deviceCookieKey: Buffer;
   policy: LoginPolicy;
+  /** SESSION_IP_BINDING: with `strict`, a sign-in is finished only from the address it started from. */
+  ipBinding: 'off' | 'strict';
   /** Whether one of the user's roles requires MFA. */
   roleRequiresMfa(userId: string): Promise<boolean>;
   /** Lifetimes of what a login starts (API session, browser SSO session), for the report links. */
@@ -150,10 +169,13 @@ export function createLoginService(deps: {
     const identifier = normalizeEmail(input.email);
     const idDigest = identifierDigest(identifier);
     const cookieNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceCookie);
-    // The device this attempt is counted for: the app's device id, else a valid device cookie. It keeps
-    // its own count only once a sign-in from it completed (afterLogin remembers it): a right password
-    // alone hands out device ids and cookies, which must not buy an attacker fresh counts.
-    const candidate = input.deviceId ? appDeviceDigest(input.deviceId) : cookieNonce ? cookieDeviceDigest(cookieNonce) : undefined;
+    const tokenNonce = verifyDeviceCookie(deps.deviceCookieKey, idDigest, input.deviceToken);
+    // The device this attempt is counted for: one that proves a secret this server issued for the account
+    // (an app's device token, else a browser's device cookie), never the app's `device_id`, which is a
+    // label anyone can read and send. It keeps its own count only once a sign-in from it completed
+    // (afterLogin remembers it): a right password alone hands out cookies, which must not buy fresh counts.
+    const proven = tokenNonce ?? cookieNonce;
+    const candidate = proven ? cookieDeviceDigest(proven) : undefined;
     // The account is looked up before the password check only for the known-device test; the password
     // check below looks it up again with its hash (the same two queries whether or not it exists).
     const user = candidate ? await deps.users.findUserByEmail(identifier) : undefined;
@@ -197,8 +219,8 @@ export function createLoginService(deps: {
     // A browser without a valid cookie for this account gets one now: a known device once a sign-in with it completes.
     const deviceCookie = cookieNonce ? undefined : issueDeviceCookie(deps.deviceCookieKey, idDigest);
     const cookieDigest = cookieDeviceDigest(cookieNonce ?? deviceCookie?.split('.')[0] ?? '');
-    // An app names its device; a browser is its device cookie.
-    const deviceDigest = input.deviceId ? appDeviceDigest(input.deviceId) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
+    // An app is its device token (an app without one gets one when its sign-in completes); a browser is its device cookie.
+    const deviceDigest = tokenNonce ? cookieDeviceDigest(tokenNonce) : input.deviceCookie !== undefined || context.channel === 'form' ? cookieDigest : undefined;
     return { user: account, knownDevice, counted, deviceCookie, deviceDigest, cookieDigest };
   }
 
@@ -278,6 +300,9 @@ export function createLoginService(deps: {
     const reason = steps[0]!;
     const rowId = randomUUID();
     const methods = await methodsFor(user, rowId, reason);
+    // A browser login replaces its interaction's challenge (formLogin); an app login replaces its device's.
+    if (origin.channel === 'api') await secrets.consumeApiLoginChallengesOfDevice(user.id, origin.deviceId ?? null, now);
+    const deviceDigest = origin.deviceDigest ?? (origin.channel === 'api' ? cookieDeviceDigest(pendingDeviceNonce(rowId)) : undefined);
     const row = await secrets.insertLoginChallenge({
       id: rowId,
       challengeHash: sha256(challengeId),
@@ -289,13 +314,14 @@ export function createLoginService(deps: {
       clientId: origin.clientId ?? null,
       interactionUid: origin.interactionUid ?? null,
       ipAddress: context.ip ?? null,
-      deviceDigest: origin.deviceDigest ?? null,
+      deviceDigest: deviceDigest ?? null,
       knownDevice: origin.knownDevice,
       deviceId: origin.deviceId ?? null,
       deviceName: origin.deviceName ?? null,
       createdAt: now,
       expiresAt: addSeconds(now, CHALLENGE_TTL_SECONDS),
     });
+    await secrets.consumeLoginChallengesBeyond(user.id, row.id, MAX_OPEN_CHALLENGES_PER_USER - 1, now);
     await deps.audit.record({
       type: 'login.challenge',
       outcome: 'success',
@@ -314,7 +340,8 @@ export function createLoginService(deps: {
       // down) must not lock out a user who can pass the step without one (authenticator, recovery code):
       // the challenge stands without `sent`, and /verify/resend/ reports the problem.
       if (!methods.some((m) => !CODE_METHODS.has(m))) throw err;
-      await deps.audit.record({
+      // (A provider failure was audited where it happened.)
+      if (!(err instanceof AppError && err.code === 'delivery_unavailable')) await deps.audit.record({
         type: 'mfa.code_sent',
         outcome: 'failure',
         actor: { type: 'system' },
@@ -340,8 +367,10 @@ export function createLoginService(deps: {
     const device = describeDevice(context.userAgent, origin.deviceId, origin.deviceName);
     // What the user is told about afterwards: a device never verified before that got in with a factor
     // (its code went to the factor, so no email said so), or a new network (IP_VERIFICATION=notify). A login
-    // that just passed a device or network check already got an email with the same details.
+    // that just passed a device or network check already got an email with the same details (unless it
+    // finished from another network than it started from).
     const notices: Array<'new_device' | 'new_ip'> = [];
+    const toldOfThisNetwork = (passed.includes('new_ip') || passed.includes('new_device')) && networkOf(origin.startIp ?? context.ip) === networkOf(context.ip);
     if (origin.deviceDigest) {
       if (passed.length) {
         const row = await mfa.trustDevice({ userId: user.id, deviceDigest: origin.deviceDigest, deviceInfo: device, ipAddress: context.ip ?? null, now, trustedUntil: addSeconds(now, policy.deviceTrustTtl) });
@@ -353,7 +382,7 @@ export function createLoginService(deps: {
     }
     if (network) {
       await mfa.rememberNetwork(user.id, network, now);
-      if (newNetwork && !passed.includes('new_ip') && !passed.includes('new_device')) {
+      if (newNetwork && !toldOfThisNetwork) {
         await deps.audit.record({ type: 'login.new_ip', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), context: auditContext(context), details: { network, notified: policy.ipVerification === 'notify' } });
         if (policy.ipVerification === 'notify') notices.push('new_ip');
       }
@@ -361,6 +390,20 @@ export function createLoginService(deps: {
     if (notices.length) {
       await deps.notices.newSignIn(user, notices, { device, ip: context.ip, at: now, deviceDigest: origin.deviceDigest, sessionTtl: deps.sessionTtl[origin.channel] });
     }
+  }
+
+  /**
+   * The device token of an app login that proved none, fixed when its challenge opens (so the step's email,
+   * its "This wasn't me" link and the trust it earns all name the same device) and answered only when the
+   * sign-in completes. Its nonce is derived from the challenge row with a server key, so nothing secret is
+   * stored and a database reader cannot compute it.
+   */
+  const pendingDeviceNonce = (challengeRowId: string) => hmacDigest(deps.deviceCookieKey, `pending-device-token:${challengeRowId}`);
+
+  function pendingDeviceToken(user: UserRow, row: LoginChallengeRow): string | undefined {
+    const nonce = pendingDeviceNonce(row.id);
+    if (row.channel !== 'api' || row.deviceDigest !== cookieDeviceDigest(nonce)) return undefined;
+    return issueDeviceCookie(deps.deviceCookieKey, identifierDigest(normalizeEmail(user.email)), nonce);
   }
 
   async function startSession(user: UserRow, input: { deviceId?: string | null | undefined; deviceName?: string | null | undefined }, amr: string[], context: RequestContext): Promise<TokenPair> {
@@ -385,6 +428,7 @@ export function createLoginService(deps: {
     deviceName: row.deviceName ?? undefined,
     deviceDigest: row.deviceDigest ?? undefined,
     knownDevice: row.knownDevice,
+    startIp: row.ipAddress ?? undefined,
     counted: true,
   });
 
@@ -402,21 +446,75 @@ export function createLoginService(deps: {
     return { row, user };
   }
 
-  /** An API challenge answers only to the device and address its login came from. */
+  /**
+   * A sign-in continued from another address than it started from (a phone moving from Wi-Fi to mobile
+   * data): allowed and audited, unless SESSION_IP_BINDING=strict. The new network is judged as if the login
+   * had come from there: where the login proves nothing by a code yet (a trusted device enrolling a factor)
+   * and IP_VERIFICATION=challenge finds the network new, a `new_ip` step comes first. Afterwards the
+   * completed login remembers (and, with `notify`, reports) the network it finished from.
+   */
+  async function followAddress(found: { row: LoginChallengeRow; user: UserRow }, context: RequestContext) {
+    const { row, user } = found;
+    if ((row.ipAddress ?? undefined) === context.ip) return found;
+    if (deps.ipBinding === 'strict') throw challengeError.invalid();
+    await deps.audit.record({
+      type: 'login.ip_changed',
+      outcome: 'success',
+      actor: { type: 'user', id: user.id },
+      subject: userRef(user),
+      clientId: row.clientId ?? undefined,
+      context: auditContext(context),
+      details: { from_network: networkOf(row.ipAddress ?? undefined), to_network: networkOf(context.ip), channel: row.channel, step: row.steps[0] },
+    });
+    const provedByCode = row.amr.some((a) => a !== 'pwd') || row.steps.some((step) => step !== 'enroll');
+    if (provedByCode || policy.ipVerification !== 'challenge' || !(await whereFrom(user, undefined, context.ip)).newNetwork) return found;
+    const steps = ['new_ip', ...row.steps];
+    const methods = await methodsFor(user, row.id, 'new_ip');
+    if (!(await secrets.advanceLoginChallenge(row.id, row.steps, { steps, methods, amr: row.amr, expiresAt: row.expiresAt }))) throw challengeError.consumed();
+    const moved = { ...row, steps, methods };
+    const first = await firstCodeMethod(user, 'new_ip', methods);
+    if (first) await sendCode(user, moved, 'new_ip', first, context);
+    return { row: moved, user };
+  }
+
+  /** An API challenge answers only to the device its login came from (`device_mismatch` otherwise), from any address (see followAddress). */
   async function apiChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext) {
     const row = await secrets.findLoginChallengeByHash(sha256(challengeId));
-    if (row && (row.channel !== 'api' || (row.deviceId ?? undefined) !== deviceId || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
-    return usable(row, context);
+    if (!row || row.channel !== 'api') throw challengeError.invalid();
+    if ((row.deviceId ?? undefined) !== deviceId) throw challengeError.deviceMismatch();
+    return followAddress(await usable(row, context), context);
   }
 
-  /** A browser challenge is found by its interaction (bound to the browser by the provider's cookie) and address. */
+  /** A browser challenge is found by its interaction (bound to the browser by the provider's cookie), from any address (see followAddress). */
   async function formChallenge(uid: string, context: RequestContext) {
     const row = await secrets.findOpenLoginChallengeByInteraction(uid);
-    if (row && (row.channel !== 'form' || (row.ipAddress ?? undefined) !== context.ip)) throw challengeError.invalid();
-    return usable(row, context);
+    if (row && row.channel !== 'form') throw challengeError.invalid();
+    return followAddress(await usable(row, context), context);
   }
 
-  type StepOutcome = { done: true; amr: string[]; passed: StepReason[] } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
+  /**
+   * The brute-force lock (and progressive delay) of the login's identifier or device, checked before every
+   * code of a sign-in is looked at, as at the password step: wrong codes feed the same counts, so a stolen
+   * password cannot buy unlimited guesses at the second factor by opening challenge after challenge.
+   */
+  async function assertNotLocked(user: UserRow, row: LoginChallengeRow, context: RequestContext): Promise<void> {
+    try {
+      await deps.bruteForce.assertAllowed(attemptOf(user, originOf(row), context.ip));
+    } catch (err) {
+      await deps.audit.record({
+        type: 'login.challenge_failed',
+        outcome: 'failure',
+        actor: { type: 'anonymous' },
+        subject: userRef(user),
+        clientId: row.clientId ?? undefined,
+        context: auditContext(context),
+        details: { reason: row.steps[0], error: 'too_many_attempts' },
+      });
+      throw err;
+    }
+  }
+
+  type StepOutcome = { done: true; amr: string[]; passed: StepReason[]; deviceToken?: string | undefined } | { done: false; reason: StepReason; methods: string[]; sent?: ChallengeResponse['sent'] };
 
   /** The current step is passed with `amr`: move to the next one, or close the challenge when it was the last. */
   async function advance(user: UserRow, row: LoginChallengeRow, amr: string | undefined, context: RequestContext): Promise<StepOutcome> {
@@ -428,7 +526,7 @@ export function createLoginService(deps: {
       if (!(await secrets.consumeLoginChallenge(row.id, now))) throw challengeError.consumed();
       const passed = row.steps as StepReason[];
       await afterLogin(user, originOf(row), passed, context);
-      return { done: true, amr: amrs, passed };
+      return { done: true, amr: amrs, passed, deviceToken: pendingDeviceToken(user, row) };
     }
     const next = rest[0]!;
     const methods = await methodsFor(user, row.id, next);
@@ -450,8 +548,10 @@ export function createLoginService(deps: {
     if (reason === 'enroll') throw new AppError('method_not_allowed', 'enrol a factor first (POST /api/auth/mfa/{totp|sms|email}/ with the challenge_id)', 400, { methods: row.methods });
     const method = row.methods.includes(methodId) ? deps.methods.get(methodId) : undefined;
     if (!method) throw new AppError('method_not_allowed', `method must be one of: ${row.methods.join(', ')}`, 400, { methods: row.methods });
+    await assertNotLocked(user, row, context);
     const used = await secrets.countLoginChallengeAttempt(row.id, deps.clock(), CHALLENGE_MAX_ATTEMPTS);
-    if (used === undefined) throw challengeError.exhausted();
+    // No attempt left, or (raced by a parallel right code) the challenge was completed meanwhile.
+    if (used === undefined) throw (await secrets.isLoginChallengeConsumed(row.id)) ? challengeError.consumed() : challengeError.exhausted();
     if (!(await method.verify(await stepOf(user, row.id, reason), code))) {
       const attemptsLeft = CHALLENGE_MAX_ATTEMPTS - used;
       await deps.bruteForce.recordFailure(attemptOf(user, originOf(row), context.ip), auditContext(context));
@@ -479,9 +579,11 @@ export function createLoginService(deps: {
     sent: outcome.sent,
   });
 
-  /** An open challenge whose current step is enrolment: the user a factor may be enrolled for. */
-  function enrolling(found: { row: LoginChallengeRow; user: UserRow }) {
+  /** An open challenge whose current step is enrolment (and whose account is not locked): the user a factor may be enrolled for. */
+  async function enrolling(pending: Promise<{ row: LoginChallengeRow; user: UserRow }>, context: RequestContext) {
+    const found = await pending;
     if (found.row.steps[0] !== 'enroll') throw new AppError('method_not_allowed', 'this login does not need a factor enrolled now', 400);
+    await assertNotLocked(found.user, found.row, context);
     return found;
   }
 
@@ -489,24 +591,26 @@ export function createLoginService(deps: {
     checkPassword,
 
     /** The answer, and a device cookie to set when the browser has none for this account yet. */
-    async login(input: LoginInput, context: RequestContext): Promise<{ result: TokenPair | ChallengeResponse; deviceCookie: string | undefined }> {
+    async login(input: LoginInput, context: RequestContext): Promise<{ result: SignedIn | ChallengeResponse; deviceCookie: string | undefined }> {
       const checked = await checkPassword(input, { ...context, channel: 'api' });
       const { user, deviceCookie } = checked;
       const origin: LoginOrigin = { channel: 'api', deviceId: input.deviceId, deviceName: input.deviceName, deviceDigest: checked.deviceDigest, cookieDigest: deviceCookie ? checked.cookieDigest : undefined, knownDevice: Boolean(checked.knownDevice) };
       const planned = await plan(user, origin, context.ip);
       if (!planned.steps.length) {
-        await afterLogin(user, { ...origin, counted: checked.counted }, [], context, planned.facts);
-        return { result: await startSession(user, input, ['pwd'], context), deviceCookie };
+        // An app without a device token gets the cookie just issued as its token (one secret, two carriers).
+        const deviceToken = !checked.deviceDigest && deviceCookie ? deviceCookie : undefined;
+        await afterLogin(user, { ...origin, deviceDigest: deviceToken ? checked.cookieDigest : origin.deviceDigest, counted: checked.counted }, [], context, planned.facts);
+        return { result: { ...(await startSession(user, input, ['pwd'], context)), device_token: deviceToken }, deviceCookie };
       }
       return { result: await openChallenge(user, origin, planned.steps, context), deviceCookie };
     },
 
     /** Completes the current step of an API login: the token pair after the last step, else the next step. */
-    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
+    async verify(input: { challengeId: string; method: string; code: string; deviceId?: string | undefined }, context: RequestContext): Promise<SignedIn | ChallengeResponse> {
       const { row, user } = await apiChallenge(input.challengeId, input.deviceId, context);
       const outcome = await verifyStep(user, row, input.method, input.code, context);
       if (!outcome.done) return response(input.challengeId, outcome);
-      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
+      return { ...(await startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context)), device_token: outcome.deviceToken };
     },
 
     /** Sends another code for the current step (429 with Retry-After within the resend limits). */
@@ -519,15 +623,15 @@ export function createLoginService(deps: {
 
     /** The user of an API login waiting for enrolment (the enrolment endpoints accept its challenge instead of a token). */
     async enrollmentForChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext): Promise<UserRow> {
-      return enrolling(await apiChallenge(challengeId, deviceId, context)).user;
+      return (await enrolling(apiChallenge(challengeId, deviceId, context), context)).user;
     },
 
     /** A factor was confirmed for an API login waiting for enrolment: the login goes on (or completes). */
-    async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<TokenPair | ChallengeResponse> {
-      const { row, user } = enrolling(await apiChallenge(challengeId, deviceId, context));
+    async completeEnrollment(challengeId: string, deviceId: string | undefined, factorType: string, context: RequestContext): Promise<SignedIn | ChallengeResponse> {
+      const { row, user } = await enrolling(apiChallenge(challengeId, deviceId, context), context);
       const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
       if (!outcome.done) return response(challengeId, outcome);
-      return startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context);
+      return { ...(await startSession(user, { deviceId: row.deviceId, deviceName: row.deviceName }, outcome.amr, context)), device_token: outcome.deviceToken };
     },
 
     /**
@@ -554,9 +658,8 @@ export function createLoginService(deps: {
 
     /** The browser login's current step, for its page; undefined when the interaction has none open. */
     async pendingForm(uid: string, context: RequestContext) {
-      const row = await secrets.findOpenLoginChallengeByInteraction(uid);
-      if (!row) return undefined;
-      const { user } = await formChallenge(uid, context);
+      if (!(await secrets.findOpenLoginChallengeByInteraction(uid))) return undefined;
+      const { row, user } = await formChallenge(uid, context);
       const reason = row.steps[0] as StepReason;
       const factors = await deps.factors.listActive(user.id);
       const destination = (channel: CodeChannel) => {
@@ -588,11 +691,11 @@ export function createLoginService(deps: {
     },
 
     async enrollmentForForm(uid: string, context: RequestContext): Promise<UserRow> {
-      return enrolling(await formChallenge(uid, context)).user;
+      return (await enrolling(formChallenge(uid, context), context)).user;
     },
 
     async completeFormEnrollment(uid: string, factorType: string, context: RequestContext): Promise<CompletedLogin | undefined> {
-      const { row, user } = enrolling(await formChallenge(uid, context));
+      const { row, user } = await enrolling(formChallenge(uid, context), context);
       const outcome = await advance(user, row, deps.methods.get(factorType)?.amr, context);
       return outcome.done ? { user, amr: outcome.amr } : undefined;
     },

@@ -44,7 +44,7 @@ export function createPasswordManagementService(deps: {
   /** Builds the link a reset email carries, from the token. */
   resetLink: (token: string) => string;
   log: { error(obj: object, msg: string): void };
-  bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure'>;
+  bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure' | 'unlock'>;
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
   const sendCounters = createMfaQueries(deps.db);
@@ -112,6 +112,8 @@ export function createPasswordManagementService(deps: {
       // Sign-ins still waiting for a step passed the old password: they end with it.
       await secrets.consumeLoginChallengesByUser(userId, now);
       await deps.sessions.revokeUserSessions(userId, { includePersonal: true, reason: 'password_reset' }, context);
+      // Proving the mailbox ends the lock too: otherwise one wrong guess per lock period keeps the user out.
+      await deps.bruteForce.unlock(normalizeEmail(candidate.email));
       await deps.audit.record({ type: 'password.reset', outcome: 'success', actor: { type: 'user', id: userId }, subject: { type: 'user', id: userId }, context });
     },
 

@@ -7,7 +7,8 @@ import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService, RequestContext } from './audit.js';
-import type { PasswordHasher } from './password.js';
+import { hmacDigest } from '../lib/crypto.js';
+import { costOf, CURRENT_COST, type Argon2Cost, type PasswordHasher } from './password.js';
 import type { PasswordPolicy } from './password-policy.js';
 
 export function normalizeEmail(email: string): string {
@@ -32,9 +33,52 @@ export interface NewUserInput {
   emailVerified?: boolean | undefined;
 }
 
-export function createUserService(deps: { db: Db; passwords: PasswordHasher; audit: AuditService; policy: PasswordPolicy }) {
+/** How long the accounts' hash costs are reused for unknown accounts (their mix changes only as imported hashes are upgraded). */
+const COST_MIX_TTL_MS = 5 * 60_000;
+
+export function createUserService(deps: {
+  db: Db;
+  passwords: PasswordHasher;
+  audit: AuditService;
+  policy: PasswordPolicy;
+  /** Picks an unknown identifier's dummy-hash cost; without it, the current parameters. */
+  dummyCostKey?: Buffer | undefined;
+}) {
   const queries = createUserQueries(deps.db);
+  let costMix: { at: number; costs: Promise<Array<{ cost: Argon2Cost; accounts: number }>> } | undefined;
+
+  /**
+   * The argon2 cost an unknown identifier's password is checked with: that of a real account, picked by a
+   * keyed digest of the identifier, in proportion to how many accounts have each cost. Accounts imported
+   * with other parameters keep their hash (it cannot be redone without the password) until their first
+   * sign-in; if unknown identifiers were always checked at today's cost, their verification time would tell
+   * an imported account from a missing one. The pick is fixed per identifier (repeating a probe shows
+   * nothing) and unpredictable without the server's key.
+   */
+  async function dummyCostFor(identifier: string): Promise<Argon2Cost> {
+    if (!deps.dummyCostKey) return CURRENT_COST;
+    if (!costMix || Date.now() - costMix.at > COST_MIX_TTL_MS) {
+      const costs = queries.countPasswordHashCosts().then((rows) =>
+        rows.flatMap((r) => {
+          const cost = costOf(`$argon2id$v=19$${r.cost}$`);
+          return cost ? [{ cost, accounts: r.accounts }] : [];
+        }).sort((a, b) => a.cost.memoryCost - b.cost.memoryCost || a.cost.timeCost - b.cost.timeCost || a.cost.parallelism - b.cost.parallelism),
+      );
+      costMix = { at: Date.now(), costs };
+      costs.catch(() => (costMix = undefined));
+    }
+    const costs = await costMix.costs;
+    const total = costs.reduce((sum, c) => sum + c.accounts, 0);
+    if (!total) return CURRENT_COST;
+    let pick = Buffer.from(hmacDigest(deps.dummyCostKey, normalizeEmail(identifier)), 'base64url').readUIntBE(0, 6) % total;
+    for (const c of costs) {
+      if (pick < c.accounts) return c.cost;
+      pick -= c.accounts;
+    }
+    return CURRENT_COST;
+  }
   return {
+    dummyCostFor,
     findUserById: queries.findUserById,
     // PostgreSQL text cannot hold U+0000 (the query would fail); no stored email contains one.
     findUserByEmail: async (email: string) => (email.includes('\u0000') ? undefined : queries.findUserByEmail(normalizeEmail(email))),
@@ -70,7 +114,7 @@ export function createUserService(deps: { db: Db; passwords: PasswordHasher; aud
     async checkLogin(email: string, password: string): Promise<{ user: UserRow | undefined; ok: boolean }> {
       const candidate = email.includes('\u0000') ? undefined : await queries.findLoginCandidateByEmail(normalizeEmail(email));
       const stored = candidate?.passwordHash ?? undefined;
-      const ok = await deps.passwords.verify(stored, password);
+      const ok = await deps.passwords.verify(stored, password, stored ? undefined : await dummyCostFor(email));
       if (ok && candidate && stored && deps.passwords.needsRehash(stored)) {
         await queries.updateUser(candidate.id, { passwordHash: await deps.passwords.hash(password) });
       }

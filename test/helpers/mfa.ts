@@ -22,7 +22,7 @@ export interface Challenge {
 }
 
 /** Whatever a sign-in endpoint answers: a token pair, a further step, or an error. */
-export type LoginAnswer = Partial<Pair> & Partial<Challenge> & { error?: string; message?: string; attempts_left?: number; retry_after?: number };
+export type LoginAnswer = Partial<Pair> & Partial<Challenge> & { error?: string; message?: string; attempts_left?: number; retry_after?: number; device_token?: string };
 
 export type ManualClock = ReturnType<typeof manualClock>;
 

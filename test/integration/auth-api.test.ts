@@ -240,7 +240,7 @@ t.test('a further check (the verify step)', async (t) => {
   const verify = (body: Record<string, unknown>) => api<Pair & { error?: string }>(server, 'POST', '/api/auth/verify/', { body: { challenge_id: challenge.challenge_id, method: 'totp', code, device_id: 'tablet', ...body } });
 
   t.match(await verify({ challenge_id: 'unknown' }), { status: 400, body: { error: 'invalid_challenge' } });
-  t.match(await verify({ device_id: 'another' }), { status: 400, body: { error: 'invalid_challenge' } }, 'another login\'s challenge');
+  t.match(await verify({ device_id: 'another' }), { status: 400, body: { error: 'device_mismatch' } }, 'another device than the login\'s');
   t.match(await verify({ method: 'sms' }), { status: 400, body: { error: 'method_not_allowed' } });
   t.match(await verify({ code: code === '000000' ? '111111' : '000000' }), { status: 401, body: { error: 'invalid_code', attempts_left: 4 } });
   const done = await verify({});

@@ -75,7 +75,9 @@ t.test('known devices keep their own count: an attacker cannot lock the user out
   await seedAuthUser(server);
 
   const phone = await attempt(server, 'alice@example.com', AUTH_PASSWORD, { device_id: 'alice-phone' });
-  t.equal(phone.status, 200, 'the user signs in from their phone (its device id is now known)');
+  t.equal(phone.status, 200, 'the user signs in from their phone (its device token is now known)');
+  const alicePhone = { device_id: 'alice-phone', device_token: (phone.body as { device_token?: string }).device_token };
+  t.ok(alicePhone.device_token, 'an app gets a device token');
   const browser = await attempt(server, 'alice@example.com', AUTH_PASSWORD);
   const cookie = (browser.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
   t.match(cookie, /^keryu\.device=/, 'a browser gets a signed device cookie');
@@ -88,12 +90,13 @@ t.test('known devices keep their own count: an attacker cannot lock the user out
   clock.advance(61);
   t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD)).status, 429, 'unknown devices are locked out');
   t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, { device_id: 'new-device' })).status, 429, 'a new device id too');
-  t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, { device_id: 'alice-phone' })).status, 200, 'the user\'s phone still signs in');
+  t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, alicePhone)).status, 200, 'the user\'s phone (its device token) still signs in');
+  t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, { device_id: 'alice-phone' })).status, 429, 'its device id alone does not');
   t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, {}, { cookie })).status, 200, 'and so does the user\'s browser');
   t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, {}, { cookie: 'keryu.device=forged.value' })).status, 429, 'a forged cookie does not');
 
-  for (let i = 0; i < 5; i++) await attempt(server, 'alice@example.com', 'typo typo', { device_id: 'alice-phone' });
-  t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, { device_id: 'alice-phone' })).status, 429, 'a known device has its own limit');
+  for (let i = 0; i < 5; i++) await attempt(server, 'alice@example.com', 'typo typo', alicePhone);
+  t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, alicePhone)).status, 429, 'a known device has its own limit');
   t.equal((await attempt(server, 'alice@example.com', AUTH_PASSWORD, {}, { cookie })).status, 200, 'which does not affect the others');
 });
 

@@ -42,14 +42,13 @@ t.test('wrong codes feed the brute-force count; a right password does not reset 
   t.equal((await verify(server, { challenge_id: next.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
   t.match(await loginAs(server, 'alice@example.com'), { status: 429, body: { retry_after: 2 } }, '...but did not reset the count: one more wrong code and the delay doubles');
 
-  // Up to the lock: the delays are waited out, the password is always right, every code is wrong.
-  let failures = 6;
-  while (failures < 20) {
+  // Up to the lock: the delays are waited out, the password is always right, every code is wrong. The
+  // delay holds for codes too: a second wrong code right after the first waits like a password would.
+  for (let failures = 6; failures < 20; failures++) {
     clock.advance(61);
     const challenge = await challengeFor(server, 'alice@example.com');
-    for (let i = 0; i < 5 && failures < 20; i++, failures++) {
-      t.equal((await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
-    }
+    t.equal((await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: wrongCode(await alice.code()) })).status, 401);
+    t.match(await verify(server, { challenge_id: challenge.challenge_id, method: 'totp', code: await alice.code() }), { status: 429, body: { error: 'too_many_attempts' } }, 'even the right code waits');
   }
   clock.advance(61);
   const locked = await loginAs(server, 'alice@example.com');
@@ -59,7 +58,9 @@ t.test('wrong codes feed the brute-force count; a right password does not reset 
 
   const events = await auditLog(server);
   t.ok(events.some((e) => e.type === 'login.locked'), 'the lock is audited');
-  t.equal(events.filter((e) => e.type === 'login.challenge_failed').length, 20, 'every wrong code is audited');
+  const codeFailures = events.filter((e) => e.type === 'login.challenge_failed');
+  t.equal(codeFailures.filter((e) => !(e.details as { error?: string }).error).length, 20, 'every wrong code is audited');
+  t.equal(codeFailures.filter((e) => (e.details as { error?: string }).error === 'too_many_attempts').length, 14, 'and every code refused by the delay');
   t.ok(events.some((e) => e.type === 'login' && e.outcome === 'failure' && (e.details as { reason?: string }).reason === 'too_many_attempts'));
 });
 
@@ -105,12 +106,14 @@ t.test('the user\'s own device, verified at a completed sign-in, keeps its own c
   const { server, clock } = env;
   const alice = await totpUser(env);
   const own = await challengeFor(server, 'alice@example.com', { device_id: 'alice-phone' });
-  t.ok(isPair((await verify(server, { challenge_id: own.challenge_id, method: 'totp', code: await alice.code(), device_id: 'alice-phone' })).body));
+  const first = await verify(server, { challenge_id: own.challenge_id, method: 'totp', code: await alice.code(), device_id: 'alice-phone' });
+  t.ok(isPair(first.body));
   clock.advance(30);
 
   await burnChallenge(t, env, await alice.code(), { device_id: 'attacker' });
   t.match(await loginAs(server, 'alice@example.com', { device_id: 'attacker' }), { status: 429 }, 'the attacker is slowed down');
-  const mine = await challengeFor(server, 'alice@example.com', { device_id: 'alice-phone' });
+  t.match(await loginAs(server, 'alice@example.com', { device_id: 'alice-phone' }), { status: 429 }, 'and so is anyone naming the user\'s device id');
+  const mine = await challengeFor(server, 'alice@example.com', { device_id: 'alice-phone', device_token: first.body.device_token });
   t.ok(isPair((await verify(server, { challenge_id: mine.challenge_id, method: 'totp', code: await alice.code(), device_id: 'alice-phone' })).body), 'the user\'s phone still signs in');
 });
 

@@ -45,7 +45,8 @@ async function deviceLogin(env: MfaServer, inbox: ReturnType<typeof mailbox>, de
   const mail = await inbox.next();
   const done = await verify(env.server, { challenge_id: challenge.challenge_id, method: 'email', code: codeIn(mail), device_id: deviceId });
   if (!isPair(done.body)) throw new Error(`device login failed: ${JSON.stringify(done.body)}`);
-  return { pair: done.body, link: reportLinkIn(mail), mail };
+  // The device is known by the token its completed sign-in returned (the device id is only its label).
+  return { pair: done.body, link: reportLinkIn(mail), mail, device: { device_id: deviceId, device_token: done.body.device_token } };
 }
 
 t.test('the link from a new-device email: GET changes nothing, POST secures the account, a reset reopens it', async (t) => {
@@ -72,7 +73,7 @@ t.test('the link from a new-device email: GET changes nothing, POST secures the 
   t.equal(hiddenField(page.html, 'token'), reportToken);
   await openReport(env, link);
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: phone.pair.access_token })).status, 200, 'after GET the sessions still work');
-  t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' })).body), 'the device is still trusted and sign-in works');
+  t.ok(isPair((await loginAs(server, 'alice@example.com', phone.device)).body), 'the device is still trusted and sign-in works');
 
   // A POST without the page's CSRF field is refused and changes nothing.
   t.equal((await postReport(env, { token: reportToken, csrf: 'forged' })).status, 403);
@@ -83,6 +84,7 @@ t.test('the link from a new-device email: GET changes nothing, POST secures the 
   const secured = await postReport(env, { token: reportToken, csrf });
   t.equal(secured.status, 200);
   t.match(secured.html, /Your account is secured/);
+  t.match(subjectOf(await inbox.next()), /your account was secured/, 'and an email confirms it');
 
   for (const token of [phone.pair.access_token, laptop.pair.access_token, pat]) t.equal((await api(server, 'GET', '/api/auth/tokens/', { token })).status, 401, 'every session and token ends');
   for (const [pair, device] of [[phone.pair, 'phone'], [laptop.pair, 'laptop']] as const) {
@@ -106,9 +108,9 @@ t.test('the link from a new-device email: GET changes nothing, POST secures the 
   const stale = await verify(server, { challenge_id: pending.challenge_id, method: 'email', code: pendingCode, device_id: 'thief' });
   t.equal(stale.status, 400, 'the sign-in that was in progress with the old password stays dead after the reset');
   t.notOk(isPair(stale.body));
-  const afterReset = await loginAs(server, 'alice@example.com', { device_id: 'laptop', password: NEW_PASSWORD });
+  const afterReset = await loginAs(server, 'alice@example.com', { ...laptop.device, password: NEW_PASSWORD });
   t.ok(isPair(afterReset.body), 'the laptop (not reported) signs in with the new password');
-  const again = await loginAs(server, 'alice@example.com', { device_id: 'phone', password: NEW_PASSWORD });
+  const again = await loginAs(server, 'alice@example.com', { ...phone.device, password: NEW_PASSWORD });
   t.match(again.body, { reason: 'new_device' }, 'the reported device was distrusted');
   const devices = await api<{ items: Array<{ device_info: { device_id?: string } }> }>(server, 'GET', '/api/auth/devices/', { token: afterReset.body.access_token! });
   t.notOk(devices.body.items.some((d) => d.device_info.device_id === 'phone'));
@@ -126,7 +128,7 @@ t.test('the link expires: at most 7 days', async (t) => {
   const { server, smtp, clock } = env;
   await seedAuthUser(server);
   const inbox = mailbox(smtp, 'alice@example.com');
-  const { pair, link } = await deviceLogin(env, inbox, 'phone');
+  const { pair, link, device } = await deviceLogin(env, inbox, 'phone');
   clock.advance(7 * 86400 - 60);
   const page = await openReport(env, link);
   t.equal(page.status, 200, 'usable within 7 days');
@@ -134,7 +136,7 @@ t.test('the link expires: at most 7 days', async (t) => {
   t.equal((await openReport(env, link)).status, 400, 'not after 7 days, although the session lives 90');
   t.equal((await postReport(env, { token: link.searchParams.get('token')!, csrf: hiddenField(page.html, 'csrf') })).status, 400);
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: pair.access_token })).status, 200, 'an expired link changes nothing');
-  t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' })).body));
+  t.ok(isPair((await loginAs(server, 'alice@example.com', device)).body));
 });
 
 t.test('a link lives no longer than the session it reports on', async (t) => {

@@ -52,13 +52,15 @@ t.test('DEVICE_VERIFICATION=challenge: a new device needs an emailed code, then 
   const done = await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(mail), device_id: 'phone' }, from('203.0.113.5', ua));
   t.ok(isPair(done.body), 'the code signs in');
   const token = done.body.access_token!;
+  const phone = { device_id: 'phone', device_token: done.body.device_token };
+  t.ok(phone.device_token, 'and answers the device token that makes the device known');
 
   const listed = await devicesOf(server, token);
   t.equal(listed.length, 1, 'the device is trusted');
   t.match(listed[0], { device_info: { device_id: 'phone', device_name: 'Alice\'s phone', os: /iOS/ }, ip_address: '203.0.113.5' });
   t.equal(new Date(listed[0]!.trusted_until).getTime() - clock().getTime(), 10 * 86400_000, 'for DEVICE_TRUST_TTL');
 
-  t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' }, from('198.51.100.9'))).body), 'the trusted device signs in directly, from anywhere');
+  t.ok(isPair((await loginAs(server, 'alice@example.com', phone, from('198.51.100.9'))).body), 'the trusted device signs in directly, from anywhere');
   t.equal(inbox.unread().length, 0, 'without a mail');
   t.match(await challengeFor(server, 'alice@example.com', { device_id: 'tablet' }), { reason: 'new_device' }, 'another device id is asked');
   await inbox.next();
@@ -81,16 +83,16 @@ t.test('DEVICE_VERIFICATION=challenge: a new device needs an emailed code, then 
   t.equal((await api(server, 'DELETE', `/api/auth/devices/${deviceId}/`, { token })).status, 204);
   t.equal((await devicesOf(server, token)).length, 0);
   t.match(await api(server, 'DELETE', `/api/auth/devices/${deviceId}/`, { token }), { status: 404 }, 'once');
-  const asked = await challengeFor(server, 'alice@example.com', { device_id: 'phone' });
+  const asked = await challengeFor(server, 'alice@example.com', phone);
   t.match(asked, { reason: 'new_device' }, 'a distrusted device is asked again');
   const retrust = await verify(server, { challenge_id: asked.challenge_id, method: 'email', code: codeIn(await inbox.next()), device_id: 'phone' });
   t.ok(isPair(retrust.body), 'verified again');
 
   // Trust lasts DEVICE_TRUST_TTL.
   clock.advance(10 * 86400 - 60);
-  t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' })).body), 'trusted just before the end');
+  t.ok(isPair((await loginAs(server, 'alice@example.com', phone)).body), 'trusted just before the end');
   clock.advance(61);
-  t.match(await challengeFor(server, 'alice@example.com', { device_id: 'phone' }), { reason: 'new_device' }, 'and asked again after it');
+  t.match(await challengeFor(server, 'alice@example.com', phone), { reason: 'new_device' }, 'and asked again after it');
 
   const events = await auditLog(server);
   t.ok(events.some((e) => e.type === 'device.trusted'));
@@ -118,6 +120,7 @@ t.test('with a factor and device verification: one step, and passing it trusts t
   t.match(fromPhone, { reason: 'mfa', methods: ['totp'] }, 'a new device on a new network with a factor: only the factor is asked');
   t.notOk(fromPhone.sent, 'no emailed code on top');
   const done = await verify(server, { challenge_id: fromPhone.challenge_id, method: 'totp', code: await totpAt(secret, clock), device_id: 'phone' }, from('198.51.100.77'));
+  const phone = { device_id: 'phone', device_token: done.body.device_token };
   t.ok(isPair(done.body), 'one step, then tokens');
   t.ok((await devicesOf(server, done.body.access_token!)).some((d) => d.device_info.device_id === 'phone'), 'the factor trusted the device');
   const notice = await inbox.next();
@@ -126,7 +129,7 @@ t.test('with a factor and device verification: one step, and passing it trusts t
   t.match(notice.text, /\/security\/report\?token=/, 'with a "This wasn\'t me" link');
 
   t.equal((await api(server, 'DELETE', `/api/auth/mfa/${factorId}/`, { token: done.body.access_token!, body: { password: 'correct horse battery staple' } })).status, 204);
-  t.ok(isPair((await loginAs(server, 'alice@example.com', { device_id: 'phone' }, from('198.51.100.78'))).body), 'without the factor, the device it trusted signs in directly');
+  t.ok(isPair((await loginAs(server, 'alice@example.com', phone, from('198.51.100.78'))).body), 'without the factor, the device it trusted signs in directly');
   t.match(await challengeFor(server, 'alice@example.com', { device_id: 'other' }, from('198.51.100.78')), { reason: 'new_device' });
 });
 
@@ -174,8 +177,8 @@ t.test('IP_VERIFICATION=challenge: a code for a new network; off: nothing', asyn
   t.match(subjectOf(mail), /sign-in code for a new network/);
   t.match(mail.text, /from a new network/);
   t.ok(reportLinkIn(mail));
-  t.match(await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(mail) }, from('192.0.2.11')), { status: 400, body: { error: 'invalid_challenge' } }, 'completed only from the address that started it');
-  t.ok(isPair((await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(mail) }, here)).body));
+  // A sign-in may finish from another address (mfa-challenge.network-change.test.ts): here one in the same /24.
+  t.ok(isPair((await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(mail) }, from('192.0.2.11'))).body));
   t.equal(inbox.unread().length, 0, 'no extra new-sign-in notice after a verified network');
 
   t.ok(isPair((await loginAs(server, 'alice@example.com', {}, from('192.0.2.99'))).body), 'the network is now known');
@@ -196,8 +199,9 @@ t.test('device and network checks together: a new device is one step; a trusted 
   t.equal(first.reason, 'new_device');
   const done = await verify(server, { challenge_id: first.challenge_id, method: 'email', code: codeIn(await inbox.next()), device_id: 'phone' }, from('192.0.2.10'));
   t.ok(isPair(done.body), 'one step for both');
-  t.ok(await pairFor(server, 'alice@example.com', { device_id: 'phone' }, from('192.0.2.10')), 'known device, known network');
-  const moved = await challengeFor(server, 'alice@example.com', { device_id: 'phone' }, from('203.0.113.1'));
+  const phone = { device_id: 'phone', device_token: done.body.device_token };
+  t.ok(await pairFor(server, 'alice@example.com', phone, from('192.0.2.10')), 'known device, known network');
+  const moved = await challengeFor(server, 'alice@example.com', phone, from('203.0.113.1'));
   t.equal(moved.reason, 'new_ip', 'the trusted device on a new network');
   t.ok(isPair((await verify(server, { challenge_id: moved.challenge_id, method: 'email', code: codeIn(await inbox.next()), device_id: 'phone' }, from('203.0.113.1'))).body));
 });

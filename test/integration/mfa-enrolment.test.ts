@@ -6,7 +6,7 @@
 import { eq } from 'drizzle-orm';
 import t from 'tap';
 import { mfaFactors, mfaRecoveryCodes } from '../../src/db/schema/index.js';
-import { api } from '../helpers/auth.js';
+import { api, AUTH_PASSWORD } from '../helpers/auth.js';
 import { TWILIO_FROM } from '../helpers/twilio.js';
 import {
   auditLog,
@@ -227,7 +227,8 @@ t.test('an enrolment code: five wrong tries end it, it expires after five minute
   clock.advance(301);
   t.match(await confirm(second.body.factor_id, late), { status: 400, body: { error: 'challenge_expired' } }, 'expired after five minutes');
 
-  const third = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/sms/', { token, body: { phone: '+14155552671' } });
+  // The session signed in more than five minutes ago: adding a factor now needs the password (mfa-add-factor.reauth.test.ts).
+  const third = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/sms/', { token, body: { phone: '+14155552671', password: AUTH_PASSWORD } });
   const good = await twilio.codeOf(3);
   t.match(await confirm(second.body.factor_id, good), { status: 404 }, 'a replaced enrolment is gone');
   t.match(await confirm(third.body.factor_id, good), { status: 200, body: { active: true } });

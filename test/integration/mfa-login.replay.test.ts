@@ -43,8 +43,9 @@ t.test('a TOTP step is accepted once: not in a second login, not an older step a
 
   clock.advance(30);
   const fresh = await totpAt(secret, clock);
-  const [a, b] = await Promise.all([challengeFor(server, 'alice@example.com'), challengeFor(server, 'alice@example.com')]);
-  const raced = await Promise.all([verify(server, { challenge_id: a!.challenge_id, method: 'totp', code: fresh }), verify(server, { challenge_id: b!.challenge_id, method: 'totp', code: fresh })]);
+  // Two devices (one device's new login would end its previous one).
+  const [a, b] = await Promise.all([challengeFor(server, 'alice@example.com', { device_id: 'a' }), challengeFor(server, 'alice@example.com', { device_id: 'b' })]);
+  const raced = await Promise.all([verify(server, { challenge_id: a!.challenge_id, method: 'totp', code: fresh, device_id: 'a' }), verify(server, { challenge_id: b!.challenge_id, method: 'totp', code: fresh, device_id: 'b' })]);
   t.same(statuses(raced), [200, 401], 'the same code presented concurrently to two logins passes one of them');
 });
 
@@ -102,8 +103,9 @@ t.test('recovery codes are single use, also concurrently', async (t) => {
   const { pair } = await seedWithSession(server, 'alice@example.com');
   await enrolTotp(server, pair.access_token, clock);
   const { codes } = (await api<{ codes: string[] }>(server, 'POST', '/api/auth/mfa/recovery-codes/', { token: pair.access_token })).body;
-  const challenges = await Promise.all(Array.from({ length: 3 }, () => challengeFor(server, 'alice@example.com')));
-  const raced = await Promise.all(challenges.map((c) => verify(server, { challenge_id: c.challenge_id, method: 'recovery_code', code: codes[0] })));
+  // Three devices (one device's new login would end its previous one).
+  const challenges = await Promise.all(Array.from({ length: 3 }, (_, i) => challengeFor(server, 'alice@example.com', { device_id: `device-${i}` })));
+  const raced = await Promise.all(challenges.map((c, i) => verify(server, { challenge_id: c.challenge_id, method: 'recovery_code', code: codes[0], device_id: `device-${i}` })));
   t.same(statuses(raced), [200, 401, 401], 'one login per recovery code');
   const listed = await api<{ items: Array<{ type: string; remaining?: number }> }>(server, 'GET', '/api/auth/mfa/', { token: pair.access_token });
   t.equal(listed.body.items.find((f) => f.type === 'recovery_code')?.remaining, 9);

@@ -5,7 +5,7 @@
  * nothing. The first code of a sign-in skips the interval, so a user is never kept waiting for it.
  */
 import t from 'tap';
-import { api, seedAuthUser } from '../helpers/auth.js';
+import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
 import { auditLog, challengeFor, codeIn, enrolTotp, isPair, loginAs, mailbox, resend, seedWithSession, startMfaServer, totpAt, verify, type MfaServer } from '../helpers/mfa.js';
 
 async function smsUser(env: MfaServer, email: string, phone = '+14155552671') {
@@ -89,12 +89,12 @@ t.test('OTP_SENDS_PER_HOUR per user and per destination; enrolment and re-authen
   t.match(next, { status: 429, body: { error: 'too_many_requests' } }, 'the first code of a new sign-in is not sent over the hourly cap either');
   t.ok(Number(next.headers.get('retry-after')) > 0);
   t.equal(twilio.messages.length, sent, 'nothing was sent');
-  t.match(await api(server, 'POST', '/api/auth/mfa/sms/', { token: alice.pair.access_token, body: { phone: '+14155550123' } }), { status: 429 }, 'an enrolment to another number counts against the user');
+  t.match(await api(server, 'POST', '/api/auth/mfa/sms/', { token: alice.pair.access_token, body: { phone: '+14155550123', password: AUTH_PASSWORD } }), { status: 429 }, 'an enrolment to another number counts against the user');
   t.match(await api(server, 'POST', '/api/auth/mfa/reauthenticate/', { token: alice.pair.access_token, body: { method: 'sms' } }), { status: 429 }, 'and a re-authentication code');
   t.equal(twilio.messages.length, sent);
 
   clock.advance(wait);
-  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms' }), { status: 400, body: { error: 'challenge_expired' } }, 'the old sign-in expired meanwhile');
+  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms' }), { status: 400, body: { error: 'challenge_consumed' } }, 'the old sign-in was replaced by the newer one from the same device');
   const later = await challengeFor(server, 'alice@example.com');
   t.match(later, { sent: { method: 'sms' } }, 'after the hour codes are sent again');
 
@@ -123,7 +123,7 @@ t.test('new-device codes by email: the interval, the cap, the binding', async (t
   t.equal(challenge.reason, 'new_device');
   await inbox.next();
   t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email', device_id: 'laptop' }), { status: 429 }, 'interval');
-  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email' }), { status: 400, body: { error: 'invalid_challenge' } }, 'a resend from another device is not this login');
+  t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'email' }), { status: 400, body: { error: 'device_mismatch' } }, 'a resend from another device is not this login');
   t.match(await resend(server, { challenge_id: challenge.challenge_id, method: 'sms', device_id: 'laptop' }), { status: 400, body: { error: 'method_not_allowed' } }, 'no phone: no SMS');
   clock.advance(30);
   t.equal((await resend(server, { challenge_id: challenge.challenge_id, method: 'email', device_id: 'laptop' })).status, 202);

@@ -13,7 +13,7 @@ import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-
 import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
 import { createActivityQueries } from '../../queries/activity.js';
 import type { Services } from '../../services/container.js';
-import { challengeSchema, deviceIdSchema as deviceId, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
+import { challengeSchema, deviceIdSchema as deviceId, deviceNameSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 export interface AuthRouteDeps {
   services: Services;
@@ -84,15 +84,15 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         summary: 'Sign in with email and password',
         description:
-          'Returns a token pair, or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
-        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: z.string().max(200).optional() }),
+          'Returns a token pair (with `device_token` when the app sent no valid one: send it on later logins, it is what makes the device known and trusted; `device_id` is only a label), or `mfa_required` with a challenge (`reason`: mfa, new_device, new_ip or enroll; `methods`) to complete at /api/auth/verify/. Wrong email or password: 401 `invalid_credentials`, the same whether or not the account exists. Too many failures: 429 `too_many_attempts` with Retry-After. An account reported compromised: 403 `password_reset_required` (only with the right password).',
+        body: z.object({ email: z.string().max(320), password: z.string().max(1024), device_id: deviceId.optional(), device_name: deviceNameSchema.optional(), device_token: z.string().max(200).optional() }),
         response: { 200: z.union([tokenPairSchema, challengeSchema]), 401: errorSchema, 403: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
-      const { email, password, device_id, device_name } = request.body;
+      const { email, password, device_id, device_name, device_token } = request.body;
       const { result, deviceCookie } = await services.login.login(
-        { email, password, deviceId: device_id, deviceName: device_name, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        { email, password, deviceId: device_id, deviceName: device_name, deviceToken: device_token, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
         context(request),
       );
       if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
@@ -107,7 +107,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         tags,
         summary: 'Pass the current step of a sign-in (a code from a factor, or sent by SMS or email)',
         description:
-          'Answers the token pair after the last step, or the next step (the same challenge_id with a new `reason` and `methods`). A challenge works only from the device (`device_id`) and IP address its login came from. Failures: unknown or foreign challenge → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the step does not offer → 400 `method_not_allowed`; wrong code → 401 `invalid_code` with `attempts_left`; after 5 wrong codes → 429 `too_many_attempts` (sign in again).',
+          'Answers the token pair after the last step, or the next step (the same challenge_id with a new `reason` and `methods`). A challenge works only with the `device_id` its login was started with (another one → 400 `device_mismatch`); from another IP address it works too (audited; refused with SESSION_IP_BINDING=strict). Failures: unknown challenge → 400 `invalid_challenge`; expired → 400 `challenge_expired`; already completed → 400 `challenge_consumed`; a method the step does not offer → 400 `method_not_allowed`; wrong code → 401 `invalid_code` with `attempts_left`; after 5 wrong codes → 429 `too_many_attempts` (sign in again).',
         body: z.object({ challenge_id: z.string().max(200), method: z.string().max(50), code: z.string().max(200), device_id: deviceId.optional() }),
         response: { 200: z.union([tokenPairSchema, challengeSchema]), 400: errorSchema, 401: errorSchema, 429: errorSchema },
       },

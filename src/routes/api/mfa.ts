@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
 import type { UserRow } from '../../queries/users.js';
 import type { Services } from '../../services/container.js';
+import type { Reauthentication } from '../../services/mfa/factors.js';
 import { challengeSchema, deviceIdSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 const tags = ['mfa'];
@@ -41,6 +42,13 @@ const idParams = z.object({ id: z.string().max(100) });
 /** Enrolment during a login that requires it: the login's challenge stands in for the Bearer token. */
 const duringLogin = { challenge_id: z.string().max(200).optional(), device_id: deviceIdSchema.optional() };
 const codeChannel = z.enum(['sms', 'email']);
+/**
+ * Proof for adding a factor or regenerating recovery codes when the session's sign-in is not recent: the
+ * current password, or a code from an active factor (`method` totp, sms, email or recovery_code).
+ */
+const reauthFields = { password: z.string().min(1).max(1024).optional(), method: z.enum(['totp', 'sms', 'email', 'recovery_code']).optional(), code: code.optional() };
+const REAUTH_DESCRIPTION =
+  ' With a session, allowed within 5 minutes of its sign-in; later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
 
 export async function mfaRoutes(parent: FastifyInstance, deps: { services: Services }): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
@@ -65,8 +73,23 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     await app.authenticate(request, reply);
   }
 
-  async function enrollingUser(request: FastifyRequest, body: { challenge_id?: string | undefined; device_id?: string | undefined } | null | undefined): Promise<UserRow> {
-    if (request.principal) return sessionUser(request);
+  type ReauthBody = { password?: string | undefined; method?: 'totp' | 'sms' | 'email' | 'recovery_code' | undefined; code?: string | undefined };
+  const reauthOf = (body: ReauthBody | null | undefined): Reauthentication | undefined =>
+    body?.password !== undefined ? { password: body.password } : body?.method && body.code !== undefined ? { method: body.method, code: body.code } : undefined;
+
+  /** The signed-in user, after the recent-sign-in or re-authentication check for adding a factor. */
+  async function addingUser(request: FastifyRequest, body: ReauthBody | null | undefined, action: 'add_factor' | 'recovery_codes' = 'add_factor'): Promise<UserRow> {
+    const user = await sessionUser(request);
+    await factors.assertMayAddFactor(user, request.principal?.sessionId, reauthOf(body), action, context(request));
+    return user;
+  }
+
+  /**
+   * A session's user (starting an enrolment: see addingUser; confirming one the session started: no further
+   * check), or the user of a login waiting for enrolment (its challenge proves the sign-in).
+   */
+  async function enrollingUser(request: FastifyRequest, body: ({ challenge_id?: string | undefined; device_id?: string | undefined } & ReauthBody) | null | undefined, starting = true): Promise<UserRow> {
+    if (request.principal) return starting ? addingUser(request, body) : sessionUser(request);
     return login.enrollmentForChallenge(body?.challenge_id ?? '', body?.device_id, context(request));
   }
 
@@ -87,9 +110,9 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
         tags,
         security: bearer,
         summary: 'Start enrolling an authenticator app (TOTP)',
-        description: 'Answers the secret, its otpauth:// URI and a QR code (SVG data URI). The factor counts only after /confirm/ with a code from the app.',
-        body: z.object(duringLogin).nullish(),
-        response: { 201: z.object({ factor_id: z.uuid(), secret: z.string(), otpauth_uri: z.string(), qr_code: z.string() }), 400: errorSchema, 401: errorSchema },
+        description: `Answers the secret, its otpauth:// URI and a QR code (SVG data URI). The factor counts only after /confirm/ with a code from the app.${REAUTH_DESCRIPTION}`,
+        body: z.object({ ...duringLogin, ...reauthFields }).nullish(),
+        response: { 201: z.object({ factor_id: z.uuid(), secret: z.string(), otpauth_uri: z.string(), qr_code: z.string() }), 400: errorSchema, 401: errorSchema, 403: errorSchema },
       },
     },
     async (request, reply) => {
@@ -106,9 +129,9 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
         tags,
         security: bearer,
         summary: 'Start enrolling a phone for SMS codes',
-        description: 'Sends a code to the phone (E.164); the factor counts only after /confirm/ with it. Sends are rate limited per user and per number (429 with Retry-After).',
-        body: z.object({ phone: z.string().max(32), ...duringLogin }),
-        response: { 201: z.object({ factor_id: z.uuid() }), 400: errorSchema, 409: errorSchema, 429: errorSchema },
+        description: `Sends a code to the phone (E.164); the factor counts only after /confirm/ with it. Sends are rate limited per user and per number (429 with Retry-After).${REAUTH_DESCRIPTION}`,
+        body: z.object({ phone: z.string().max(32), ...duringLogin, ...reauthFields }),
+        response: { 201: z.object({ factor_id: z.uuid() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
@@ -125,8 +148,9 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
         tags,
         security: bearer,
         summary: 'Start enrolling an address for email codes (default: the account\'s)',
-        body: z.object({ email: z.string().max(254).optional(), ...duringLogin }).nullish(),
-        response: { 201: z.object({ factor_id: z.uuid() }), 400: errorSchema, 409: errorSchema, 429: errorSchema },
+        description: REAUTH_DESCRIPTION.trim(),
+        body: z.object({ email: z.string().max(254).optional(), ...duringLogin, ...reauthFields }).nullish(),
+        response: { 201: z.object({ factor_id: z.uuid() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 429: errorSchema },
       },
     },
     async (request, reply) => {
@@ -152,7 +176,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
       },
     },
     async (request, reply) => {
-      const user = await enrollingUser(request, request.body);
+      const user = await enrollingUser(request, request.body, false);
       const factor = await factors.confirm(user, request.params.type, request.params.id, request.body.code, context(request));
       if (request.principal) return noStore(reply).send(factor);
       return noStore(reply).send(await login.completeEnrollment(request.body.challenge_id ?? '', request.body.device_id, factor.type, context(request)));
@@ -167,11 +191,13 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
         tags,
         security: bearer,
         summary: 'Create 10 single-use recovery codes (shown only in this answer); the previous set stops working',
-        response: { 201: z.object({ codes: z.array(z.string()) }) },
+        description: REAUTH_DESCRIPTION.trim(),
+        body: z.object(reauthFields).nullish(),
+        response: { 201: z.object({ codes: z.array(z.string()) }), 401: errorSchema, 403: errorSchema },
       },
     },
     async (request, reply) => {
-      const user = await sessionUser(request);
+      const user = await addingUser(request, request.body, 'recovery_codes');
       return noStore(reply).code(201).send({ codes: await factors.generateRecoveryCodes(user, context(request)) });
     },
   );

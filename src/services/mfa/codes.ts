@@ -34,6 +34,8 @@ export interface CodeOwner {
   userId: string;
   challengeId?: string | undefined;
   factorId?: string | undefined;
+  /** A re-authentication code (for changing factors): its own resend interval, the user's hourly cap. */
+  reauthentication?: boolean | undefined;
 }
 
 export function maskDestination(channel: CodeChannel, destination: string): string {
@@ -61,14 +63,18 @@ export function createOtpCodeService(deps: {
    */
   async function countSend(owner: CodeOwner, channel: CodeChannel, destination: string, resend: boolean): Promise<void> {
     const userId = owner.userId;
-    const destinationKey = `dest:${owner.challengeId ? 'sign-in:' : ''}${sha256(`${channel}:${destination}`)}`;
+    const purpose = owner.challengeId ? 'sign-in:' : owner.reauthentication ? 'reauth:' : '';
+    const destinationKey = `dest:${purpose}${sha256(`${channel}:${destination}`)}`;
     const now = deps.clock();
     const limits = { now, intervalSeconds: deps.limits.resendInterval, windowSeconds: SEND_WINDOW_SECONDS, perWindow: deps.limits.sendsPerHour, ignoreInterval: !resend };
     let wait = 0;
     await deps.db
       .transaction(async (tx) => {
         const q = createMfaQueries(tx);
-        wait = await q.countSend(`user:${userId}`, limits);
+        // A re-authentication is another purpose than the sign-in code sent a moment ago: the user's count
+        // caps it per hour, its own count spaces it out.
+        wait = await q.countSend(`user:${userId}`, owner.reauthentication ? { ...limits, ignoreInterval: true } : limits);
+        if (!wait && owner.reauthentication) wait = await q.countSend(`user:reauth:${userId}`, limits);
         if (!wait) wait = await q.countSend(destinationKey, limits);
         // Roll back the user's count when the destination refused, so a refusal costs nothing.
         if (wait) throw new SendRefused();
@@ -106,8 +112,22 @@ export function createOtpCodeService(deps: {
         expiresAt: addSeconds(now, OTP_TTL_SECONDS),
       });
       const text = message.text.replaceAll('{code}', code);
-      if (channel === 'sms') await deps.sms.send({ to: destination, text });
-      else await deps.mailer.send({ to: destination, subject: message.subject.replaceAll('{code}', code), text });
+      try {
+        if (channel === 'sms') await deps.sms.send({ to: destination, text });
+        else await deps.mailer.send({ to: destination, subject: message.subject.replaceAll('{code}', code), text });
+      } catch {
+        // The provider (Twilio, the SMTP server) is down or refused the message: a plain 503, not a masked
+        // 500; the code row stays unusable to anyone (nobody received it) and expires with the others.
+        await deps.audit.record({
+          type: 'mfa.code_sent',
+          outcome: 'failure',
+          actor: { type: 'system' },
+          subject: { type: 'user', id: owner.userId },
+          context: options.context,
+          details: { channel, destination: maskDestination(channel, destination), resend: options.resend, challenge: Boolean(owner.challengeId), reason: 'delivery_unavailable' },
+        });
+        throw new AppError('delivery_unavailable', `the ${channel === 'sms' ? 'text message' : 'email'} could not be sent right now; try again in a few minutes or use another method`, 503);
+      }
       await deps.audit.record({
         type: 'mfa.code_sent',
         outcome: 'success',

@@ -13,6 +13,7 @@ import type { FactorType } from '../../db/schema/index.js';
 import { AppError } from '../../errors/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
+import { createAuthTokenQueries } from '../../queries/auth-tokens.js';
 import { createMfaQueries, type FactorView } from '../../queries/mfa.js';
 import type { UserRow } from '../../queries/users.js';
 import type { AuditEvent, AuditService, RequestContext } from '../audit.js';
@@ -22,6 +23,12 @@ import { maskDestination, OTP_MAX_ATTEMPTS, type CodeChannel, type OtpCodeServic
 import { matchTotpStep, newTotpSecret, qrCodeDataUri, totpUri } from './totp.js';
 
 export const RECOVERY_CODE_COUNT = 10;
+/**
+ * How long after signing in a session may add a factor or regenerate recovery codes without proving the
+ * password or a factor again: a stolen session must not turn into a lasting second factor.
+ * @see NIST SP 800-63B §4.2.3 (binding an additional authenticator needs the existing authentication)
+ */
+export const RECENT_SIGN_IN_SECONDS = 300;
 /** 28 characters of a 32-letter alphabet = 140 bits (SECURITY.md: every generated secret ≥ 128 bits). */
 const RECOVERY_CODE_LENGTH = 28;
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'.padEnd(32, 'z');
@@ -42,7 +49,7 @@ export interface FactorPublicView {
 export type Reauthentication = { password: string } | { method: 'totp' | 'sms' | 'email' | 'recovery_code'; code: string };
 
 export interface FactorChangeNotifier {
-  factorChanged(user: UserRow, change: { action: 'added' | 'removed' | 'recovery_codes'; type: FactorType }, context?: RequestContext): Promise<void>;
+  factorChanged(user: UserRow, change: { action: 'added' | 'removed' | 'recovery_codes'; type: FactorType; factorId?: string | undefined }, context?: RequestContext): Promise<void>;
 }
 
 /** `+`, then ASCII digits with optional spaces, dots, dashes or parentheses between them (nothing else). */
@@ -128,7 +135,7 @@ export function createFactorService(deps: {
     // The first real factor becomes the preferred one.
     if (!active.some((f) => f.preferred && f.type !== 'recovery_code') && factor.type !== 'recovery_code') await queries.setPreferredFactor(user.id, factor.id);
     await record('mfa.factor_activated', user.id, { factor_id: factor.id, type: factor.type }, context);
-    await deps.notifier().factorChanged(user, { action: 'added', type: factor.type }, context);
+    await deps.notifier().factorChanged(user, { action: 'added', type: factor.type, factorId: factor.id }, context);
     const fresh = await queries.findFactorOfUser(user.id, factor.id);
     return view(fresh ?? factor);
   }
@@ -162,8 +169,43 @@ export function createFactorService(deps: {
     return user.phone && user.phoneVerified ? user.phone : undefined;
   }
 
+  /**
+   * Re-authentication is a sign-in check: it counts against the same brute-force limits as a login, so a
+   * stolen session cannot guess the password or a code here at the request rate. True when it passed.
+   */
+  async function reauthenticate(user: UserRow, reauth: Reauthentication, context?: RequestContext): Promise<boolean> {
+    const attempt = { identifier: normalizeEmail(user.email), ip: context?.ip };
+    await deps.bruteForce.assertAllowed(attempt);
+    let ok: boolean;
+    if ('password' in reauth) ok = await deps.verifyPassword(user.id, reauth.password);
+    else if (reauth.method === 'totp') ok = Boolean(await checkTotp(user.id, reauth.code));
+    else if (reauth.method === 'recovery_code') ok = await checkRecoveryCode(user.id, reauth.code);
+    else {
+      const sent = await deps.codes.latest({ userId: user.id }, reauth.method);
+      ok = Boolean(sent && (await deps.codes.countAttempt(sent)) && deps.codes.matches(sent, reauth.code) && (await deps.codes.consume(sent)));
+    }
+    if (!ok) await deps.bruteForce.recordFailure(attempt, context);
+    return ok;
+  }
+
   return {
     destinationFor,
+
+    /**
+     * Adding a factor or regenerating recovery codes: allowed within RECENT_SIGN_IN_SECONDS of the session's
+     * sign-in, else only with the password or a code from an active factor. Throws 403
+     * `reauthentication_required` when neither is given, 401 `invalid_credentials` when it is wrong.
+     */
+    async assertMayAddFactor(user: UserRow, sessionId: string | undefined, reauth: Reauthentication | undefined, action: 'add_factor' | 'recovery_codes', context?: RequestContext): Promise<void> {
+      const session = sessionId ? await createAuthTokenQueries(deps.db).findUserTokenById(user.id, sessionId) : undefined;
+      const signedInAt = session?.kind === 'session' ? session.createdAt : undefined;
+      if (!reauth && signedInAt && deps.clock().getTime() - signedInAt.getTime() <= RECENT_SIGN_IN_SECONDS * 1000) return;
+      if (!reauth) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes, or the current password or a code from a factor ({password} or {method, code})`, 403);
+      if (!(await reauthenticate(user, reauth, context))) {
+        await record(action === 'recovery_codes' ? 'mfa.recovery_codes_generated' : 'mfa.factor_enrolled', user.id, { reason: 'reauthentication_failed' }, context, 'failure');
+        throw new AppError('invalid_credentials', 're-authentication failed', 401);
+      }
+    },
     checkTotp,
     checkRecoveryCode,
     listActive: (userId: string) => queries.listActiveFactorsByUser(userId),
@@ -219,14 +261,15 @@ export function createFactorService(deps: {
     async generateRecoveryCodes(user: UserRow, context?: RequestContext): Promise<string[]> {
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, recoveryCode);
       const now = deps.clock();
-      await deps.db.transaction(async (tx) => {
+      const factorId = await deps.db.transaction(async (tx) => {
         const q = createMfaQueries(tx);
         await q.deleteFactorsOfType(user.id, 'recovery_code');
         const factor = await q.insertFactor({ userId: user.id, type: 'recovery_code', label: 'Recovery codes', createdAt: now, confirmedAt: now });
         await q.insertRecoveryCodes(codes.map((code) => ({ factorId: factor.id, userId: user.id, codeHash: recoveryDigest(user.id, code) })));
+        return factor.id;
       });
       await record('mfa.recovery_codes_generated', user.id, { count: codes.length }, context);
-      await deps.notifier().factorChanged(user, { action: 'recovery_codes', type: 'recovery_code' }, context);
+      await deps.notifier().factorChanged(user, { action: 'recovery_codes', type: 'recovery_code', factorId }, context);
       return codes;
     },
 
@@ -253,26 +296,13 @@ export function createFactorService(deps: {
     async sendReauthCode(user: UserRow, channel: CodeChannel, context?: RequestContext) {
       const destination = destinationFor(user, await queries.listActiveFactorsByUser(user.id), channel, true);
       if (!destination) throw new AppError('method_not_allowed', `there is no active ${channel} factor`, 400);
-      return deps.codes.send({ userId: user.id }, channel, destination, confirmationMessage(deps.issuerName, channel), { resend: true, context });
+      return deps.codes.send({ userId: user.id, reauthentication: true }, channel, destination, confirmationMessage(deps.issuerName, channel), { resend: true, context });
     },
 
     /** Removes a factor after re-authentication with the password or a code from an active factor. */
     async remove(user: UserRow, factorId: string, reauth: Reauthentication, context?: RequestContext): Promise<void> {
       const factor = await ownFactor(user.id, factorId);
-      // Re-authentication is a sign-in check: it counts against the same brute-force limits as a login, so a
-      // stolen session cannot guess the password or a code here at the request rate.
-      const attempt = { identifier: normalizeEmail(user.email), ip: context?.ip };
-      await deps.bruteForce.assertAllowed(attempt);
-      let ok: boolean;
-      if ('password' in reauth) ok = await deps.verifyPassword(user.id, reauth.password);
-      else if (reauth.method === 'totp') ok = Boolean(await checkTotp(user.id, reauth.code));
-      else if (reauth.method === 'recovery_code') ok = await checkRecoveryCode(user.id, reauth.code);
-      else {
-        const sent = await deps.codes.latest({ userId: user.id }, reauth.method);
-        ok = Boolean(sent && (await deps.codes.countAttempt(sent)) && deps.codes.matches(sent, reauth.code) && (await deps.codes.consume(sent)));
-      }
-      if (!ok) {
-        await deps.bruteForce.recordFailure(attempt, context);
+      if (!(await reauthenticate(user, reauth, context))) {
         await record('mfa.factor_removed', user.id, { factor_id: factor.id, type: factor.type, reason: 'reauthentication_failed' }, context, 'failure');
         throw new AppError('invalid_credentials', 're-authentication failed', 401);
       }

@@ -87,7 +87,7 @@ export function createSecurityNotices(deps: {
     async factorChanged(user, change, context) {
       const kind = label(change.type);
       const what = change.action === 'recovery_codes' ? 'New recovery codes were created' : `${/^[aeiou]/.test(kind) ? 'An' : 'A'} ${kind} was ${change.action === 'added' ? 'added to' : 'removed from'} your account`;
-      const link = await newReportLink(user.id, 'factor_change', undefined, deps.sessionTtl, { change: change.action, type: change.type });
+      const link = await newReportLink(user.id, 'factor_change', undefined, deps.sessionTtl, { change: change.action, type: change.type, ...(change.factorId && change.action !== 'removed' ? { factor_id: change.factorId } : {}) });
       const text = `${what}.\n\nIP address: ${context?.ip ?? 'unknown'}\nTime: ${timestamp(deps.clock())}\n\n${wasntMe(link)}`;
       await sendNotice(user.email, `${deps.issuerName}: your sign-in methods changed`, text);
     },
@@ -122,8 +122,12 @@ export function createSecurityNotices(deps: {
       return Boolean(await queries.findUsableSecurityReport(sha256(token), deps.clock()));
     },
 
-    /** Follows a "This wasn't me" link; false when it is unknown, used or expired. */
-    async report(token: string, context: RequestContext): Promise<boolean> {
+    /**
+     * Follows a "This wasn't me" link; false when it is unknown, used or expired, else the kinds of factor it
+     * removed: those added since the reported sign-in (the link's creation) and the one a factor-change email
+     * reported, since a stolen session could have added them as a lasting second factor.
+     */
+    async report(token: string, context: RequestContext): Promise<false | { removedFactors: string[] }> {
       const now = deps.clock();
       const row = await queries.consumeSecurityReport(sha256(token), now);
       if (!row) {
@@ -134,16 +138,31 @@ export function createSecurityNotices(deps: {
       // A sign-in in progress passed the password now reported stolen: it must not complete after the reset either.
       await createOneTimeSecretQueries(deps.db).consumeLoginChallengesByUser(row.userId, now);
       if (row.deviceDigest) await queries.deleteTrustedDeviceByDigest(row.userId, row.deviceDigest);
+      const reportedFactor = typeof row.details.factor_id === 'string' ? row.details.factor_id : undefined;
+      const removed = await queries.deleteFactorsAddedSince(row.userId, row.createdAt, reportedFactor);
       await deps.sessions.revokeUserSessions(row.userId, { includePersonal: true, reason: 'compromise_reported' }, context);
+      if (removed.length) {
+        await deps.audit.record({ type: 'mfa.factor_removed', outcome: 'success', actor: { type: 'anonymous' }, subject: { type: 'user', id: row.userId }, context, details: { reason: 'compromise_reported', factors: removed } });
+      }
       await deps.audit.record({
         type: 'account.compromise_reported',
         outcome: 'success',
         actor: { type: 'anonymous' },
         subject: { type: 'user', id: row.userId },
         context,
-        details: { kind: row.kind, reported: row.details, device_distrusted: Boolean(row.deviceDigest) },
+        details: { kind: row.kind, reported: row.details, device_distrusted: Boolean(row.deviceDigest), factors_removed: removed.length },
       });
-      return true;
+      const removedFactors = removed.map((f) => (f.type === 'recovery_code' ? 'recovery codes' : label(f.type)));
+      const user = await users.findUserById(row.userId);
+      if (user) {
+        const lines = [
+          'You reported that a sign-in or change on your account was not you. Every session was signed out and the device was forgotten.',
+          removedFactors.length ? `These sign-in methods, added since, were removed: ${removedFactors.join(', ')}.` : 'No sign-in method had been added since.',
+          'Reset your password before you sign in again.',
+        ];
+        await sendNotice(user.email, `${deps.issuerName}: your account was secured`, lines.join('\n\n'));
+      }
+      return { removedFactors };
     },
   };
 }
