@@ -116,7 +116,7 @@ export function createServices(deps: {
       ipBinding: config.auth.ipBinding,
       personalTokenTtl: config.auth.personalTokenTtl,
       personalTokenMaxTtl: config.auth.personalTokenMaxTtl,
-      personalTokenSignInMaxAge: config.auth.personalTokenSignInMaxAge,
+      recentSignInMaxAge: config.auth.recentSignInMaxAge,
       tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
     },
   });
@@ -135,6 +135,7 @@ export function createServices(deps: {
   // The factor service reports changes through the notices (declared below): read only when a factor changes.
   const factors = createFactorService({
     db,
+    recentSignInMaxAge: config.auth.recentSignInMaxAge,
     clock,
     codes,
     audit,

@@ -57,7 +57,8 @@ export interface SessionServiceConfig {
   personalTokenTtl: number;
   personalTokenMaxTtl: number;
   /** A session may create a personal token only this many seconds after its sign-in. */
-  personalTokenSignInMaxAge: number;
+  /** Seconds after a session's sign-in within which it counts as a recent sign-in (RECENT_SIGN_IN_MAX_AGE). */
+  recentSignInMaxAge: number;
   /** How long a revoked OIDC grant's tombstone is kept. */
   tombstoneTtl: number;
 }
@@ -475,9 +476,9 @@ export function createSessionService(deps: SessionServiceDeps) {
         throw new AppError('invalid_scope', `unknown scope ${unknown.join(', ')}; scopes are ${API_SCOPES.join(', ')}`, 400, { scopes: API_SCOPES });
       }
       const session = principal.sessionId ? await tokens.findUserTokenById(userId, principal.sessionId) : undefined;
-      if (!session || session.kind !== 'session' || now.getTime() - session.createdAt.getTime() > config.personalTokenSignInMaxAge * 1000) {
-        throw new AppError('reauthentication_required', `sign in again: a personal token can be created only within ${config.personalTokenSignInMaxAge} seconds of signing in`, 403, {
-          max_age: config.personalTokenSignInMaxAge,
+      if (!session || session.kind !== 'session' || now.getTime() - session.createdAt.getTime() > config.recentSignInMaxAge * 1000) {
+        throw new AppError('reauthentication_required', `sign in again: a personal token can be created only within ${config.recentSignInMaxAge} seconds of signing in`, 403, {
+          max_age: config.recentSignInMaxAge,
         });
       }
       const ttl = input.expiresIn ?? config.personalTokenTtl;

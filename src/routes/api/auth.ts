@@ -192,7 +192,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         security: bearer,
         summary: 'Create a personal API token (its value is shown only in this response)',
         description:
-          'Only from a first-party session signed in within PERSONAL_TOKEN_SIGN_IN_MAX_AGE (else 403 `reauthentication_required`: sign in again). `scopes` are the Authorization API\'s scopes, named after the auth.* permissions (an unknown one: 400 `invalid_scope`); the token may use a permission only when a scope names it and its owner holds it then. "Log out all", a password change or reset and a "This wasn\'t me" report revoke personal tokens.',
+          'Only from a first-party session signed in within RECENT_SIGN_IN_MAX_AGE (else 403 `reauthentication_required`: sign in again). `scopes` are the Authorization API\'s scopes, named after the auth.* permissions (an unknown one: 400 `invalid_scope`); the token may use a permission only when a scope names it and its owner holds it then. "Log out all", a password change or reset and a "This wasn\'t me" report revoke personal tokens.',
         body: z.object({ name: z.string().trim().min(1).max(100), expires_in: z.number().int().positive().optional(), scopes: z.array(scopeName).max(50).optional() }),
         response: { 201: tokenSchema.extend({ token: z.string() }), 400: errorSchema, 403: errorSchema },
       },

@@ -28,7 +28,6 @@ export const RECOVERY_CODE_COUNT = 10;
  * password or a factor again: a stolen session must not turn into a lasting second factor.
  * @see NIST SP 800-63B §4.2.3 (binding an additional authenticator needs the existing authentication)
  */
-export const RECENT_SIGN_IN_SECONDS = 300;
 /** 28 characters of a 32-letter alphabet = 140 bits (SECURITY.md: every generated secret ≥ 128 bits). */
 const RECOVERY_CODE_LENGTH = 28;
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'.padEnd(32, 'z');
@@ -75,6 +74,8 @@ const normalizeRecoveryCode = (code: string) => code.toLowerCase().replace(/[^a-
 
 export function createFactorService(deps: {
   db: Db;
+  /** Seconds after a session's sign-in within which it may add factors without re-authenticating. */
+  recentSignInMaxAge: number;
   clock: Clock;
   codes: OtpCodeService;
   audit: AuditService;
@@ -192,15 +193,15 @@ export function createFactorService(deps: {
     destinationFor,
 
     /**
-     * Adding a factor or regenerating recovery codes: allowed within RECENT_SIGN_IN_SECONDS of the session's
+     * Adding a factor or regenerating recovery codes: allowed within RECENT_SIGN_IN_MAX_AGE of the session's
      * sign-in, else only with the password or a code from an active factor. Throws 403
      * `reauthentication_required` when neither is given, 401 `invalid_credentials` when it is wrong.
      */
     async assertMayAddFactor(user: UserRow, sessionId: string | undefined, reauth: Reauthentication | undefined, action: 'add_factor' | 'recovery_codes', context?: RequestContext): Promise<void> {
       const session = sessionId ? await createAuthTokenQueries(deps.db).findUserTokenById(user.id, sessionId) : undefined;
       const signedInAt = session?.kind === 'session' ? session.createdAt : undefined;
-      if (!reauth && signedInAt && deps.clock().getTime() - signedInAt.getTime() <= RECENT_SIGN_IN_SECONDS * 1000) return;
-      if (!reauth) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes, or the current password or a code from a factor ({password} or {method, code})`, 403);
+      if (!reauth && signedInAt && deps.clock().getTime() - signedInAt.getTime() <= deps.recentSignInMaxAge * 1000) return;
+      if (!reauth) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${deps.recentSignInMaxAge} seconds, or the current password or a code from a factor ({password} or {method, code})`, 403, { max_age: deps.recentSignInMaxAge });
       if (!(await reauthenticate(user, reauth, context))) {
         await record(action === 'recovery_codes' ? 'mfa.recovery_codes_generated' : 'mfa.factor_enrolled', user.id, { reason: 'reauthentication_failed' }, context, 'failure');
         throw new AppError('invalid_credentials', 're-authentication failed', 401);
