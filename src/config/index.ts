@@ -97,6 +97,12 @@ export const configSchema = z
     TWILIO_FROM: z.string().min(1).optional().describe('Sender of SMS codes: an E.164 number or a messaging service SID (MG...)'),
     TWILIO_API_URL: z.url({ protocol: /^https?$/ }).optional().describe('Another base URL for the Twilio API (a regional edge, or a test endpoint)'),
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
+    SHUTDOWN_DELAY: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds between SIGTERM (readiness turns 503 at once) and closing the listener, so load balancers stop sending first'),
+    METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('Port of the Prometheus /metrics listener (bound to HOST, never on PORT); 0 turns metrics off'),
+  })
+  .refine((raw) => raw.METRICS_PORT === 0 || raw.METRICS_PORT !== raw.PORT, {
+    path: ['METRICS_PORT'],
+    message: 'must differ from PORT (metrics are never served on the public port)',
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -169,6 +175,9 @@ export const configSchema = z
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
+      shutdownDelay: raw.SHUTDOWN_DELAY,
+      /** 0 = metrics off: nothing is collected and no listener is opened. */
+      metricsPort: raw.METRICS_PORT,
     };
   });
 
