@@ -74,7 +74,8 @@ async function waitForSchema(config: Config, lifecycle: Lifecycle): Promise<Fast
     await check();
     if (!failing.length) return undefined;
     starting = Fastify({ logger: loggerOptions(config.logLevel) });
-    await starting.register(healthRoutes, { readiness: { evaluate: async () => (failing.length ? { ready: false, failing } : { ready: true }) } });
+    // Never ready: once the schema is current, the app is still loading its keys until it takes the port over.
+    await starting.register(healthRoutes, { readiness: { evaluate: async () => ({ ready: false, failing: failing.length ? failing : ['keys'] }) } });
     await starting.listen({ port: config.port, host: config.host });
     starting.log.warn({ failing }, 'waiting for the database schema (MIGRATE_ON_START=false): run "keryu migrate"; not ready until then');
     while (failing.length && !lifecycle.signal) {
