@@ -30,6 +30,8 @@ import type { ReadinessCheckName } from './services/readiness.js';
 const SCHEMA_POLL_MS = 2000;
 /** After the delay, closing (in-flight requests, audit flush, connections) must end within this, or the process exits 1. */
 const CLOSE_TIMEOUT_MS = 20_000;
+/** How soon a connection that fell idle during the close is closed. */
+const IDLE_SWEEP_MS = 100;
 
 interface Lifecycle {
   /** The first stop signal received, if any. */
@@ -127,8 +129,10 @@ async function main(): Promise<void> {
       deadline.unref();
       try {
         // Stops accepting, finishes in-flight requests, then the onClose hooks: audit flush, key polling,
-        // Redis, PostgreSQL.
-        await app.close();
+        // Redis, PostgreSQL. A keep-alive connection whose last request ends after the listener closed would
+        // otherwise stay open until its keep-alive timeout and hold the close up; the sweep ends it once idle.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
+        await app.close().finally(() => clearInterval(sweep));
         await metricsListener?.close();
         process.exit(0);
       } catch (err) {
