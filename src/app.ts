@@ -27,7 +27,6 @@ import { registerRateLimits } from './plugins/rate-limit.js';
 import { loginChannelOf, registerRequestMetrics } from './plugins/metrics.js';
 import { createMetrics, type Metrics } from './services/metrics.js';
 import { createReadiness, databaseCheck, type Readiness } from './services/readiness.js';
-import { createSessionStatsQueries } from './queries/session-stats.js';
 import { SIGNING_ALGORITHMS } from './services/signing-keys.js';
 import { authRoutes } from './routes/api/auth.js';
 import { mfaRoutes } from './routes/api/mfa.js';
@@ -121,7 +120,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       ? createMetrics({
           version: packageVersion,
           audit: services.audit,
-          sessionStats: createSessionStatsQueries(database.db),
+          db: database.db,
           signingKeys: () => services.keys.listSigningKeys(),
           pool: () => ({ max: database.target.kind === 'postgres' ? (database.target.poolSize ?? 10) : 1 }),
           clock: services.clock,

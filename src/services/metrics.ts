@@ -11,7 +11,8 @@
  * a timer (`SAMPLE_INTERVAL_MS`) and the scrape reads the last sample.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { SessionStatsQueries } from '../queries/session-stats.js';
+import type { Db } from '../db/client.js';
+import { createSessionStatsQueries } from '../queries/session-stats.js';
 import type { AuditEvent, AuditSink } from './audit.js';
 
 /** Grant types counted by `keryu_tokens_issued_total`; anything else is `other`. */
@@ -47,7 +48,7 @@ export interface PoolState {
 export interface MetricsDeps {
   version: string;
   audit: AuditSink;
-  sessionStats: SessionStatsQueries;
+  db: Db;
   /** The signing keys and when each began to sign (for `keryu_signing_key_age_seconds`). */
   signingKeys: () => Promise<Array<{ alg: string; state: string; activates_at: string }>>;
   pool: () => PoolState;
@@ -74,6 +75,7 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export function createMetrics(deps: MetricsDeps): Metrics {
+  const sessionStats = createSessionStatsQueries(deps.db);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -168,7 +170,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
   async function sample(): Promise<void> {
     const now = deps.clock();
-    const [sessions, keys] = await Promise.all([deps.sessionStats.countActiveSessions(now), deps.signingKeys()]);
+    const [sessions, keys] = await Promise.all([sessionStats.countActiveSessions(now), deps.signingKeys()]);
     activeSessions.set(sessions);
     const since = new Map<string, number>();
     for (const key of keys) if (key.state === 'signing') since.set(key.alg, Date.parse(key.activates_at));
