@@ -10,6 +10,7 @@ import { listenForMetrics } from '../../src/plugins/metrics.js';
 import { api, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
 import { challengeFor, enrolTotpFor, isPair, pairFor, startMfaServer, verify, wrongCode } from '../helpers/mfa.js';
 import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
+import { waitFor } from '../helpers/replicas.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 async function scraper(t: Test, server: TestServer) {
@@ -171,6 +172,29 @@ t.test('a request refused by a rate limit is counted by limit, and as a refused 
   t.same(await delta(async () => {
     for (let i = 0; i < 3; i++) await attempt();
   }), { [login('api', 'failure')]: 2, 'keryu_rate_limited_total{limit="auth-ip"}': 1, [login('api', 'rate_limited')]: 1 });
+});
+
+t.test('background jobs report their last success; signing keys their age', async (t) => {
+  const startedAt = Date.now() / 1000;
+  const server = await startServer({ env: { CLEANUP_INTERVAL: '1' } });
+  t.teardown(() => server.close());
+  const scrape = await scraper(t, server);
+  const gauge = async (name: string) => {
+    const samples = (await scrape()).find((f) => f.name === name)?.metrics ?? [];
+    return new Map(samples.map((m) => [Object.values(m.labels ?? {}).join(','), Number(m.value)]));
+  };
+  const jobs = await waitFor(async () => {
+    const seen = await gauge('keryu_job_last_success_timestamp_seconds');
+    return seen.has('cleanup') && seen.has('key_refresh') ? seen : undefined;
+  }, 30_000, 'a cleanup run and a key poll');
+  for (const job of ['cleanup', 'key_refresh']) {
+    const at = jobs.get(job) ?? 0;
+    t.ok(at >= startedAt && at <= Date.now() / 1000 + 1, `${job}: a Unix timestamp from this run`);
+  }
+  await server.app.keryu.metrics!.sample();
+  const ages = await gauge('keryu_signing_key_age_seconds');
+  t.same([...ages.keys()].sort(), ['ES256', 'RS256'], 'one age per signing algorithm');
+  for (const [alg, age] of ages) t.ok(age >= 0 && age < 600, `${alg} key signs since ${age} s (generated at start-up)`);
 });
 
 t.test('METRICS_PORT=0 turns metrics off', async (t) => {
