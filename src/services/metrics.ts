@@ -90,7 +90,6 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
-  const requestSeries = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
   const loginAttempts = new Counter({ name: 'keryu_login_attempts_total', help: 'Sign-in attempts by channel and result', labelNames: ['channel', 'result'], registers: [registry] });
   const mfaChallenges = new Counter({ name: 'keryu_mfa_challenges_total', help: 'Sign-in challenge steps (second factor, new device or network) by method and result', labelNames: ['method', 'result'], registers: [registry] });
   const tokensIssued = new Counter({ name: 'keryu_tokens_issued_total', help: 'Tokens issued by grant type', labelNames: ['grant_type'], registers: [registry] });
@@ -181,14 +180,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     registry,
     observeRequest(method, route, statusCode, seconds) {
-      // The child of each label set is looked up once, not hashed from a label object on every request.
-      const key = `${method} ${statusCode} ${route}`;
-      let series = requestSeries.get(key);
-      if (!series) {
-        series = httpDuration.labels({ method: HTTP_METHODS.has(method) ? method : 'other', route, status_code: String(statusCode) });
-        requestSeries.set(key, series);
-      }
-      series.observe(seconds);
+      httpDuration.observe({ method: HTTP_METHODS.has(method) ? method : 'other', route, status_code: String(statusCode) }, seconds);
     },
     rateLimited(limit, loginChannel) {
       rateLimitedTotal.inc({ limit: (RATE_LIMIT_NAMES as readonly string[]).includes(limit) ? limit : 'other' });
