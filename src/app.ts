@@ -30,6 +30,10 @@ import { scheduleAuditSealing } from './jobs/audit-seal.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
+import { loginChannelOf, registerRequestMetrics } from './plugins/metrics.js';
+import { createMetrics, type Metrics } from './services/metrics.js';
+import { createReadiness, databaseCheck, type Readiness } from './services/readiness.js';
+import { SIGNING_ALGORITHMS } from './services/signing-keys.js';
 import { authRoutes } from './routes/api/auth.js';
 import { mfaRoutes } from './routes/api/mfa.js';
 import { securityReportPages } from './routes/security-report.js';
@@ -53,7 +57,17 @@ export interface BuildOptions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    keryu: { config: Config; services: Services; host: ProviderHost; database: Database };
+    keryu: {
+      config: Config;
+      services: Services;
+      host: ProviderHost;
+      database: Database;
+      readiness: Readiness;
+      /** Absent when METRICS_PORT=0 (metrics off: nothing is collected). */
+      metrics: Metrics | undefined;
+      /** SIGTERM's first step: readiness fails from now on ("draining") while requests are still served. */
+      drain(): void;
+    };
   }
 }
 
@@ -80,9 +94,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     genReqId: () => randomUUID(),
     return503OnClosing: true,
   });
-  let shuttingDown = false;
+  let draining = false;
   app.addHook('onClose', async () => {
-    shuttingDown = true;
+    draining = true;
   });
 
   const database = options.database ?? (await openDatabase(databaseTarget(config)));
@@ -111,10 +125,28 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
 
   const revokedTokens = createRevokedTokenQueries(database.db);
+  const metrics =
+    config.metricsPort > 0
+      ? createMetrics({
+          version: packageVersion,
+          audit: services.audit,
+          db: database.db,
+          signingKeys: () => services.keys.listSigningKeys(),
+          pool: () => ({ max: database.target.kind === 'postgres' ? (database.target.poolSize ?? 10) : 1 }),
+          clock: services.clock,
+          log: app.log,
+        })
+      : undefined;
+  if (metrics) {
+    const stopMetrics = metrics.start();
+    app.addHook('onClose', async () => stopMetrics());
+  }
+
   const host = await createProviderHost({
     keys: services.keys,
     refreshIntervalSeconds: config.keys.refreshInterval,
     log: app.log,
+    onPolled: () => metrics?.jobSucceeded('key_refresh'),
     build: (keySet) => {
       const provider = buildProvider(services.providerDeps, keySet);
       registerProviderEvents(provider, services.audit, app.log);
@@ -131,7 +163,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   started.host = host;
-  app.decorate('keryu', { config, services, host, database });
+  const readiness = createReadiness([
+    { name: 'draining', passes: () => !draining },
+    databaseCheck(database.db),
+    { name: 'keys', passes: () => SIGNING_ALGORITHMS.every((alg) => Boolean(host.currentSigningKey(alg))) },
+  ]);
+  app.decorate('keryu', {
+    config,
+    services,
+    host,
+    database,
+    readiness,
+    metrics,
+    drain: () => {
+      draining = true;
+    },
+  });
   // Closed in reverse order of registration: stop key polling, then flush the audit queue.
   app.addHook('onClose', async () => {
     await services.audit.flush();
@@ -140,7 +187,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const stopRbacSync = await syncDecisionCache(services.rbac.cache, database, app.log);
   app.addHook('onClose', async () => stopRbacSync());
   if (config.cleanupInterval > 0) {
-    const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
+    const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log, (result) => {
+      if (result.ran) metrics?.jobSucceeded('cleanup');
+    });
     app.addHook('onClose', async () => stopCleanup());
   }
   if (config.auditSealInterval > 0) {
@@ -152,9 +201,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id);
   });
   registerErrorHandler(app);
+  // First onRequest hook: the timing covers everything after it (rate limits, the provider, our routes).
+  if (metrics) registerRequestMetrics(app, metrics, { issuerPath: config.issuerPath });
 
   // Rate limits run in onRequest before the provider middleware, so they also cover the provider's endpoints.
-  await registerRateLimits(app, { ...config.rateLimit, redisUrl: config.redisUrl, issuerPath: config.issuerPath });
+  await registerRateLimits(app, {
+    ...config.rateLimit,
+    redisUrl: config.redisUrl,
+    issuerPath: config.issuerPath,
+    onLimited: (limit, request) => metrics?.rateLimited(limit, loginChannelOf(request)),
+  });
 
   // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:
   // it gets only what Fastify's trusted-proxy logic derived (TRUST_PROXY), one value per header.
@@ -203,7 +259,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
   await app.register(auditRoutes, { auditLog: services.auditLog, seals: services.auditSeals });
 
-  await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
+  await app.register(healthRoutes, { readiness });
   app.get('/assets/keryu.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
   );

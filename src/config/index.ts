@@ -101,6 +101,12 @@ export const configSchema = z
     PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
     PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
     AUDIT_SEAL_INTERVAL: durationSeconds('Seconds between runs of the audit sealing job (one replica seals at a time); 0 turns it off', 60),
+    SHUTDOWN_DELAY: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds between SIGTERM (readiness turns 503 at once) and closing the listener, so load balancers stop sending first'),
+    METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('Port of the Prometheus /metrics listener (bound to HOST, never on PORT); 0 turns metrics off'),
+  })
+  .refine((raw) => raw.METRICS_PORT === 0 || raw.METRICS_PORT !== raw.PORT, {
+    path: ['METRICS_PORT'],
+    message: 'must differ from PORT (metrics are never served on the public port)',
   })
   .transform((raw) => {
     const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}/oidc`;
@@ -176,6 +182,9 @@ export const configSchema = z
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
       auditSealInterval: raw.AUDIT_SEAL_INTERVAL,
+      shutdownDelay: raw.SHUTDOWN_DELAY,
+      /** 0 = metrics off: nothing is collected and no listener is opened. */
+      metricsPort: raw.METRICS_PORT,
     };
   });
 

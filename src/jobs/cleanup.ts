@@ -168,7 +168,7 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
 }
 
 /** Runs the cleanup every `intervalSeconds` (with jitter so replicas do not all wake together). */
-export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: object, m: string): void; error(o: object, m: string): void }): () => void {
+export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: object, m: string): void; error(o: object, m: string): void }, onDone?: (result: CleanupResult) => void): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const next = () => {
@@ -177,6 +177,7 @@ export function scheduleCleanup(db: Db, intervalSeconds: number, log: { info(o: 
     timer = setTimeout(() => {
       runCleanup(db)
         .then((r) => {
+          onDone?.(r);
           if (r.payloads + r.tombstones + r.keys + r.sessions + r.secrets + r.retryAnswers + r.loginFailures + r.mfa > 0) log.info({ cleanup: r }, 'expired rows removed');
         })
         .catch((err: unknown) => log.error({ err }, 'cleanup failed'))

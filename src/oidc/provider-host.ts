@@ -31,6 +31,8 @@ export async function createProviderHost(deps: {
   build: (keySet: KeySet) => Provider;
   refreshIntervalSeconds: number;
   log: ProviderHostLogger;
+  /** Called after each successful poll (metrics record when the keys were last checked). */
+  onPolled?: () => void;
 }): Promise<ProviderHost> {
   let keySet = await deps.keys.loadKeySet();
   let provider = deps.build(keySet);
@@ -59,7 +61,7 @@ export async function createProviderHost(deps: {
   }
 
   const timer = setInterval(() => {
-    refresh().catch((err: unknown) => deps.log.error({ err }, 'signing key refresh failed'));
+    refresh().then(deps.onPolled, (err: unknown) => deps.log.error({ err }, 'signing key refresh failed'));
   }, deps.refreshIntervalSeconds * 1000);
   timer.unref();
 

@@ -31,6 +31,8 @@ export interface RateLimitOptions {
   client: number;
   redisUrl?: string | undefined;
   issuerPath: string;
+  /** Called for each request a limit refuses, with the limit's name (metrics count them). */
+  onLimited?: ((limit: string, request: FastifyRequest) => void) | undefined;
 }
 
 type Limiter = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
@@ -74,7 +76,12 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     if (max <= 0) return undefined;
     const create = app.createRateLimit as unknown as (o: object) => Limiter;
     const limit = create({ max, timeWindow: windowMs, keyGenerator: (request: FastifyRequest) => `${prefix}:${key(request) ?? ''}` });
-    return async (request) => (key(request) === undefined ? { isAllowed: true } : limit(request));
+    return async (request) => {
+      if (key(request) === undefined) return { isAllowed: true };
+      const result = await limit(request);
+      if (result.isExceeded) options.onLimited?.(prefix, request);
+      return result;
+    };
   };
 
   const authIp = limiter(options.auth, 'auth-ip', (r) => clientAddressKey(r.ip));

@@ -113,6 +113,23 @@ export interface AuditService {
   flush(): Promise<void>;
 }
 
+/** The service's own sink, as the composition root sees it: what it holds and who watches it. */
+export interface AuditSink extends AuditService {
+  /** Events waiting to be written. */
+  queueDepth(): number;
+  /** Adds an observer (metrics count security events from here); returns its removal. */
+  observe(observer: AuditObserver): () => void;
+}
+
+/**
+ * Sees every event as it is recorded and every failed write. Called synchronously on the recording path,
+ * so an observer only counts; it must not throw (a throwing observer is ignored).
+ */
+export interface AuditObserver {
+  recorded?(event: AuditEvent): void;
+  writeFailed?(count: number): void;
+}
+
 export interface AuditLogger {
   error(obj: object, msg: string): void;
 }
@@ -120,10 +137,20 @@ export interface AuditLogger {
 /** Largest multi-row insert per flush; well under PostgreSQL's 65535 bind-parameter limit (13 per row). */
 const MAX_BATCH = 500;
 
-export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): AuditService {
+export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): AuditSink {
   type Pending = { row: typeof auditEvents.$inferInsert; resolve: () => void; reject: (err: unknown) => void };
   let queue: Pending[] = [];
   let scheduled: Promise<void> | undefined;
+  const observers = new Set<AuditObserver>();
+  const notify = (call: (observer: AuditObserver) => void) => {
+    for (const observer of observers) {
+      try {
+        call(observer);
+      } catch {
+        // Observers only count; a fault in one must never cost an audit event.
+      }
+    }
+  };
 
   function toRow(event: AuditEvent): typeof auditEvents.$inferInsert {
     return {
@@ -150,6 +177,7 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): Audi
         for (const p of batch) p.resolve();
       } catch (err) {
         deps.log.error({ err, count: batch.length }, 'audit write failed');
+        notify((o) => o.writeFailed?.(batch.length));
         for (const p of batch) p.reject(err);
       }
     }
@@ -168,7 +196,13 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): Audi
       return new Promise<void>((resolve, reject) => {
         queue.push({ row: toRow(event), resolve, reject });
         void schedule();
+        notify((o) => o.recorded?.(event));
       });
+    },
+    queueDepth: () => queue.length,
+    observe(observer) {
+      observers.add(observer);
+      return () => observers.delete(observer);
     },
     async flush() {
       while (scheduled || queue.length) await (scheduled ?? schedule());

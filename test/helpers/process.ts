@@ -9,15 +9,22 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ServerProcess {
   origin: string;
+  /** Where its Prometheus metrics are served (METRICS_PORT, a free port unless the test sets one). */
+  metricsOrigin: string;
   issuer: string;
   child: ChildProcess;
   output(): string;
   stop(): Promise<void>;
 }
 
-/** Starts `src/server.ts` under tsx. `issuer` lets replicas share one issuer while listening on their own port. */
-export async function startServerProcess(options: { databaseUrl: string; issuer?: string; env?: Record<string, string> }): Promise<ServerProcess> {
+/**
+ * Starts `src/server.ts` under tsx. `issuer` lets replicas share one issuer while listening on their own port.
+ * Returns once `/readyz` answers 200, or with `until: 'live'` once `/healthz` does (a replica that is up but
+ * not ready, e.g. waiting for its schema).
+ */
+export async function startServerProcess(options: { databaseUrl: string; issuer?: string; env?: Record<string, string>; until?: 'ready' | 'live' }): Promise<ServerProcess> {
   const port = await freePort();
+  const metricsPort = options.env?.METRICS_PORT ?? String(await freePort());
   const origin = `http://127.0.0.1:${port}`;
   const issuer = options.issuer ?? `${origin}/oidc`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
@@ -35,7 +42,10 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
       // As in startServer: the new-device and new-IP checks are off unless a test turns them on.
       DEVICE_VERIFICATION: 'off',
       IP_VERIFICATION: 'off',
+      // Tests stop replicas at once; the shutdown test sets its own delay.
+      SHUTDOWN_DELAY: '0',
       ...options.env,
+      METRICS_PORT: metricsPort,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -48,7 +58,7 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server process exited early:\n${log}`);
     try {
-      const res = await fetch(`${origin}/readyz`);
+      const res = await fetch(`${origin}${options.until === 'live' ? '/healthz' : '/readyz'}`);
       if (res.ok) break;
     } catch {
       // not listening yet
@@ -61,6 +71,7 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
   }
   return {
     origin,
+    metricsOrigin: `http://127.0.0.1:${metricsPort}`,
     issuer,
     child,
     output: () => log,

@@ -1,7 +1,8 @@
 /**
  * Migrations across replicas: several processes starting together on a fresh database apply each
  * migration exactly once (the advisory lock in runMigrations), and MIGRATE_ON_START=false never touches
- * the schema: a server started that way on an empty database refuses to start, with a clear error.
+ * the schema: a server started that way on an empty database stays alive and unready (no crash loop) until
+ * the migrations Job has applied them, then starts.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { openDatabase, type Database } from '../../src/db/client.js';
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js';
 import { onPostgres } from '../helpers/db.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { createEmptyDatabase } from '../helpers/replicas.js';
+import { createEmptyDatabase, waitFor } from '../helpers/replicas.js';
 
 const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
 
@@ -80,7 +81,7 @@ t.test('runMigrations from 4 connections at once applies each migration once', {
   t.equal((await inspect(empty.url)).migrations.length, files.length, 'a second run adds nothing');
 });
 
-t.test('MIGRATE_ON_START=false leaves an empty database untouched', { skip: SKIP }, async (t) => {
+t.test('MIGRATE_ON_START=false waits, unready, for the migrations Job, then starts', { skip: SKIP }, async (t) => {
   const empty = await createEmptyDatabase();
   let server: ServerProcess | undefined;
   t.teardown(async () => {
@@ -91,25 +92,39 @@ t.test('MIGRATE_ON_START=false leaves an empty database untouched', { skip: SKIP
     }
   });
 
-  const failure = await startServerProcess({ databaseUrl: empty.url, env: { MIGRATE_ON_START: 'false' } }).then(
-    (started) => {
-      server = started;
-      return undefined;
-    },
-    (err: unknown) => (err as Error).message,
-  );
-  t.ok(failure, 'the server refuses to start without its schema');
-  t.match(failure ?? '', /server process exited early/, 'it exits instead of serving');
-  t.match(failure ?? '', /keryu-auth: failed to start: .*signing_keys/, 'the error names the start-up failure and the missing table');
-  t.match(failure ?? '', /caused by: relation "signing_keys" does not exist/, 'with the database\'s reason, not only the failed query');
-  t.match(failure ?? '', /run "keryu migrate" or start with MIGRATE_ON_START=true/, 'and what to do about it');
+  server = await startServerProcess({ databaseUrl: empty.url, env: { MIGRATE_ON_START: 'false' }, until: 'live' });
+  const waiting = server;
+  t.equal((await fetch(`${waiting.origin}/healthz`)).status, 200, 'alive: liveness never restarts a replica waiting for its schema');
+  const unready = await fetch(`${waiting.origin}/readyz`);
+  t.equal(unready.status, 503, 'but not ready');
+  t.same(await unready.json(), { status: 'unready', failing: ['migrations'] }, 'and it says why');
+  t.match(waiting.output(), /waiting for the database schema \(MIGRATE_ON_START=false\): run \\"keryu migrate\\"/, 'the log says what to do');
 
   const untouched = await inspect(empty.url);
   t.equal(untouched.bookkeeping, false, 'no drizzle migrations table was created');
   t.same(untouched.tables, [], 'no table was created');
 
-  // The same database with the default (MIGRATE_ON_START=true) is migrated at start-up and serves.
-  server = await startServerProcess({ databaseUrl: empty.url });
+  // The migrations Job runs (in another process: here, another connection).
+  const job = await openDatabase({ kind: 'postgres', url: empty.url, poolSize: 1 });
+  try {
+    await runMigrations(job);
+  } finally {
+    await job.close();
+  }
+  await waitFor(async () => ((await fetch(`${waiting.origin}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 30_000, 'readiness after the migrations');
+  t.equal(waiting.child.exitCode, null, 'the same process, never restarted');
+  const discovery = await fetch(`${waiting.issuer}/.well-known/openid-configuration`);
+  t.equal(discovery.status, 200, 'and it serves');
+  await waiting.stop();
+  t.equal(waiting.child.exitCode, 0, 'SIGTERM ends it cleanly');
+  server = undefined;
+});
+
+t.test('MIGRATE_ON_START=true (the default) migrates an empty database at start-up', { skip: SKIP }, async (t) => {
+  const empty = await createEmptyDatabase();
+  t.teardown(() => empty.drop());
+  const server = await startServerProcess({ databaseUrl: empty.url });
+  t.teardown(() => server.stop());
   const ready = await fetch(`${server.origin}/readyz`);
   t.equal(ready.status, 200, 'with migrations on start, the server starts');
   const { files } = await migrationFiles();

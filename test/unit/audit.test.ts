@@ -44,3 +44,30 @@ t.test('audit events are stored with their context, in batches, and are append-o
   t.match(await failure(db.database.db.delete(auditEvents)), /append-only/, 'DELETE refused');
   t.equal((await db.database.db.select().from(auditEvents)).length, 25);
 });
+
+t.test('observers see every recorded event and every failed write; a faulty observer costs nothing', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const audit = createAuditService({ db: db.database.db, log: { error: () => {} } });
+  const seen: string[] = [];
+  const failed: number[] = [];
+  audit.observe({
+    recorded() {
+      throw new Error('a broken observer');
+    },
+  });
+  const stop = audit.observe({ recorded: (e) => seen.push(e.type), writeFailed: (n) => failed.push(n) });
+  const event = { type: 'login', outcome: 'success', actor: { type: 'system' } } as const;
+  const pending = audit.record(event);
+  t.equal(audit.queueDepth(), 1, 'queued until the next tick');
+  await pending;
+  t.equal(audit.queueDepth(), 0);
+  t.same(seen, ['login'], 'the event was seen, and stored despite the broken observer');
+
+  // A constraint violation: the write of the batch fails.
+  await t.rejects(audit.record({ ...event, actor: { type: 'system' }, details: { x: '\u0000' } }));
+  t.same(failed, [1], 'one failed write of one event');
+  stop();
+  await audit.record(event);
+  t.same(seen, ['login', 'login'], 'a removed observer sees nothing more');
+});

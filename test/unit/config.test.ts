@@ -18,6 +18,9 @@ t.test('defaults', async (t) => {
   t.equal(c.trustProxy, false);
   t.equal(c.secureCookies, false);
   t.ok(c.ttl.authorizationCode <= 60, 'codes live at most 60 s');
+  t.equal(c.shutdownDelay, 5, 'SIGTERM drains for 5 s');
+  t.equal(c.metricsPort, 9464, 'metrics on their own port');
+  t.equal(parseConfig({ METRICS_PORT: '0' }).metricsPort, 0, '0 turns metrics off');
 });
 
 t.test('issuer follows PORT and its path decides the mount point', async (t) => {
@@ -39,6 +42,12 @@ t.test('invalid values name the variable and what is expected', async (t) => {
     [{ KERYU_SECRET: 'short' }, /KERYU_SECRET: must be at least 32/],
     [{ AUTHORIZATION_CODE_TTL: '600' }, /AUTHORIZATION_CODE_TTL/],
     [{ MIGRATE_ON_START: 'maybe' }, /MIGRATE_ON_START/],
+    [{ SHUTDOWN_DELAY: 'soon' }, /SHUTDOWN_DELAY/],
+    [{ SHUTDOWN_DELAY: '-1' }, /SHUTDOWN_DELAY/],
+    [{ SHUTDOWN_DELAY: '1.5' }, /SHUTDOWN_DELAY/],
+    [{ METRICS_PORT: 'nine' }, /METRICS_PORT/],
+    [{ METRICS_PORT: '70000' }, /METRICS_PORT/],
+    [{ PORT: '9000', METRICS_PORT: '9000' }, /METRICS_PORT: must differ from PORT/],
   ];
   for (const [env, pattern] of cases) {
     t.throws(() => parseConfig(env), ConfigError);
@@ -93,6 +102,18 @@ t.test('the server exits with one line naming the variable, no stack trace', asy
   t.match(result.stderr, /PORT/);
   t.match(result.stderr, /LOG_LEVEL/);
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('an invalid SHUTDOWN_DELAY or METRICS_PORT stops start-up, naming the variable', async (t) => {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, SHUTDOWN_DELAY: 'later', METRICS_PORT: '99999' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1);
+  t.match(result.stderr, /SHUTDOWN_DELAY: .*\(got "later"\)/);
+  t.match(result.stderr, /METRICS_PORT: .*\(got "99999"\)/);
 });
 
 t.test('MFA settings: secure defaults, Twilio all or nothing, secrets never echoed', async (t) => {
