@@ -4,7 +4,7 @@
  *  - JWT access tokens the provider issued to resource servers: signature, issuer and expiry checked; active
  *    while neither the token (`jti`, revoked here) nor its grant is revoked;
  *  - first-party access tokens and personal tokens (services/sessions.ts): active while their session or
- *    token is; revoking a first-party access token ends its session.
+ *    token is; revoking a first-party access token ends its session, revoking a personal token ends it.
  *
  * oidc-provider answers `unsupported_token_type` for a JWT, and `{active: false}` for a token it does not
  * store, only after it authenticated the client (RFC 6749 §2.3.1) and validated the request; this Koa
@@ -26,6 +26,8 @@ export const GRANT_ID_CLAIM = 'grant_id';
 export interface FirstPartyTokens {
   introspect(token: string): Promise<Record<string, unknown>>;
   revokeByAccessToken(token: string, context?: RequestContext): Promise<boolean>;
+  /** Revokes a personal token (`kpat_...`); false for anything else. */
+  revokePersonalTokenByValue(token: string, context?: RequestContext): Promise<boolean>;
 }
 
 export interface TokenEndpointDeps {
@@ -105,10 +107,12 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
     return { ...released, active: true, token_type: 'Bearer' };
   }
 
+  const contextOf = (ctx: KoaContextWithOIDC): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, requestId: ctx.get('x-request-id') || undefined });
+
   async function revoke(ctx: KoaContextWithOIDC, caller: Caller, token: string): Promise<'done' | 'refused'> {
     const claims = await verified(token);
     if (!claims) return 'done';
-    const context = { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, requestId: ctx.get('x-request-id') || undefined };
+    const context = contextOf(ctx);
     if (claims.client_id === FIRST_PARTY_CLIENT_ID) {
       // Whoever holds a first-party access token may already end its session (logout), so any client may.
       await deps.firstParty.revokeByAccessToken(token, context);
@@ -157,6 +161,12 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
       }
       ctx.status = 200;
       ctx.body = '';
+      return;
+    }
+    // A token the provider does not store answers 200 (RFC 7009 §2.2); a personal token is ours to end. Like a
+    // first-party access token, whoever holds it could delete it through the API, so any authenticated client may.
+    if (route === 'revocation' && ctx.status === 200 && !looksLikeJwt(token)) {
+      await deps.firstParty.revokePersonalTokenByValue(token, contextOf(ctx));
     }
   });
 }

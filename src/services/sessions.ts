@@ -390,6 +390,24 @@ export function createSessionService(deps: SessionServiceDeps) {
       return true;
     },
 
+    /** Revokes a personal token presented at the revocation endpoint (RFC 7009); false when it is not a live one. */
+    async revokePersonalTokenByValue(token: string, context?: RequestContext): Promise<boolean> {
+      if (!token.startsWith(PERSONAL_TOKEN_PREFIX)) return false;
+      const now = clock();
+      const row = await tokens.findPersonalTokenByHash(sha256(token));
+      if (!row || !row.isActive) return false;
+      await revokeRow(row, now);
+      record({
+        type: 'token.revoked',
+        outcome: 'success',
+        actor: { type: 'user', id: row.userId },
+        subject: { type: 'token', id: row.id },
+        context,
+        details: { reason: 'token_revocation' },
+      });
+      return true;
+    },
+
     async authenticatePersonalToken(token: string, context: RequestContext = {}): Promise<SessionPrincipal | undefined> {
       if (!token.startsWith(PERSONAL_TOKEN_PREFIX)) return undefined;
       const now = clock();

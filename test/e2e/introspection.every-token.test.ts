@@ -119,6 +119,15 @@ t.test('the discovered introspection endpoint answers for every token kind, on e
 
     t.equal((await api(server, 'DELETE', `/api/auth/tokens/${created.body.id}/`, { token: pair.access_token })).status, 204);
     await assertInactive(t, pat, 'after revocation');
+
+    // RFC 7009 at the discovered endpoint ends a personal token too.
+    const second = await api<{ token: string }>(server, 'POST', '/api/auth/tokens/', { token: pair.access_token, body: { name: 'ci 2' } });
+    t.equal(second.status, 201);
+    t.equal((await both(second.body.token)).atA.active, true);
+    await client.tokenRevocation(rs, second.body.token);
+    await assertInactive(t, second.body.token, 'after revocation at the revocation endpoint');
+    const listed = await api<{ items: Array<{ name: string; is_active: boolean }> }>(server, 'GET', '/api/auth/tokens/', { token: pair.access_token });
+    t.equal(listed.body.items.find((i) => i.name === 'ci 2')?.is_active, false, 'listed as revoked');
   });
 
   t.test('the older path is an alias of the same endpoint, with the same client authentication', async (t) => {
