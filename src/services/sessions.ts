@@ -168,12 +168,26 @@ export function createSessionService(deps: SessionServiceDeps) {
     };
   }
 
-  async function revokeRow(row: AuthTokenRow, now: Date): Promise<boolean> {
+  async function revokeRow(row: Pick<AuthTokenRow, 'id' | 'kind' | 'reference'>, now: Date): Promise<boolean> {
     const changed = await tokens.revokeToken(row.id, now);
     if (row.kind === 'oidc_grant' && row.reference) await oidc.revokeGrants([row.reference], addSeconds(now, config.tombstoneTtl));
     if (row.kind === 'oidc_session' && row.reference) await oidc.deleteOidcSession(row.reference);
     if (row.kind === 'session') await createRefreshTokenQueries(db).clearRetryResponsesBySession(row.id);
     return changed;
+  }
+
+  /** A session or personal token ended because it was presented at the revocation endpoint (RFC 7009). */
+  async function revokePresented(row: Pick<AuthTokenRow, 'id' | 'userId' | 'kind' | 'reference'>, now: Date, context: RequestContext | undefined): Promise<void> {
+    await revokeRow(row, now);
+    const session = row.kind === 'session';
+    record({
+      type: session ? 'session.revoked' : 'token.revoked',
+      outcome: 'success',
+      actor: { type: 'user', id: row.userId },
+      subject: { type: session ? 'session' : 'token', id: row.id },
+      context,
+      details: { reason: 'token_revocation' },
+    });
   }
 
   return {
@@ -378,15 +392,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!claims) return false;
       const row = await tokens.findUserTokenById(claims.sub, claims.sid);
       if (!row || row.kind !== 'session' || !row.isActive) return false;
-      await revokeRow(row, now);
-      record({
-        type: 'session.revoked',
-        outcome: 'success',
-        actor: { type: 'user', id: claims.sub },
-        subject: { type: 'session', id: row.id },
-        context,
-        details: { reason: 'token_revocation' },
-      });
+      await revokePresented(row, now, context);
       return true;
     },
 
@@ -396,15 +402,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       const now = clock();
       const row = await tokens.findPersonalTokenByHash(sha256(token));
       if (!row || !row.isActive) return false;
-      await revokeRow(row, now);
-      record({
-        type: 'token.revoked',
-        outcome: 'success',
-        actor: { type: 'user', id: row.userId },
-        subject: { type: 'token', id: row.id },
-        context,
-        details: { reason: 'token_revocation' },
-      });
+      await revokePresented(row, now, context);
       return true;
     },
 
