@@ -10,6 +10,8 @@ import type { Config } from './config/index.js';
 import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
+import { scheduleAlertJobs } from './jobs/alert-runner.js';
+import { alertRoutes } from './routes/api/alerts.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
 import { buildProvider, clientSecretKey } from './oidc/provider.js';
@@ -126,13 +128,26 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.addHook('onClose', async () => stopCleanup());
   }
 
+  if (config.alerts.interval > 0) {
+    const stopAlerts = scheduleAlertJobs({ alerts: services.alerts, log: app.log }, config.alerts.interval);
+    app.addHook('onClose', async () => stopAlerts());
+  }
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
   registerErrorHandler(app);
 
   // Rate limits run in onRequest before the provider middleware, so they also cover the provider's endpoints.
-  await registerRateLimits(app, { ...config.rateLimit, redisUrl: config.redisUrl, issuerPath: config.issuerPath });
+  await registerRateLimits(app, {
+    ...config.rateLimit,
+    redisUrl: config.redisUrl,
+    issuerPath: config.issuerPath,
+    onExceeded: (exceeded, request) =>
+      void services.audit
+        .record({ type: 'rate_limit.exceeded', outcome: 'failure', actor: { type: 'anonymous' }, context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }, details: exceeded })
+        .catch(() => {}),
+  });
 
   // The provider is a Node handler mounted before Fastify parses bodies (middie runs in onRequest), so
   // its own parsers see the raw request; the path prefix keeps it from swallowing our other routes.
@@ -179,6 +194,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mfaRoutes, { services });
   await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
   await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
+  await app.register(alertRoutes, { alerts: services.alerts });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.

@@ -66,6 +66,10 @@ export const auditEventTypes = [
   'password.reset_requested',
   'password.reset',
   'password.changed',
+  'audit.seal_broken',
+  'rate_limit.exceeded',
+  'alert.delivered',
+  'alert.delivery_failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -10,6 +10,7 @@ import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
+import { createAlertService } from './alerts/service.js';
 import { createAuditService, type AuditLogger } from './audit.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
@@ -216,6 +217,7 @@ export function createServices(deps: {
       bruteForce,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
+    alerts: createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
   };
 }
