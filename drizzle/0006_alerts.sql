@@ -12,6 +12,11 @@ CREATE TABLE "alert_deliveries" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "alert_evaluated_events" (
+	"event_id" uuid PRIMARY KEY NOT NULL,
+	"occurred_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "alerts" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
 	"type" text NOT NULL,
@@ -33,6 +38,7 @@ CREATE TABLE "job_runs" (
 ALTER TABLE "alert_deliveries" ADD CONSTRAINT "alert_deliveries_alert_id_alerts_id_fk" FOREIGN KEY ("alert_id") REFERENCES "public"."alerts"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "alert_deliveries_due_idx" ON "alert_deliveries" USING btree ("state","next_attempt_at");--> statement-breakpoint
 CREATE INDEX "alert_deliveries_alert_idx" ON "alert_deliveries" USING btree ("alert_id");--> statement-breakpoint
+CREATE INDEX "alert_evaluated_events_occurred_at_idx" ON "alert_evaluated_events" USING btree ("occurred_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "alerts_dedupe_key_idx" ON "alerts" USING btree ("dedupe_key");--> statement-breakpoint
 CREATE INDEX "alerts_type_group_idx" ON "alerts" USING btree ("type","group_key","created_at");--> statement-breakpoint
 CREATE INDEX "alerts_created_at_idx" ON "alerts" USING btree ("created_at");

@@ -35,7 +35,7 @@ export interface RateLimitOptions {
    * Told once per limit and key per window on this replica (the first refused request), never per request:
    * the audit event behind the `rate_limit_exceeded` alert.
    */
-  onExceeded?: (exceeded: { limit: string; key: string; max: number; window_seconds: number; path: string }, request: FastifyRequest) => void;
+  onExceeded?: (exceeded: { limit: string; source: string; max: number; window_seconds: number; path: string }, request: FastifyRequest) => void;
 }
 
 type Limiter = ((request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) & { limitName?: string; max?: number; keyOf?: (request: FastifyRequest) => string | undefined };
@@ -92,7 +92,7 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     if ((reported.get(id) ?? 0) > now) return;
     if (reported.size > 10_000) for (const [k, until] of reported) if (until <= now) reported.delete(k);
     reported.set(id, now + ttlSeconds * 1000);
-    options.onExceeded({ limit: limit.limitName ?? 'unknown', key, max: limit.max ?? 0, window_seconds: options.windowSeconds, path: canonicalPath(request.url) }, request);
+    options.onExceeded({ limit: limit.limitName ?? 'unknown', source: key, max: limit.max ?? 0, window_seconds: options.windowSeconds, path: canonicalPath(request.url) }, request);
   };
 
   const authIp = limiter(options.auth, 'auth-ip', (r) => clientAddressKey(r.ip));

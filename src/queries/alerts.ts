@@ -3,7 +3,7 @@
  */
 import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import { selectRows, type DbOrTx } from '../db/client.js';
-import { alertDeliveries, alerts, auditEvents, jobRuns, signingKeys } from '../db/schema/index.js';
+import { alertDeliveries, alertEvaluatedEvents, alerts, auditEvents, jobRuns, signingKeys } from '../db/schema/index.js';
 import type { Cursor } from '../lib/pagination.js';
 
 export type AlertRow = typeof alerts.$inferSelect;
@@ -41,23 +41,45 @@ export function createAlertQueries(db: DbOrTx) {
         .onConflictDoUpdate({ target: jobRuns.name, set: { lastRunAt, ...(cursor ? { cursor } : {}) } });
     },
 
-    /** Events of the given types stored after `since`, oldest first (at most `limit`). */
-    async findAuditEventsAfter(since: Date, types: readonly string[], limit: number): Promise<AuditEventRow[]> {
+    /** Events of the given types stored at or after `since`, oldest first, in keyset pages after `after`. Successful logins are left out. */
+    async findAuditEventsSince(since: Date, types: readonly string[], limit: number, after?: { at: Date; id: string }): Promise<AuditEventRow[]> {
       return db
         .select()
         .from(auditEvents)
-        .where(and(sql`${auditEvents.occurredAt} > ${since.toISOString()}::timestamptz`, inArray(auditEvents.type, [...types])))
+        .where(
+          and(
+            sql`${auditEvents.occurredAt} >= ${since.toISOString()}::timestamptz`,
+            inArray(auditEvents.type, [...types]),
+            sql`not (${auditEvents.type} = 'login' and ${auditEvents.outcome} = 'success')`,
+            after ? sql`(${auditEvents.occurredAt}, ${auditEvents.id}) > (${after.at.toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
+          ),
+        )
         .orderBy(auditEvents.occurredAt, auditEvents.id)
         .limit(limit);
     },
 
-    /** Failed password logins with an address, in a time window (the credential-stuffing rule groups them). */
+    /** Marks events judged; returns the ids that were not judged before (the ones to judge now). */
+    async markEventsEvaluated(events: Array<{ id: string; occurredAt: Date }>): Promise<Set<string>> {
+      if (!events.length) return new Set();
+      const rows = await db
+        .insert(alertEvaluatedEvents)
+        .values(events.map((e) => ({ eventId: e.id, occurredAt: e.occurredAt })))
+        .onConflictDoNothing()
+        .returning({ id: alertEvaluatedEvents.eventId });
+      return new Set(rows.map((r) => r.id));
+    },
+
+    async deleteEvaluatedEventsBefore(before: Date): Promise<void> {
+      await db.delete(alertEvaluatedEvents).where(lt(alertEvaluatedEvents.occurredAt, before));
+    },
+
+    /** Failed password logins with an address, in a time window (the credential-stuffing rule groups them); `to` is at millisecond precision, the column finer. */
     async findLoginFailuresBetween(from: Date, to: Date): Promise<Array<{ id: string; ip: string; identifierDigest: string | null; occurredAt: Date }>> {
       const rows = await selectRows<{ id: string; ip: string; identifier_digest: string | null; occurred_at: string | Date }>(
         db,
         sql`select id, host(ip) as ip, details->>'identifier_digest' as identifier_digest, occurred_at from ${auditEvents}
             where type = 'login' and outcome = 'failure' and ip is not null
-              and occurred_at >= ${from.toISOString()}::timestamptz and occurred_at <= ${to.toISOString()}::timestamptz
+              and occurred_at >= ${from.toISOString()}::timestamptz and occurred_at < ${to.toISOString()}::timestamptz + interval '1 millisecond'
             order by occurred_at`,
       );
       return rows.map((r) => ({ id: r.id, ip: r.ip, identifierDigest: r.identifier_digest, occurredAt: new Date(r.occurred_at) }));

@@ -51,3 +51,16 @@ export const jobRuns = pgTable('job_runs', {
   /** The evaluator's cursor: audit events up to this time (less a grace for late commits) are evaluated. */
   cursor: timestamp('cursor', { withTimezone: true }),
 });
+
+/**
+ * Audit events the alert evaluator has judged, kept for a little longer than its late-commit grace: with
+ * them each event is judged exactly once, even when it commits after later events were read.
+ */
+export const alertEvaluatedEvents = pgTable(
+  'alert_evaluated_events',
+  {
+    eventId: uuid('event_id').primaryKey(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('alert_evaluated_events_occurred_at_idx').on(t.occurredAt)],
+);

@@ -126,14 +126,14 @@ async function perEvent(e: AuditEventRow, ctx: RuleContext): Promise<AlertCandid
     }
     case 'rate_limit.exceeded': {
       const limit = str(d.limit) ?? 'unknown';
-      const key = str(d.key) ?? e.ip ?? '';
+      const source = str(d.source) ?? e.ip ?? '';
       const window = num(d.window_seconds) ?? 60;
       return {
         ...once('rate_limit_exceeded'),
-        groupKey: `${limit}:${key}`,
+        groupKey: `${limit}:${source}`,
         windowSeconds: window,
-        summary: `Rate limit ${limit} was exceeded by ${key} (more than ${num(d.max) ?? '?'} requests in ${window} s); further requests are refused until the window ends.`,
-        details: { limit, key, max: num(d.max) ?? null, window_seconds: window, path: str(d.path) ?? null, ...origin(e) },
+        summary: `Rate limit ${limit} was exceeded by ${source} (more than ${num(d.max) ?? '?'} requests in ${window} s); further requests are refused until the window ends.`,
+        details: { limit, source, max: num(d.max) ?? null, window_seconds: window, path: str(d.path) ?? null, ...origin(e) },
       };
     }
     case 'audit.seal_broken':
@@ -190,16 +190,13 @@ async function stuffing(fresh: AuditEventRow[], ctx: RuleContext): Promise<Alert
   return out;
 }
 
-/**
- * Every alert the events call for. `fresh` are the events past the evaluator's cursor: window rules judge
- * only those; per-event rules also see the re-read grace (late commits) and rely on their dedupe keys.
- */
-export async function evaluateRules(events: AuditEventRow[], fresh: AuditEventRow[], ctx: RuleContext): Promise<AlertCandidate[]> {
+/** Every alert the events (each judged once, see the evaluator) call for. */
+export async function evaluateRules(events: AuditEventRow[], ctx: RuleContext): Promise<AlertCandidate[]> {
   const out: AlertCandidate[] = [];
   for (const e of events) {
     const candidate = await perEvent(e, ctx);
     if (candidate) out.push(candidate);
   }
-  out.push(...(await stuffing(fresh, ctx)));
+  out.push(...(await stuffing(events, ctx)));
   return out;
 }

@@ -2,10 +2,11 @@
  * Alerts: evaluated from audit events, written to a PostgreSQL outbox, delivered to webhooks and by email.
  *
  * - Evaluation runs on one replica at a time (a transaction-level advisory lock) from a persisted cursor over
- *   `occurred_at`. Rows from concurrent transactions commit out of time order, so each run also re-reads a
- *   grace period before the cursor; per-event alerts carry a dedupe key made of the event id (unique in the
- *   outbox), so re-reading raises nothing twice. Aggregating rules (credential stuffing, rate limits) raise
- *   at most one alert per group per window.
+ *   `occurred_at`. Rows from concurrent transactions commit out of time order (`occurred_at` is the writing
+ *   transaction's start), so each run also re-reads a grace period before the cursor and judges only the
+ *   events it has not judged before (recorded in `alert_evaluated_events`): each event exactly once. Alerts
+ *   also carry a dedupe key (unique in the outbox). Aggregating rules (credential stuffing, rate limits)
+ *   raise at most one alert per group per window.
  * - Delivery is at least once: due deliveries are claimed with FOR UPDATE SKIP LOCKED and a lease (so two
  *   replicas never send the same one in a normal run, and a crashed sender's claim expires), retried with
  *   exponential backoff until ALERT_RETRY_MAX_AGE, then marked failed. All of it runs off the request path:
@@ -134,10 +135,10 @@ export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditSer
     return raised;
   }
 
-  async function send(d: AlertDeliveryRow & { alert: AlertRow }, now: Date): Promise<void> {
+  async function send(d: AlertDeliveryRow & { alert: AlertRow }): Promise<void> {
     if (d.channel === 'webhook') {
       if (!config.webhookSecret) throw new Error('ALERT_WEBHOOK_SECRET is no longer configured');
-      await postWebhook(d.target, { id: d.alert.id, body: webhookBody(d.alert), secret: config.webhookSecret, now });
+      await postWebhook(d.target, { id: d.alert.id, body: webhookBody(d.alert), secret: config.webhookSecret });
       return;
     }
     await deps.mailer.send({ to: d.target, subject: `[${d.alert.severity}] ${alertCatalogue[d.alert.type as keyof typeof alertCatalogue]?.title ?? d.alert.type}`, text: emailText(d.alert) });
@@ -154,26 +155,28 @@ export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditSer
         const state = await q.findJobRun(EVALUATOR_JOB);
         // First run: start from now (less the grace), not from the whole history of the log.
         const cursor = state?.cursor ?? new Date(now.getTime() - LATE_COMMIT_GRACE_SECONDS * 1000);
-        let since = new Date(cursor.getTime() - LATE_COMMIT_GRACE_SECONDS * 1000);
+        const since = new Date(cursor.getTime() - LATE_COMMIT_GRACE_SECONDS * 1000);
         let newest = cursor;
+        let after: { at: Date; id: string } | undefined;
         const raised: AlertRow[] = [];
+        const ruleContext = {
+          rolePermissions: async (ids: string[]) => (ids.length ? (await rbac.findRoleClosure(ids)).permissions : new Set<string>()),
+          roleIdsByNames: async (names: string[]) => (await rbac.findRolesByNames(names)).map((r) => r.id),
+          loginFailuresBetween: (from: Date, to: Date) => q.findLoginFailuresBetween(from, to),
+          stuffing: config.stuffing,
+        };
         for (let page = 0; page < EVALUATOR_MAX_PAGES; page++) {
-          const events = await q.findAuditEventsAfter(since, ruleEventTypes, EVALUATOR_PAGE);
-          if (!events.length) break;
-          const fresh = events.filter((e) => e.occurredAt > cursor);
-          const candidates = await evaluateRules(events, fresh, {
-            rolePermissions: async (ids) => (ids.length ? (await rbac.findRoleClosure(ids)).permissions : new Set()),
-            roleIdsByNames: async (names) => (await rbac.findRolesByNames(names)).map((r) => r.id),
-            loginFailuresBetween: (from, to) => q.findLoginFailuresBetween(from, to),
-            stuffing: config.stuffing,
-          });
-          raised.push(...(await write(tx, candidates, now)));
+          const events = await q.findAuditEventsSince(since, ruleEventTypes, EVALUATOR_PAGE, after);
           const last = events[events.length - 1];
-          if (last && last.occurredAt > newest) newest = last.occurredAt;
-          if (events.length < EVALUATOR_PAGE || !last) break;
-          // Rows sharing the last timestamp beyond a full page are read by the next run's grace re-read.
-          since = last.occurredAt.getTime() > since.getTime() ? last.occurredAt : new Date(since.getTime() + 1);
+          if (!last) break;
+          // Judged once each: events re-read within the grace were judged by an earlier run.
+          const unjudged = await q.markEventsEvaluated(events);
+          raised.push(...(await write(tx, await evaluateRules(events.filter((e) => unjudged.has(e.id)), ruleContext), now)));
+          if (last.occurredAt > newest) newest = last.occurredAt;
+          after = { at: last.occurredAt, id: last.id };
+          if (events.length < EVALUATOR_PAGE) break;
         }
+        await q.deleteEvaluatedEventsBefore(new Date(since.getTime() - LATE_COMMIT_GRACE_SECONDS * 1000));
         for (const key of await q.findCurrentSigningKeys(now)) {
           const age = (now.getTime() - key.createdAt.getTime()) / 1000;
           if (age <= config.signingKeyMaxAge) continue;
@@ -216,7 +219,7 @@ export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditSer
           const shown = d.channel === 'webhook' ? displayUrl(d.target) : d.target;
           const audited = { alert_id: d.alert.id, alert_type: d.alert.type, channel: d.channel, target: shown, attempts: d.attempts };
           try {
-            await send(d, now);
+            await send(d);
             await q.markDelivered(d.id, clock());
             result.delivered++;
             await deps.audit.record({ type: 'alert.delivered', outcome: 'success', actor: { type: 'system' }, subject: { type: 'alert', id: d.alert.id }, details: audited });

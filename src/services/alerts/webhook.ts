@@ -25,8 +25,9 @@ export function displayUrl(url: string): string {
 }
 
 /** Posts one signed delivery; resolves on a 2xx answer, throws with a short reason otherwise. */
-export async function postWebhook(url: string, message: { id: string; body: string; secret: string; now: Date }): Promise<void> {
-  const timestamp = Math.floor(message.now.getTime() / 1000);
+export async function postWebhook(url: string, message: { id: string; body: string; secret: string }): Promise<void> {
+  // The wall clock, not the services' injectable one: receivers compare it with theirs to refuse replays.
+  const timestamp = Math.floor(Date.now() / 1000);
   let response: Response;
   try {
     response = await fetch(url, {
