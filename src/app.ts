@@ -12,6 +12,7 @@ import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { scheduleAlertJobs } from './jobs/alert-runner.js';
 import { alertRoutes } from './routes/api/alerts.js';
+import { complianceRoutes } from './routes/api/compliance.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
 import { buildProvider, clientSecretKey } from './oidc/provider.js';
@@ -129,7 +130,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
 
   if (config.alerts.interval > 0) {
-    const stopAlerts = scheduleAlertJobs({ alerts: services.alerts, log: app.log }, config.alerts.interval);
+    const stopAlerts = scheduleAlertJobs({ alerts: services.alerts, compliance: () => services.compliance.report(), log: app.log }, config.alerts.interval);
     app.addHook('onClose', async () => stopAlerts());
   }
 
@@ -195,6 +196,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
   await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
   await app.register(alertRoutes, { alerts: services.alerts });
+  await app.register(complianceRoutes, { compliance: services.compliance });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.

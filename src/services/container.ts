@@ -10,7 +10,10 @@ import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
+import { usesDevelopmentSecret } from '../config/secret.js';
 import { createAlertService } from './alerts/service.js';
+import { createComplianceService } from './compliance/service.js';
+import type { AuditSealStatus } from './compliance/checks.js';
 import { createAuditService, type AuditLogger } from './audit.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
@@ -47,6 +50,8 @@ export function createServices(deps: {
   clock?: Clock;
   /** The provider's keys, for first-party access tokens (the HTTP app passes them; the CLI issues none). */
   signingKeys?: AccessTokenKeys;
+  /** The audit sealing's status for the compliance report (wired where the sealing exists). */
+  auditSealStatus?: () => Promise<AuditSealStatus>;
 }) {
   const { config, database } = deps;
   const clock = deps.clock ?? systemClock;
@@ -154,6 +159,7 @@ export function createServices(deps: {
     sessionTtl: config.ttl.refreshTokenAbsolute,
     log: deps.log,
   });
+  const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log });
   const methods = createAuthMethodRegistry();
   registerBuiltInMethods(methods, { factors, codes });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
@@ -217,7 +223,28 @@ export function createServices(deps: {
       bruteForce,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
-    alerts: createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log }),
+    alerts,
+    compliance: createComplianceService({
+      db,
+      clock,
+      alerts,
+      developmentSecret: () => usesDevelopmentSecret(config),
+      sealStatus: deps.auditSealStatus,
+      settings: {
+        production: config.nodeEnv === 'production',
+        issuer: config.issuer,
+        secureCookies: config.secureCookies,
+        mfaRequiredForAll: config.mfa.required,
+        passwordMinLength: config.passwordPolicy.minLength,
+        lockAfter: config.bruteForce.lockAfter,
+        rateLimitAuth: config.rateLimit.auth,
+        refreshTokenAbsoluteTtl: config.ttl.refreshTokenAbsolute,
+        secretMaxAge: config.compliance.secretMaxAge,
+        signingKeyMaxAge: config.compliance.signingKeyMaxAge,
+        cleanupInterval: config.cleanupInterval,
+        alertChannels: { webhooks: config.alerts.webhookUrls.length, emails: config.alerts.emails.length },
+      },
+    }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
   };
 }
