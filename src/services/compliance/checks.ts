@@ -57,7 +57,7 @@ export interface ComplianceFacts {
   alertChannels: { webhooks: number; emails: number };
   clients: ClientFacts[];
   /** Roles holding an auth.* permission (through parents too), whether any role in their closure requires MFA. */
-  privilegedRoles: Array<{ name: string; mfaRequired: boolean; superuser: boolean }>;
+  privilegedRoles: Array<{ name: string; mfaRequired: boolean; superuser: boolean; holders: number }>;
   /** Enabled users holding a privileged role. */
   privilegedUsers: Array<{ id: string; email: string; roles: string[]; superuser: boolean; hasFactor: boolean; lastSignInAt: Date | undefined; createdAt: Date }>;
   /** Clients able to obtain tokens for the management API: first_party clients and service accounts with auth.* roles. */
@@ -173,8 +173,10 @@ export const complianceChecks: Check[] = [
     title: 'Every role holding an auth.* permission requires MFA',
     references: refs(null, '§4.2.1', '6.3.2'),
     run(f) {
-      const without = f.mfaRequiredForAll ? [] : f.privilegedRoles.filter((r) => !r.mfaRequired).map((r) => r.name);
-      return { status: without.length ? 'fail' : 'pass', evidence: { mfa_required_for_everyone: f.mfaRequiredForAll, roles_without_mfa: without } };
+      // Held by someone: fail; held by nobody yet: warn (the first assignment would be a failure).
+      const without = f.mfaRequiredForAll ? [] : f.privilegedRoles.filter((r) => !r.mfaRequired);
+      const status: CheckStatus = without.some((r) => r.holders > 0) ? 'fail' : without.length ? 'warn' : 'pass';
+      return { status, evidence: { mfa_required_for_everyone: f.mfaRequiredForAll, roles_without_mfa: without.map((r) => ({ role: r.name, holders: r.holders })) } };
     },
   },
   {

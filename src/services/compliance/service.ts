@@ -87,7 +87,7 @@ export function createComplianceService(deps: {
       now,
       developmentSecret: await deps.developmentSecret(),
       clients,
-      privilegedRoles: privileged.map(({ name, mfaRequired, superuser }) => ({ name, mfaRequired, superuser })),
+      privilegedRoles: privileged.map(({ id, name, mfaRequired, superuser }) => ({ name, mfaRequired, superuser, holders: new Set(holders.filter((h) => h.roleId === id).map((h) => h.userId)).size })),
       privilegedUsers,
       apiClients,
       signingKeys: await q.findCurrentSigningKeys(now),
