@@ -3,7 +3,9 @@
  * receiver (signatures checked with the standardwebhooks package) and the SMTP sink; the list API.
  */
 import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import t from 'tap';
+import { selectRows } from '../../src/db/client.js';
 import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
 import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -164,6 +166,8 @@ t.test('rate_limit_exceeded: one alert per limit and key per window, not one per
   await hit('198.51.100.8');
   const raised = (await server.app.keryu.services.alerts.evaluate()).raised;
   t.same(raised.map((a) => [a.type, a.details.source]).sort(), [['rate_limit_exceeded', '198.51.100.7'], ['rate_limit_exceeded', '198.51.100.8']]);
+  const audited = await selectRows<{ n: number }>(server.db.database.db, sql`select count(*)::int as n from audit_events where type = 'rate_limit.exceeded'`);
+  t.equal(audited[0]?.n, 2, 'one audit event per limit and key per window, not one per refused request');
 });
 
 t.test('signing_key_overdue once a day per key', async (t) => {
