@@ -5,12 +5,15 @@
  * clock, not by waiting.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { selectRows } from '../../src/db/client.js';
 import type { AlertCandidate } from '../../src/services/alerts/catalogue.js';
 import { api, manualClock, seedAuthUser, AUTH_PASSWORD } from '../helpers/auth.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { waitFor } from '../helpers/replicas.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -137,4 +140,40 @@ t.test('two replicas never deliver the same alert twice', async (t) => {
   const both = await Promise.all([a.app.keryu.services.alerts.evaluate(), b.app.keryu.services.alerts.evaluate()]);
   const again = await Promise.all([a.app.keryu.services.alerts.evaluate(), b.app.keryu.services.alerts.evaluate()]);
   t.equal([...both, ...again].reduce((n, r) => n + r.raised.length, 0), 5, 'five events, five alerts');
+});
+
+t.test('webhooks follow no redirect', async (t) => {
+  const receiver = await startWebhookReceiver(SECRET);
+  let redirected = 0;
+  const redirector = createServer((_req, res) => {
+    redirected++;
+    res.writeHead(307, { location: receiver.url }).end();
+  });
+  await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+  const port = (redirector.address() as AddressInfo).port;
+  const server = await startServer({ env: { ALERT_INTERVAL: '0', ALERT_WEBHOOK_URL: `http://127.0.0.1:${port}/hook`, ALERT_WEBHOOK_SECRET: SECRET } });
+  t.teardown(async () => {
+    await server.close();
+    await receiver.close();
+    await new Promise<void>((resolve) => redirector.close(() => resolve()));
+  });
+  await server.app.keryu.services.alerts.raise(candidates('redirect', 1));
+  t.same(await drain(server), { delivered: 0, retrying: 1, failed: 0 });
+  t.equal(redirected, 1);
+  t.same(receiver.received, [], 'the redirect target got nothing');
+  const [view] = (await server.app.keryu.services.alerts.list({ limit: 1 })).items;
+  t.equal(view?.deliveries[0]?.last_error, 'answered HTTP 307');
+});
+
+t.test('the running server evaluates and delivers on its own (ALERT_INTERVAL)', async (t) => {
+  const receiver = await startWebhookReceiver(SECRET);
+  const server = await startServer({ env: { ALERT_INTERVAL: '1', ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET } });
+  t.teardown(async () => {
+    await server.close();
+    await receiver.close();
+  });
+  await server.app.keryu.services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { seal_id: '9', problem: 'seal 9 rewritten' } });
+  const got = await waitFor(async () => receiver.received.find((r) => r.body.type === 'audit_tampering'), 20_000, 'the audit_tampering webhook');
+  t.equal(got.body.severity, 'critical');
+  t.match(String(got.body.summary), /seal 9 rewritten/);
 });
