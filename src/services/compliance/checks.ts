@@ -288,7 +288,8 @@ export const complianceChecks: Check[] = [
           const foreign = strings(client?.metadata.redirect_uris).filter((uri) => {
             try {
               const u = new URL(uri);
-              return u.origin !== issuerOrigin && !isLoopbackHttp(u);
+              // A native app's private-use scheme or loopback redirect runs on the user's device: not "elsewhere".
+              return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin !== issuerOrigin && !isLoopbackHttp(u);
             } catch {
               return true;
             }
