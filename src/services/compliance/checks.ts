@@ -129,7 +129,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'redirect_uris',
     title: 'Redirect URIs are exact, use https (http only on loopback) and contain no wildcard',
-    references: refs('§2.1, §4.1', null, '10.4.1'),
+    references: refs('§2.1, §2.6', null, '10.4.1'),
     run(f) {
       const problems = f.clients.flatMap((c) =>
         [...strings(c.metadata.redirect_uris), ...strings(c.metadata.post_logout_redirect_uris)].flatMap((uri) => {
@@ -259,7 +259,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'alert_channels',
     title: 'Security alerts have somewhere to go (ALERT_WEBHOOK_URL or ALERT_EMAIL)',
-    references: refs(null, null, null),
+    references: refs(null, null, '16.4.3'),
     run(f) {
       return { status: f.alertChannels.webhooks + f.alertChannels.emails > 0 ? 'pass' : 'warn', evidence: f.alertChannels };
     },
