@@ -1,6 +1,6 @@
 /**
  * The compliance catalogue: each check judges facts about the running configuration and the data, and names
- * where its rule comes from (RFC 9700 section, NIST SP 800-63B section, OWASP ASVS 5.0 requirement; null where
+ * where its rule comes from (RFC 9700 section, NIST SP 800-63B-4 section, OWASP ASVS 5.0 requirement; null where
  * that document has no matching rule). Checks are pure functions of the facts, so they are tested on crafted data.
  */
 
@@ -154,7 +154,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'password_policy',
     title: 'Password policy at or above NIST minimums (8 characters at least, no composition rules, blocklist)',
-    references: refs(null, '§5.1.1.2', '6.2.1'),
+    references: refs(null, '§3.1.1.2', '6.2.1'),
     run(f) {
       return { status: f.passwordMinLength >= 8 ? 'pass' : 'fail', evidence: { min_length: f.passwordMinLength, composition_rules: false, max_length_at_least: 64, weak_password_check: 'zxcvbn' } };
     },
@@ -162,7 +162,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'brute_force_protection',
     title: 'Failed sign-ins are limited per account (at most 100 consecutive failures) and per address',
-    references: refs(null, '§5.2.2', '6.3.1'),
+    references: refs(null, '§3.2.2', '6.3.1'),
     run(f) {
       const status: CheckStatus = f.lockAfter > 100 ? 'fail' : f.rateLimitAuth === 0 ? 'warn' : 'pass';
       return { status, evidence: { lock_after: f.lockAfter, rate_limit_auth: f.rateLimitAuth } };
@@ -171,7 +171,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'admin_roles_require_mfa',
     title: 'Every role holding an auth.* permission requires MFA',
-    references: refs(null, '§4.2.1', '6.3.2'),
+    references: refs(null, '§2.2.1', '6.3.2'),
     run(f) {
       // Held by someone: fail; held by nobody yet: warn (the first assignment would be a failure).
       const without = f.mfaRequiredForAll ? [] : f.privilegedRoles.filter((r) => !r.mfaRequired);
@@ -182,7 +182,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'admins_without_factor',
     title: 'Every user holding an auth.* permission has a second factor',
-    references: refs(null, '§4.2.1', '6.3.2'),
+    references: refs(null, '§2.2.1', '6.3.2'),
     run(f) {
       const users = f.privilegedUsers.filter((u) => !u.hasFactor).map((u) => ({ id: u.id, email: u.email, roles: u.roles }));
       return { status: users.length ? 'fail' : 'pass', evidence: { users } };
@@ -220,7 +220,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'issuer_https',
     title: 'The issuer is served over https in production',
-    references: refs('§2.6', '§4.2.2', '12.2.1'),
+    references: refs('§2.6', '§2.2.2', '12.2.1'),
     run(f) {
       const https = f.issuer.startsWith('https:');
       return { status: https ? 'pass' : f.production ? 'fail' : 'warn', evidence: { issuer: f.issuer, production: f.production } };
@@ -229,7 +229,7 @@ export const complianceChecks: Check[] = [
   {
     id: 'secure_cookies',
     title: 'Cookies are Secure (sent only over TLS)',
-    references: refs(null, '§7.1.1', '3.3.1'),
+    references: refs(null, '§5.1.1', '3.3.1'),
     run(f) {
       return { status: f.secureCookies ? 'pass' : f.production ? 'fail' : 'warn', evidence: { secure: f.secureCookies } };
     },
