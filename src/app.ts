@@ -15,7 +15,11 @@ import { alertRoutes } from './routes/api/alerts.js';
 import { complianceRoutes } from './routes/api/compliance.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
-import { buildProvider, clientSecretKey } from './oidc/provider.js';
+import { registerErrorCodeCorrections } from './oidc/error-codes.js';
+import { registerTokenEndpoints } from './oidc/token-endpoints.js';
+import { createRevokedTokenQueries } from './queries/revoked-tokens.js';
+import { publicPart } from './services/signing-keys.js';
+import { buildProvider } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
@@ -24,13 +28,14 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
 import { userAdminRoutes } from './routes/api/users.js';
+import { auditRoutes } from './routes/api/audit.js';
+import { scheduleAuditSealing } from './jobs/audit-seal.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
 import { authRoutes } from './routes/api/auth.js';
 import { mfaRoutes } from './routes/api/mfa.js';
 import { securityReportPages } from './routes/security-report.js';
-import { introspectionRoutes } from './routes/api/introspection.js';
 import { passwordResetPages } from './routes/password-reset.js';
 import type { Clock } from './lib/clock.js';
 import { loggerOptions } from './plugins/logger.js';
@@ -59,6 +64,10 @@ const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', impor
 
 /** Paths oidc-provider serves; used only when the issuer sits at the root, so other routes stay reachable. */
 const PROVIDER_ROOT_PATHS = ['/.well-known', '/auth', '/token', '/jwks', '/me', '/session', '/device', '/request', '/reg', '/backchannel'];
+
+/** The provider's introspection route (below the issuer path), and the older path that reaches it too. */
+const PROVIDER_INTROSPECTION_ROUTE = '/token/introspection';
+const FIRST_PARTY_INTROSPECTION_PATH = '/api/auth/introspect';
 
 function trustHops(hops: number) {
   return (_address: string, hop: number) => hop < hops;
@@ -104,6 +113,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.log.info({ summary }, 'bootstrap file applied');
   }
 
+  const revokedTokens = createRevokedTokenQueries(database.db);
   const host = await createProviderHost({
     keys: services.keys,
     refreshIntervalSeconds: config.keys.refreshInterval,
@@ -112,6 +122,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       const provider = buildProvider(services.providerDeps, keySet);
       registerProviderEvents(provider, services.audit, app.log);
       registerSessionMirror(provider, { db: database.db, clock: services.clock, log: app.log });
+      registerErrorCodeCorrections(provider);
+      registerTokenEndpoints(provider, {
+        issuer: config.issuer,
+        publicJwks: { keys: keySet.jwks.keys.map(publicPart) },
+        revokedTokens,
+        firstParty: services.sessions,
+        audit: (event) => services.audit.record(event).catch((err: unknown) => app.log.error({ err, type: event.type }, 'audit event lost')),
+      });
       return provider;
     },
   });
@@ -127,6 +145,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
     app.addHook('onClose', async () => stopCleanup());
+  }
+  if (config.auditSealInterval > 0) {
+    const stopSealing = scheduleAuditSealing(services.auditSeals, config.auditSealInterval, app.log);
+    app.addHook('onClose', () => stopSealing());
   }
 
   if (config.alerts.interval > 0) {
@@ -150,10 +172,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         .catch(() => {}),
   });
 
+  // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:
+  // it gets only what Fastify's trusted-proxy logic derived (TRUST_PROXY), one value per header.
+  if (config.trustProxy !== false) {
+    app.addHook('onRequest', async (request) => {
+      const headers = request.raw.headers;
+      headers['x-forwarded-for'] = request.ip;
+      headers['x-forwarded-host'] = request.host;
+      headers['x-forwarded-proto'] = request.protocol;
+    });
+  }
+
   // The provider is a Node handler mounted before Fastify parses bodies (middie runs in onRequest), so
   // its own parsers see the raw request; the path prefix keeps it from swallowing our other routes.
   await app.register(middie);
   const handle = (req: IncomingMessage, res: ServerResponse) => host.handle(req, res);
+  // The first-party API's introspection path is an alias of the provider's endpoint (the one discovery names):
+  // one implementation, one client authentication (RFC 6749 §2.3.1), every token kind.
+  app.use(FIRST_PARTY_INTROSPECTION_PATH, (req: IncomingMessage, res: ServerResponse) => {
+    req.url = PROVIDER_INTROSPECTION_ROUTE;
+    handle(req, res);
+  });
   if (config.issuerPath) {
     app.use(config.issuerPath, handle);
   } else {
@@ -170,7 +209,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     strategies: [
       firstPartySessionStrategy(services.sessions),
       personalTokenStrategy(services.sessions),
-      oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience }),
+      oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience, isRevoked: (token) => revokedTokens.isAccessTokenRevoked(token) }),
     ],
   });
 
@@ -178,6 +217,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
   await app.register(rbacRoutes, { rbac: services.rbac });
   await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
+  await app.register(auditRoutes, { auditLog: services.auditLog, seals: services.auditSeals });
 
   await app.register(healthRoutes, { db: database.db, isShuttingDown: () => shuttingDown });
   app.get('/assets/keryu.css', async (_request, reply) =>
@@ -194,7 +234,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });
   await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
-  await app.register(introspectionRoutes, { sessions: services.sessions, clients: services.providerDeps.clients, secretKey: clientSecretKey(config) });
   await app.register(alertRoutes, { alerts: services.alerts });
   await app.register(complianceRoutes, { compliance: services.compliance });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });

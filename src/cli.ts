@@ -18,6 +18,7 @@ import { GRANT_TYPES, type ClientInput } from './services/clients.js';
 import { formatComplianceReport } from './services/compliance/format.js';
 import { createServices, type Services } from './services/container.js';
 import { normalizeEmail } from './services/users.js';
+import { runAuditCommand } from './cli-audit.js';
 
 export interface CliIo {
   env: EnvInput;
@@ -42,6 +43,16 @@ commands:
   keys rotate [--activate-in SECONDS]   add new signing keys (published now, signing after the delay)
   keys list                             list published signing keys
   cleanup                               remove expired tokens, sessions, tombstones and retired keys
+  audit export [--from T] [--to T] [--type TYPE]... [--outcome O] [--actor-id ID] [--subject-id ID]
+               [--client-id ID] [--ip IP] [--format ndjson|csv]
+                                        write matching audit events to standard output (RFC 3339 times)
+  audit seal                            seal the audit rows written since the last seal (for a CronJob
+                                        if AUDIT_SEAL_INTERVAL=0)
+  audit verify [--from SEAL] [--expect-digest DIGEST]
+                                        recompute every seal and row; exit 1 naming the first problem
+  audit verify --export FILE --jwks FILE [--expect-digest DIGEST]
+                                        verify an NDJSON export offline with the public keys
+  audit keys                            print the public keys (JWKS) that verify seals
   compliance                            check configuration and data against RFC 9700, NIST SP 800-63B, ASVS 5.0
                                         (exit status 1 when a check fails)
 
@@ -220,6 +231,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         );
         return 0;
       }
+      case 'audit':
+        return await runAuditCommand(sub, args.slice(2), { json, out, io, open, usage: (message) => new UsageError(message) });
       case 'keys': {
         const s = await open();
         if (sub === 'rotate') {

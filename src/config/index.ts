@@ -103,6 +103,7 @@ export const configSchema = z
     KEY_REFRESH_INTERVAL: z.coerce.number().int().min(1).max(5).default(2).describe('Seconds between checks for rotated signing keys (replicas converge within this)'),
     PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
     PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
+    AUDIT_SEAL_INTERVAL: durationSeconds('Seconds between runs of the audit sealing job (one replica seals at a time); 0 turns it off', 60),
     ALERT_WEBHOOK_URL: commaList.pipe(z.array(z.url({ protocol: /^https?$/, error: 'must be a comma-separated list of http(s) URLs' }))).optional().describe('Webhook receivers of security alerts, comma-separated (https in production); requests are signed per Standard Webhooks with ALERT_WEBHOOK_SECRET'),
     ALERT_WEBHOOK_SECRET: z
       .string()
@@ -192,6 +193,7 @@ export const configSchema = z
         rotationDelay: raw.KEY_ROTATION_DELAY,
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
+      auditSealInterval: raw.AUDIT_SEAL_INTERVAL,
       alerts: {
         webhookUrls: raw.ALERT_WEBHOOK_URL ?? [],
         webhookSecret: raw.ALERT_WEBHOOK_SECRET,

@@ -15,6 +15,7 @@ import {
   mfaFactors,
   oidcPayloads,
   oidcRevokedGrants,
+  oidcRevokedTokens,
   otpCodes,
   otpSendCounters,
   passwordResetTokens,
@@ -34,6 +35,7 @@ const CLEANUP_LOCK_KEY = 0x636c65616e;
 export interface CleanupResult {
   ran: boolean;
   payloads: number;
+  /** Tombstones of revoked grants, and records of revoked JWT access tokens, past their tokens' lifetime. */
   tombstones: number;
   keys: number;
   /** Sessions and tokens past their end (plus the grace below), with their refresh tokens. */
@@ -92,6 +94,11 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
             .where(sql`ctid = any(array(select ctid from ${oidcRevokedGrants} where ${oidcRevokedGrants.expiresAt} < ${now.toISOString()}::timestamptz limit ${CLEANUP_BATCH_SIZE}))`)
             .returning({ id: oidcRevokedGrants.grantId })
         ).length,
+    ],
+    [
+      'tombstones',
+      // A revoked JWT's record is needed only until the token would have expired anyway.
+      (tx) => count(tx, sql`delete from ${oidcRevokedTokens} where ${batchOf(sql`${oidcRevokedTokens}`, sql`expires_at < ${at}`)}`),
     ],
     ['keys', async (tx) => (await tx.delete(signingKeys).where(lt(signingKeys.retiresAt, now)).returning({ kid: signingKeys.kid })).length],
     [

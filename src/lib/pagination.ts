@@ -37,6 +37,20 @@ export function decodeCursor(value: string | undefined): Cursor | undefined {
   throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
 }
 
+/** A database timestamp as RFC 3339 in UTC with microseconds (what `to_char(... 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` gives). */
+const MICROSECOND_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Decodes a cursor of a list ordered by (time, uuid), checking both parts so they can go into SQL as they
+ * are. The time keeps the database's microseconds: a JavaScript Date would cut them and skip rows.
+ */
+export function decodeTimeCursor(value: string | undefined): Cursor | undefined {
+  const cursor = decodeCursor(value);
+  if (cursor && (!MICROSECOND_KEY.test(cursor.key) || !UUID.test(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
+  return cursor;
+}
+
 /** Builds a page from `limit + 1` fetched rows: the extra row only tells whether there is a next page. */
 export function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor): { items: T[]; next_cursor: string | null } {
   const items = rows.slice(0, limit);

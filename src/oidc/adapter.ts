@@ -5,12 +5,15 @@
  *  - `consume` is one conditional UPDATE; when it changes no row the request fails with invalid_grant.
  *  - `revokeByGrantId` leaves a tombstone, and `find` never returns an artefact of a tombstoned grant,
  *    so a token saved a moment after the revocation by an in-flight request is dead too.
+ *  - a browser session signed in before its account's `sessions_valid_after` is never returned, so a
+ *    session that an in-flight request writes back after "end every session" stays ended; nor is the
+ *    session of an account that is disabled or must reset its password.
  * @see RFC 6749 §4.1.2 (a code used twice should revoke what it issued), RFC 9700 §4.14.2
  */
 import { and, eq, gt, isNull, notExists, or, sql } from 'drizzle-orm';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { oidcPayloads, oidcRevokedGrants } from '../db/schema/index.js';
+import { oidcPayloads, oidcRevokedGrants, users } from '../db/schema/index.js';
 import type { ClientQueries } from '../queries/clients.js';
 
 export interface AdapterDeps {
@@ -43,6 +46,27 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     db.select({ one: sql`1` }).from(oidcRevokedGrants).where(eq(oidcRevokedGrants.grantId, oidcPayloads.grantId)),
   );
 
+  // The account of a session, as a uuid (NULL for anything else, so the cast never fails and the primary key is used).
+  const accountUuid = sql`case when ${oidcPayloads.accountId} ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then ${oidcPayloads.accountId}::uuid end`;
+  // A session is ended when its account is disabled or must reset its password (findAccount refuses both, which
+  // the library does not expect of a stored session), or when it signed in before the account's sessions were
+  // ended (`loginTs` has second precision: before the second of the revocation).
+  const sessionNotEnded = notExists(
+    db
+      .select({ one: sql`1` })
+      .from(users)
+      .where(
+        and(
+          sql`${users.id} = ${accountUuid}`,
+          or(
+            users.disabled,
+            users.passwordResetRequired,
+            sql`date_trunc('second', ${users.sessionsValidAfter}) > to_timestamp(coalesce((${oidcPayloads.payload}->>'loginTs')::bigint, 0))`,
+          ),
+        ),
+      ),
+  );
+
   // The hot queries are built once (drizzle rebuilds a query's SQL on every call otherwise) and run as
   // named prepared statements, so PostgreSQL parses and plans them once per connection.
   const modelParam = sql.placeholder('model');
@@ -53,6 +77,12 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     .where(and(eq(oidcPayloads.model, modelParam), eq(oidcPayloads.id, idParam), notExpired, grantNotRevoked))
     .limit(1)
     .prepare('keryu_oidc_find_by_id');
+  const findSessionById = db
+    .select({ payload: oidcPayloads.payload, consumedAt: oidcPayloads.consumedAt })
+    .from(oidcPayloads)
+    .where(and(eq(oidcPayloads.model, 'Session'), eq(oidcPayloads.id, idParam), notExpired, sessionNotEnded))
+    .limit(1)
+    .prepare('keryu_oidc_find_session_by_id');
   const consumeById = db
     .update(oidcPayloads)
     .set({ consumedAt: sql`now()` })
@@ -144,14 +174,14 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
       const [row] = await db
         .select({ payload: oidcPayloads.payload, consumedAt: oidcPayloads.consumedAt })
         .from(oidcPayloads)
-        .where(and(eq(oidcPayloads.model, this.model), condition, notExpired, grantNotRevoked))
+        .where(and(eq(oidcPayloads.model, this.model), condition, notExpired, this.model === 'Session' ? sessionNotEnded : grantNotRevoked))
         .limit(1);
       return toPayload(row);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (hasNul(id)) return undefined;
-      const [row] = await findById.execute({ model: this.model, id });
+      const [row] = this.model === 'Session' ? await findSessionById.execute({ id }) : await findById.execute({ model: this.model, id });
       return toPayload(row);
     }
 

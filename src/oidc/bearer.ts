@@ -3,44 +3,60 @@
  * is a built-in resource server, `<issuer origin>/api`, see oidc/provider.ts) verified against the
  * provider's keys, naming that audience. A token a relying party holds for userinfo or for another
  * resource is refused here, so no relying party can call the management APIs with its users' tokens
- * (confused deputy). They are stateless: revocation takes effect when they expire (ACCESS_TOKEN_TTL, 10
- * minutes by default). First-party session tokens are checked against their session instead.
+ * (confused deputy). A token revoked at the revocation endpoint, or whose grant was revoked, is refused on
+ * every replica: the shared revocation state is read on every request, cached signature check or not.
+ * First-party session tokens are checked against their session instead.
  */
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { BearerStrategy, Principal } from '../plugins/authenticate.js';
 import { FIRST_PARTY_CLIENT_ID } from '../services/access-tokens.js';
 import type { ProviderHost } from './provider-host.js';
+import { GRANT_ID_CLAIM } from './token-endpoints.js';
+
+/** What identifies a JWT's revocation: its own id, and the grant it was issued under. */
+interface Revocable {
+  jti: string;
+  grantId?: string | undefined;
+}
+
+interface VerifiedJwt {
+  principal: Principal;
+  exp: number | undefined;
+  revocable: Revocable;
+}
 
 const scopesOf = (scope: unknown) => new Set(typeof scope === 'string' && scope ? scope.split(' ') : []);
 
 /**
  * Verified JWTs are remembered until they expire (bounded): verifying an ES256 signature costs far more than
- * answering a decision from the cache. The outcome is the same as verifying again, since a JWT is stateless.
+ * answering a decision from the cache. Only the signature check is cached; revocation is checked every time.
  */
 const MAX_VERIFIED_JWTS = 10_000;
 
 export function oidcJwtAccessTokenStrategy(
   host: ProviderHost,
-  options: { issuer: string; audience: string },
-): BearerStrategy & { verifyUncached(token: string): Promise<{ principal: Principal; exp: number | undefined } | undefined> } {
-  const verified = new Map<string, { principal: Principal; exp: number }>();
+  options: { issuer: string; audience: string; isRevoked(token: Revocable): Promise<boolean> },
+): BearerStrategy & { verifyUncached(token: string): Promise<VerifiedJwt | undefined> } {
+  const verified = new Map<string, VerifiedJwt & { exp: number }>();
+  const unlessRevoked = async (found: VerifiedJwt) => ((await options.isRevoked(found.revocable)) ? undefined : found.principal);
   return {
     name: 'oidc-jwt',
     async verify(token) {
       if (token.split('.').length !== 3) return undefined;
       const hit = verified.get(token);
       if (hit) {
-        if (hit.exp > Date.now() / 1000) return hit.principal;
+        if (hit.exp > Date.now() / 1000) return unlessRevoked(hit);
         verified.delete(token);
       }
-      const principal = await this.verifyUncached(token);
-      if (principal?.exp !== undefined) {
+      const found = await this.verifyUncached(token);
+      if (!found) return undefined;
+      if (found.exp !== undefined) {
         if (verified.size >= MAX_VERIFIED_JWTS) verified.delete(verified.keys().next().value as string);
-        verified.set(token, { principal: principal.principal, exp: principal.exp });
+        verified.set(token, { ...found, exp: found.exp });
       }
-      return principal?.principal;
+      return unlessRevoked(found);
     },
-    async verifyUncached(token: string): Promise<{ principal: Principal; exp: number | undefined } | undefined> {
+    async verifyUncached(token: string): Promise<VerifiedJwt | undefined> {
       try {
         const { payload } = await jwtVerify(token, createLocalJWKSet(host.publicJwks()), {
           issuer: options.issuer,
@@ -60,7 +76,8 @@ export function oidcJwtAccessTokenStrategy(
           amr: Array.isArray(payload.amr) ? payload.amr.filter((m): m is string => typeof m === 'string') : undefined,
           audience: payload.aud,
         };
-        return { principal, exp: payload.exp };
+        const grantId = payload[GRANT_ID_CLAIM];
+        return { principal, exp: payload.exp, revocable: { jti: payload.jti ?? '', grantId: typeof grantId === 'string' ? grantId : undefined } };
       } catch {
         return undefined;
       }

@@ -9,6 +9,7 @@ import { describeDevice } from '../lib/device.js';
 import { createAuthTokenQueries } from '../queries/auth-tokens.js';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditEvent, AuditService } from '../services/audit.js';
+import { standardErrorCode } from './error-codes.js';
 
 interface EventLogger {
   error(obj: object, msg: string): void;
@@ -26,9 +27,11 @@ function actorOf(ctx: KoaContextWithOIDC | undefined): AuditEvent['actor'] {
   return clientId ? { type: 'client', id: clientId } : { type: 'anonymous' };
 }
 
-function errorDetails(error: unknown): { error: string; description?: string | undefined } {
+function errorDetails(error: unknown, ctx?: KoaContextWithOIDC): { error: string; description?: string | undefined } {
   const e = error as { error?: string; error_description?: string; message?: string };
-  return { error: e.error ?? 'server_error', description: e.error_description ?? (e.error ? e.message : undefined) };
+  const description = e.error_description ?? (e.error ? e.message : undefined);
+  // Recorded with the code the client was answered (error-codes.ts corrects some of the library's).
+  return { error: standardErrorCode(ctx?.oidc?.route, e.error, description) ?? 'server_error', description };
 }
 
 export function registerProviderEvents(provider: Provider, audit: AuditService, log: EventLogger): void {
@@ -43,7 +46,7 @@ export function registerProviderEvents(provider: Provider, audit: AuditService, 
 
   provider.on('authorization.success', (ctx) => write({ type: 'oidc.authorization', outcome: 'success', ...base(ctx) }));
   provider.on('authorization.error', (ctx, error) =>
-    write({ type: 'oidc.authorization', outcome: 'failure', ...base(ctx), details: errorDetails(error) }),
+    write({ type: 'oidc.authorization', outcome: 'failure', ...base(ctx), details: errorDetails(error, ctx) }),
   );
   provider.on('grant.success', (ctx) =>
     write({
@@ -55,7 +58,7 @@ export function registerProviderEvents(provider: Provider, audit: AuditService, 
     }),
   );
   provider.on('grant.error', (ctx, error) => {
-    const details = { ...errorDetails(error), grant_type: ctx.oidc.params?.grant_type };
+    const details = { ...errorDetails(error, ctx), grant_type: ctx.oidc.params?.grant_type };
     write({ type: 'oidc.grant', outcome: 'failure', ...base(ctx), details });
     if (details.description === 'refresh token already used' || details.description === 'authorization code already consumed') {
       write({ type: 'token.reuse_detected', outcome: 'failure', ...base(ctx), details });
@@ -64,15 +67,17 @@ export function registerProviderEvents(provider: Provider, audit: AuditService, 
   provider.on('grant.revoked', (ctx, grantId) =>
     write({ type: 'oidc.grant_revoked', outcome: 'success', ...base(ctx), details: { grant_id: grantId } }),
   );
-  provider.on('revocation.error', (ctx, error) =>
-    write({ type: 'oidc.token_revoked', outcome: 'failure', ...base(ctx), details: errorDetails(error) }),
-  );
+  provider.on('revocation.error', (ctx, error) => {
+    // A JWT is refused by the library, then revoked (and audited) by token-endpoints.ts: not a failure.
+    if ((error as { error?: string }).error === 'unsupported_token_type') return;
+    write({ type: 'oidc.token_revoked', outcome: 'failure', ...base(ctx), details: errorDetails(error, ctx) });
+  });
   provider.on('interaction.started', (ctx, prompt) =>
     write({ type: 'oidc.interaction_started', outcome: 'success', ...base(ctx), details: { prompt: prompt.name, reasons: prompt.reasons } }),
   );
   provider.on('interaction.ended', (ctx) => write({ type: 'oidc.interaction_ended', outcome: 'success', ...base(ctx) }));
   provider.on('end_session.success', (ctx) => write({ type: 'logout', outcome: 'success', ...base(ctx) }));
-  provider.on('end_session.error', (ctx, error) => write({ type: 'logout', outcome: 'failure', ...base(ctx), details: errorDetails(error) }));
+  provider.on('end_session.error', (ctx, error) => write({ type: 'logout', outcome: 'failure', ...base(ctx), details: errorDetails(error, ctx) }));
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server error'));
 }
 

@@ -12,6 +12,8 @@ import type { UserQueries } from '../queries/users.js';
 import type { KeySet } from '../services/signing-keys.js';
 import { renderPage } from '../views/render.js';
 import { createAdapterClass } from './adapter.js';
+import { registerDeviceFormRecovery } from './device-form.js';
+import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './token-endpoints.js';
 import type { Db } from '../db/client.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
@@ -111,9 +113,12 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     jwks: keySet.jwks as Configuration['jwks'],
     claims,
     conformIdTokenClaims: true,
+    // JWT access tokens name their grant (and session), so revoking either reaches them (token-endpoints.ts).
+    formats: { customizers: { jwt: (_ctx, token, jwt) => customizeJwtAccessToken(token, jwt) } },
     async findAccount(_ctx, sub) {
       const user = await users.findUserById(sub);
-      if (!user || user.disabled) return undefined;
+      // A disabled account, or one that must reset its password (reported compromised), holds no session or token.
+      if (!user || user.disabled || user.passwordResetRequired) return undefined;
       return {
         accountId: user.id,
         async claims() {
@@ -208,11 +213,18 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       devInteractions: { enabled: false },
       introspection: {
         enabled: true,
-        // Relying services (confidential clients) introspect tokens presented to them, whoever they were
-        // issued to; a public client can prove nothing about itself, so it may only ask about its own tokens.
-        allowedPolicy: async (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+        // The same rule for every token kind (token-endpoints.ts answers for the ones the provider does not store).
+        allowedPolicy: async (_ctx, client, token) => mayIntrospect(client, token.clientId),
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens (the same rule as for JWTs in token-endpoints.ts).
+        async allowedPolicy(_ctx, client, token) {
+          const decision = revocationDecision(client, token.clientId);
+          if (decision === 'refuse') throw new errors.UnauthorizedClient('the token was not issued to this client');
+          return decision === 'revoke';
+        },
+      },
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
       deviceFlow: {
@@ -309,7 +321,16 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  // Koa trusts X-Forwarded-* only when Fastify was told which proxies to trust.
+  registerDeviceFormRecovery(provider, (ctx, restartUrl) =>
+    page(ctx, 'message', {
+      title: 'Connect a device',
+      heading: 'Start again',
+      lines: ['This page expired, or your browser did not keep its cookie. Nothing was approved.'],
+      link: { href: restartUrl, label: 'Enter the code from your device again' },
+    }),
+  );
+  // Koa reads X-Forwarded-* only when Fastify was told which proxies to trust; app.ts then passes it only the
+  // values Fastify derived from those proxies (Koa itself would trust any client's).
   provider.proxy = config.trustProxy !== false;
 
   // Client secrets are stored as HMAC digests: compare the digest of what was presented.

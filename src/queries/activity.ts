@@ -2,17 +2,12 @@
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { auditEvents } from '../db/schema/index.js';
-import { AppError } from '../errors/index.js';
-import { decodeCursor, encodeCursor } from '../lib/pagination.js';
-
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { decodeTimeCursor, encodeCursor } from '../lib/pagination.js';
 
 export function createActivityQueries(db: DbOrTx) {
   return {
     async listUserActivity(userId: string, limit: number, cursorValue: string | undefined) {
-      const cursor = decodeCursor(cursorValue);
-      if (cursor && (!TIMESTAMP.test(cursor.key) || !UUID.test(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
+      const cursor = decodeTimeCursor(cursorValue);
       // The cursor keeps the database's microseconds (a JavaScript Date would cut them to milliseconds and skip rows).
       const after = cursor ? sql`${cursor.key}::timestamptz` : undefined;
       const page = cursor && after ? or(lt(auditEvents.occurredAt, after), and(eq(auditEvents.occurredAt, after), lt(auditEvents.id, cursor.id))) : undefined;

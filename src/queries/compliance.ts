@@ -56,6 +56,21 @@ export function createComplianceQueries(db: DbOrTx) {
         .from(signingKeys)
         .where(and(sql`${signingKeys.activatesAt} <= ${now.toISOString()}::timestamptz`, isNull(signingKeys.retiresAt)));
     },
+    /**
+     * The newest break the sealing job or a verification reported (`audit.seal_broken`) that no later successful
+     * verification (`audit.verified`, success) cleared; undefined when there is none.
+     */
+    async findUnclearedSealBreak(): Promise<{ at: Date; message: string | null } | undefined> {
+      const rows = await selectRows<{ at: string | Date; message: string | null }>(
+        db,
+        sql`select occurred_at as at, coalesce(details->>'message', details->>'problem') as message from audit_events b
+            where b.type = 'audit.seal_broken'
+              and not exists (select 1 from audit_events v where v.type = 'audit.verified' and v.outcome = 'success' and v.occurred_at > b.occurred_at)
+            order by occurred_at desc limit 1`,
+      );
+      const row = rows[0];
+      return row ? { at: new Date(row.at), message: row.message } : undefined;
+    },
     async findJobRun(name: string) {
       const [row] = await db.select().from(jobRuns).where(eq(jobRuns.name, name));
       return row;

@@ -5,7 +5,8 @@
  */
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { oidcPayloads, oidcRevokedGrants } from '../db/schema/index.js';
+import { oidcPayloads, oidcRevokedGrants, users } from '../db/schema/index.js';
+import { isUuid } from './auth-tokens.js';
 
 export function createOidcSessionQueries(db: Db) {
   async function revokeGrants(grantIds: string[], tombstoneExpiresAt: Date): Promise<void> {
@@ -26,8 +27,13 @@ export function createOidcSessionQueries(db: Db) {
       await db.delete(oidcPayloads).where(and(eq(oidcPayloads.model, 'Session'), eq(oidcPayloads.id, id)));
     },
 
-    /** Ends every browser session and revokes every grant of an account. */
-    async revokeOidcStateByAccount(accountId: string, tombstoneExpiresAt: Date): Promise<void> {
+    /**
+     * Ends every browser session and revokes every grant of an account. Sessions signed in before `at` stay dead
+     * even if an in-flight request writes one back after the delete (the adapter checks `sessions_valid_after`).
+     */
+    async revokeOidcStateByAccount(accountId: string, tombstoneExpiresAt: Date, at: Date): Promise<void> {
+      // First, so a write-back racing the deletes below is already refused.
+      if (isUuid(accountId)) await db.update(users).set({ sessionsValidAfter: at }).where(eq(users.id, accountId));
       const grants = await db
         .select({ id: oidcPayloads.id })
         .from(oidcPayloads)

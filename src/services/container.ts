@@ -12,9 +12,10 @@ import { createUserQueries } from '../queries/users.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
 import { usesDevelopmentSecret } from '../config/secret.js';
 import { createAlertService } from './alerts/service.js';
-import { createComplianceService } from './compliance/service.js';
-import type { AuditSealStatus } from './compliance/checks.js';
+import { auditSealStatusOf, createComplianceService } from './compliance/service.js';
 import { createAuditService, type AuditLogger } from './audit.js';
+import { createAuditLogService } from './audit-log.js';
+import { createAuditSealService } from './audit-seal/service.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
@@ -50,8 +51,6 @@ export function createServices(deps: {
   clock?: Clock;
   /** The provider's keys, for first-party access tokens (the HTTP app passes them; the CLI issues none). */
   signingKeys?: AccessTokenKeys;
-  /** The audit sealing's status for the compliance report (wired where the sealing exists). */
-  auditSealStatus?: () => Promise<AuditSealStatus>;
 }) {
   const { config, database } = deps;
   const clock = deps.clock ?? systemClock;
@@ -68,6 +67,7 @@ export function createServices(deps: {
     maxSignedTtlSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials),
     rotationDelaySeconds: config.keys.rotationDelay,
   });
+  const auditSeals = createAuditSealService({ db, audit, log: deps.log, encryptionKey: deriveKey(config.secret, 'audit-signing-key-encryption'), now: clock });
   const cache = createDecisionCache({ db });
   const rbac = createRbacService({ db, audit, cache });
   // The provider's MFA policy check asks the login service, which is built below: wired lazily.
@@ -229,7 +229,8 @@ export function createServices(deps: {
       clock,
       alerts,
       developmentSecret: () => usesDevelopmentSecret(config),
-      sealStatus: deps.auditSealStatus,
+      // Sealing by CronJob (AUDIT_SEAL_INTERVAL=0): a seal a day at least counts as current.
+      sealStatus: auditSealStatusOf({ db, lastSealAt: async () => (await auditSeals.lastSeal())?.sealedAt, intervalSeconds: config.auditSealInterval || 86_400 }),
       settings: {
         production: config.nodeEnv === 'production',
         issuer: config.issuer,
@@ -246,6 +247,8 @@ export function createServices(deps: {
       },
     }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
+    auditSeals,
+    auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),
   };
 }
 export type Services = ReturnType<typeof createServices>;

@@ -367,6 +367,28 @@ export function createSessionService(deps: SessionServiceDeps) {
       return { active: true, token_type: 'Bearer', sub: claims.sub, sid: claims.sid, client_id: claims.client_id, iss: claims.iss, aud: claims.aud, iat: claims.iat, exp: claims.exp, jti: claims.jti };
     },
 
+    /**
+     * RFC 7009 revocation of a first-party access token: its session ends (the token alone already allows
+     * that through logout). Answers whether a session was ended; an invalid or dead token changes nothing.
+     */
+    async revokeByAccessToken(token: string, context?: RequestContext): Promise<boolean> {
+      const now = clock();
+      const claims = await deps.accessTokens().verify(token, now);
+      if (!claims) return false;
+      const row = await tokens.findUserTokenById(claims.sub, claims.sid);
+      if (!row || row.kind !== 'session' || !row.isActive) return false;
+      await revokeRow(row, now);
+      record({
+        type: 'session.revoked',
+        outcome: 'success',
+        actor: { type: 'user', id: claims.sub },
+        subject: { type: 'session', id: row.id },
+        context,
+        details: { reason: 'token_revocation' },
+      });
+      return true;
+    },
+
     async authenticatePersonalToken(token: string, context: RequestContext = {}): Promise<SessionPrincipal | undefined> {
       if (!token.startsWith(PERSONAL_TOKEN_PREFIX)) return undefined;
       const now = clock();
@@ -410,7 +432,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       const revoked = await tokens.revokeTokensByUser(userId, [...kinds], now, options.exceptSessionId);
       await createRefreshTokenQueries(db).clearRetryResponsesOfSessions(revoked.filter((r) => r.kind === 'session').map((r) => r.id));
       // Everything the provider holds for the account, mirrored or not (the caller's own session is first-party, never here).
-      await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl));
+      await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), now);
       record({
         type: 'session.revoked',
         outcome: 'success',

@@ -26,7 +26,7 @@ function thumbprint(jwk: JsonWebKey): string {
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
-function generateJwk(alg: SigningAlgorithm): PrivateJwk {
+export function generateJwk(alg: SigningAlgorithm): PrivateJwk {
   const { privateKey } =
     alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = privateKey.export({ format: 'jwk' });

@@ -2,7 +2,9 @@
  * Client credentials grant (RFC 6749 §4.4) for a machine client, introspection (RFC 7662), revocation
  * (RFC 7009), client authentication failures, and `Cache-Control: no-store` on token responses.
  */
+import { and, eq } from 'drizzle-orm';
 import t from 'tap';
+import { auditEvents } from '../../src/db/schema/index.js';
 import * as client from 'openid-client';
 import { discover, oauthError, recordResponses, seedClient } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
@@ -94,9 +96,17 @@ t.test('client credentials', async (t) => {
     const web = await seedClient(server);
     const config = await discover(server, web);
     const failure = await oauthError(client.clientCredentialsGrant(config));
-    // RFC 6749 §5.2 names this unauthorized_client; oidc-provider answers invalid_request (library behaviour).
-    t.equal(failure.error, 'invalid_request', String(failure.description));
+    // RFC 6749 §5.2: an authenticated client using a grant type it is not registered for.
+    t.equal(failure.error, 'unauthorized_client', String(failure.description));
     t.equal(failure.description, 'requested grant type is not allowed for this client');
     t.equal(failure.status, 400);
+
+    const device = await oauthError(client.initiateDeviceAuthorization(config, { scope: 'openid' }));
+    t.equal(device.error, 'unauthorized_client', 'the device authorization endpoint too (RFC 8628 §3.2)');
+    t.equal(device.status, 400);
+
+    await server.app.keryu.services.audit.flush();
+    const recorded = await server.db.database.db.select().from(auditEvents).where(and(eq(auditEvents.type, 'oidc.grant'), eq(auditEvents.clientId, web.clientId)));
+    t.match(recorded.map((e) => e.details), [{ error: 'unauthorized_client' }], 'the audit log records the code the client got');
   });
 });

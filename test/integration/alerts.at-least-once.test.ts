@@ -136,7 +136,7 @@ t.test('two replicas never deliver the same alert twice', async (t) => {
 
   // Evaluation: both replicas at once, one evaluates, the events are judged once.
   await a.app.keryu.services.alerts.evaluate();
-  for (let i = 0; i < 5; i++) await a.app.keryu.services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { seal_id: String(i) } });
+  for (let i = 0; i < 5; i++) await a.app.keryu.services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { problem: 'seal_changed', seal: i, source: 'verify' } });
   const both = await Promise.all([a.app.keryu.services.alerts.evaluate(), b.app.keryu.services.alerts.evaluate()]);
   const again = await Promise.all([a.app.keryu.services.alerts.evaluate(), b.app.keryu.services.alerts.evaluate()]);
   t.equal([...both, ...again].reduce((n, r) => n + r.raised.length, 0), 5, 'five events, five alerts');
@@ -172,7 +172,7 @@ t.test('the running server evaluates and delivers on its own (ALERT_INTERVAL)', 
     await server.close();
     await receiver.close();
   });
-  await server.app.keryu.services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { seal_id: '9', problem: 'seal 9 rewritten' } });
+  await server.app.keryu.services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { problem: 'seal_changed', message: 'seal 9 rewritten', seal: 9, source: 'seal' } });
   const got = await waitFor(async () => receiver.received.find((r) => r.body.type === 'audit_tampering'), 20_000, 'the audit_tampering webhook');
   t.equal(got.body.severity, 'critical');
   t.match(String(got.body.summary), /seal 9 rewritten/);

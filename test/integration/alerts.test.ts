@@ -83,7 +83,7 @@ t.test('every rule fires on its trigger, not below it, and every alert arrives s
     await services.audit.record({ type: 'account.compromise_reported', outcome: 'failure', actor: { type: 'anonymous' }, details: { reason: 'invalid_link' } });
     t.same(await raisedTypes(server), ['token_reuse_detected'], 'a refused report link is not a report');
     await services.audit.record({ type: 'account.compromise_reported', outcome: 'success', actor: { type: 'user', id: 'u2' }, subject: { type: 'user', id: 'u2' } });
-    await services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { seal_id: '42', problem: 'row 7 changed' } });
+    await services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'system' }, details: { problem: 'row_changed', message: 'row 7 changed', seal: 42, source: 'seal' } });
     const raised = (await services.alerts.evaluate()).raised;
     t.same(raised.map((a) => [a.type, a.severity]).sort(), [['audit_tampering', 'critical'], ['compromise_reported', 'high']]);
   });

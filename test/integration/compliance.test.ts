@@ -35,8 +35,8 @@ t.test('checks on crafted data, compliance_failed once a day, the API', async (t
   t.equal(clean.admin_roles_require_mfa?.status, 'warn', 'the built-in admin role does not require MFA, but nobody holds it yet');
   t.equal(clean.issuer_https?.status, 'warn', 'http issuer outside production: warn');
   t.equal(clean.secure_cookies?.status, 'warn');
-  t.same(clean.audit_chain?.evidence, { sealing: 'sealing not available' });
-  t.equal(clean.audit_chain?.status, 'warn');
+  t.equal(clean.audit_chain?.evidence.chain_verified, true, 'the audit sealing is wired in');
+  t.not(clean.audit_chain?.status, 'fail');
   t.same(clean.pkce_required?.references, { rfc9700: '§2.1.1', nist_800_63b: null, asvs_5_0: '10.4.6' });
   t.same((await services.alerts.list({ limit: 10 })).items, [], 'nothing failed, nothing raised');
 
@@ -77,6 +77,13 @@ t.test('checks on crafted data, compliance_failed once a day, the API', async (t
   t.equal(later.inactive_admins?.status, 'warn', 'an admin with no sign-in for 90 days');
   t.equal(later.cleanup_recent?.status, 'warn', 'cleanup did not run within two intervals');
   t.equal(later.signing_key_age?.status, 'warn', 'signing keys past 90 days');
+
+  await services.audit.record({ type: 'audit.seal_broken', outcome: 'failure', actor: { type: 'cli' }, details: { problem: 'row_changed', message: 'row 12 changed', seal: 3, source: 'verify' } });
+  const broken = byId((await services.compliance.report()).checks).audit_chain;
+  t.equal(broken?.status, 'fail', 'a reported break fails the chain check');
+  t.equal(broken?.evidence.problem, 'row 12 changed');
+  await services.audit.record({ type: 'audit.verified', outcome: 'success', actor: { type: 'cli' }, details: {} });
+  t.equal(byId((await services.compliance.report()).checks).audit_chain?.evidence.chain_verified, true, 'a later successful verification clears it');
 
   const auditor = await userWithToken(server, 'auditor@example.com', ['admin']);
   const viaApi = await auditor.api('GET', '/api/auth/compliance/');

@@ -137,3 +137,19 @@ t.test('cleanup of the MFA tables: expired codes and report links, old send coun
   t.same((await d.select().from(userNetworks)).map((r) => r.network), ['198.51.100.0/24']);
   t.equal((await runCleanup(d, new Date(now))).mfa, 0, 'rerunning is a no-op');
 });
+
+t.test('cleanup removes records of revoked JWTs once the tokens would have expired, in bounded batches', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const { db: d } = db.database;
+  const { oidcRevokedTokens } = await import('../../src/db/schema/index.js');
+  const past = new Date(Date.now() - 60_000);
+  const future = new Date(Date.now() + 60_000);
+  const expired = CLEANUP_BATCH_SIZE + 3;
+  await d.insert(oidcRevokedTokens).values(Array.from({ length: expired }, (_, i) => ({ jti: `old-${i}`, clientId: 'svc', expiresAt: past })));
+  await d.insert(oidcRevokedTokens).values({ jti: 'live', clientId: 'svc', expiresAt: future });
+
+  const result = await runCleanup(d);
+  t.equal(result.tombstones, expired, 'every expired record removed, across batches');
+  t.same((await d.select({ jti: oidcRevokedTokens.jti }).from(oidcRevokedTokens)).map((r) => r.jti), ['live'], 'a token still within its lifetime stays revoked');
+});

@@ -38,3 +38,19 @@ export const oidcRevokedGrants = pgTable(
   },
   (t) => [index('oidc_revoked_grants_expires_at_idx').on(t.expiresAt)],
 );
+
+/**
+ * Access tokens revoked one by one (RFC 7009) that cannot be deleted because nothing stores them: JWT access
+ * tokens, identified by their `jti`. A row lives until the token would have expired anyway (`expires_at` is
+ * the token's `exp`); the cleanup job removes it after that.
+ */
+export const oidcRevokedTokens = pgTable(
+  'oidc_revoked_tokens',
+  {
+    jti: text('jti').primaryKey(),
+    clientId: text('client_id').notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('oidc_revoked_tokens_expires_at_idx').on(t.expiresAt)],
+);

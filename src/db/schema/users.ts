@@ -15,6 +15,11 @@ export const users = pgTable(
     disabled: boolean('disabled').notNull().default(false),
     /** Set by a "this wasn't me" report: the next sign-in needs a password reset first. */
     passwordResetRequired: boolean('password_reset_required').notNull().default(false),
+    /**
+     * Browser (provider) sessions signed in before this instant are dead, even if a request that loaded one before
+     * its deletion writes it back afterwards. Set whenever every session of the user is ended.
+     */
+    sessionsValidAfter: timestamp('sessions_valid_after', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

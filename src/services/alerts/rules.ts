@@ -136,13 +136,16 @@ async function perEvent(e: AuditEventRow, ctx: RuleContext): Promise<AlertCandid
         details: { limit, source, max: num(d.max) ?? null, window_seconds: window, path: str(d.path) ?? null, ...origin(e) },
       };
     }
-    case 'audit.seal_broken':
+    case 'audit.seal_broken': {
+      // Written by the sealing job (source: seal) and `keryu audit verify` (source: verify).
+      const seal = num(d.seal) ?? null;
       return {
         ...once('audit_tampering'),
-        groupKey: str(d.seal_id) ?? '',
-        summary: `The audit log failed verification: ${str(d.problem) ?? 'a sealed range does not match its seal'}.`,
-        details: { seal_id: str(d.seal_id) ?? null, problem: str(d.problem) ?? null, found_by: e.actorType, ...origin(e) },
+        groupKey: seal === null ? '' : String(seal),
+        summary: `The audit log failed verification: ${str(d.message) ?? str(d.problem) ?? 'a sealed range does not match its seal'}.`,
+        details: { problem: str(d.problem) ?? null, message: str(d.message) ?? null, seal, row: str(d.row) ?? num(d.row) ?? null, found_by: str(d.source) ?? e.actorType, ...origin(e) },
       };
+    }
     default:
       return undefined;
   }

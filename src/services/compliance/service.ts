@@ -31,6 +31,18 @@ export type ComplianceSettings = Pick<
   | 'alertChannels'
 >;
 
+/**
+ * The audit_chain check's view of the audit sealing: the newest seal's time from the seal service, and whether
+ * a break it reported (sealing job or `keryu audit verify`) is still uncleared by a later successful verification.
+ * Cheap on purpose (no recomputation of the chain): the sealing job checks the chain's head on every run.
+ */
+export function auditSealStatusOf(deps: { db: Db; lastSealAt: () => Promise<Date | undefined>; intervalSeconds: number }): () => Promise<AuditSealStatus> {
+  return async () => {
+    const broken = await createComplianceQueries(deps.db).findUnclearedSealBreak();
+    return { latestSealAt: await deps.lastSealAt(), chainVerified: !broken, problem: broken?.message ?? undefined, intervalSeconds: deps.intervalSeconds };
+  };
+}
+
 export interface ComplianceReport {
   generated_at: string;
   summary: { pass: number; warn: number; fail: number };
