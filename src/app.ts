@@ -10,6 +10,9 @@ import type { Config } from './config/index.js';
 import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
+import { scheduleAlertJobs } from './jobs/alert-runner.js';
+import { alertRoutes } from './routes/api/alerts.js';
+import { complianceRoutes } from './routes/api/compliance.js';
 import { deriveKey } from './lib/crypto.js';
 import { registerProviderEvents, registerSessionMirror } from './oidc/events.js';
 import { registerErrorCodeCorrections } from './oidc/error-codes.js';
@@ -197,6 +200,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.addHook('onClose', () => stopSealing());
   }
 
+  if (config.alerts.interval > 0) {
+    const stopAlerts = scheduleAlertJobs({ alerts: services.alerts, compliance: () => services.compliance.report(), log: app.log }, config.alerts.interval);
+    app.addHook('onClose', async () => stopAlerts());
+  }
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -210,6 +218,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     redisUrl: config.redisUrl,
     issuerPath: config.issuerPath,
     onLimited: (limit, request) => metrics?.rateLimited(limit, loginChannelOf(request)),
+    onExceeded: (exceeded, request) =>
+      void services.audit
+        .record({ type: 'rate_limit.exceeded', outcome: 'failure', actor: { type: 'anonymous' }, context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }, details: exceeded })
+        .catch(() => {}),
   });
 
   // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:
@@ -274,6 +286,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });
   await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
+  await app.register(alertRoutes, { alerts: services.alerts });
+  await app.register(complianceRoutes, { compliance: services.compliance });
   await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.

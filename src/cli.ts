@@ -15,6 +15,7 @@ import { AppError } from './errors/index.js';
 import { runCleanup } from './jobs/cleanup.js';
 import { BootstrapError, readBootstrapFile } from './services/bootstrap.js';
 import { GRANT_TYPES, type ClientInput } from './services/clients.js';
+import { formatComplianceReport } from './services/compliance/format.js';
 import { createServices, type Services } from './services/container.js';
 import { normalizeEmail } from './services/users.js';
 import { runAuditCommand } from './cli-audit.js';
@@ -52,6 +53,8 @@ commands:
   audit verify --export FILE --jwks FILE [--expect-digest DIGEST]
                                         verify an NDJSON export offline with the public keys
   audit keys                            print the public keys (JWKS) that verify seals
+  compliance                            check configuration and data against RFC 9700, NIST SP 800-63B, ASVS 5.0
+                                        (exit status 1 when a check fails)
 
 configuration comes from the environment (see README): DATABASE_URL, DATA_DIR, KERYU_SECRET, ...`;
 
@@ -246,6 +249,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           return 0;
         }
         throw new UsageError(`unknown keys command: ${sub ?? '(none)'}`);
+      }
+      case 'compliance': {
+        const s = await open();
+        const report = await s.compliance.report();
+        out(formatComplianceReport(report), report);
+        return report.summary.fail > 0 ? 1 : 0;
       }
       default:
         throw new UsageError(`unknown command: ${command}`);

@@ -29,6 +29,9 @@ const trustProxy = z
   })
   .describe('Proxies trusted to set X-Forwarded-* (true, false, hop count, or comma-separated IPs/CIDRs)');
 
+/** A comma-separated list; blanks around items and empty items are dropped. */
+const commaList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode; production refuses unsafe defaults'),
@@ -101,6 +104,21 @@ export const configSchema = z
     PASSWORD_RESET_RESEND_INTERVAL: durationSeconds('Seconds between two password reset emails to one account (requests in between answer 202 and send nothing)', 60),
     PASSWORD_RESET_SENDS_PER_HOUR: z.coerce.number().int().min(1).default(5).describe('Password reset emails per hour at most, per account (further requests answer 202 and send nothing)'),
     AUDIT_SEAL_INTERVAL: durationSeconds('Seconds between runs of the audit sealing job (one replica seals at a time); 0 turns it off', 60),
+    ALERT_WEBHOOK_URL: commaList.pipe(z.array(z.url({ protocol: /^https?$/, error: 'must be a comma-separated list of http(s) URLs' }))).optional().describe('Webhook receivers of security alerts, comma-separated (https in production); requests are signed per Standard Webhooks with ALERT_WEBHOOK_SECRET'),
+    ALERT_WEBHOOK_SECRET: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'must be a Standard Webhooks secret: whsec_ followed by 24 to 64 random bytes in base64')
+      .optional()
+      .describe('Signing secret of alert webhooks (whsec_ + base64 of 24-64 random bytes); required with ALERT_WEBHOOK_URL'),
+    ALERT_EMAIL: commaList.pipe(z.array(z.email({ error: 'must be a comma-separated list of email addresses' }))).optional().describe('Addresses that receive security alerts by email (comma-separated)'),
+    ALERT_INTERVAL: durationSeconds('Seconds between alert evaluation and delivery runs on each replica (one replica works at a time); 0 turns alerting off', 10),
+    ALERT_RETRY_BASE: z.coerce.number().int().min(1).default(30).describe('Seconds before the first retry of a failed alert delivery; each retry doubles it (at most one hour apart)'),
+    ALERT_RETRY_MAX_AGE: durationSeconds('Seconds an alert delivery is retried before it is given up (and audited as failed)', 86400),
+    ALERT_STUFFING_FAILURES: z.coerce.number().int().min(2).default(20).describe('credential_stuffing alert: failed logins from one IP network (IPv4 /24, IPv6 /64) within ALERT_STUFFING_WINDOW'),
+    ALERT_STUFFING_ACCOUNTS: z.coerce.number().int().min(2).default(5).describe('credential_stuffing alert: distinct identifiers those failures must span'),
+    ALERT_STUFFING_WINDOW: z.coerce.number().int().min(60).default(600).describe('credential_stuffing alert: window in seconds'),
+    SIGNING_KEY_MAX_AGE: durationSeconds('Age in seconds after which the signing key in use is overdue for rotation (signing_key_overdue alert, compliance check)', 90 * 86400),
+    COMPLIANCE_SECRET_MAX_AGE: durationSeconds('Age in seconds after which a client secret is reported by the compliance check (warn)', 365 * 86400),
     SHUTDOWN_DELAY: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds between SIGTERM (readiness turns 503 at once) and closing the listener, so load balancers stop sending first'),
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('Port of the Prometheus /metrics listener (bound to HOST, never on PORT); 0 turns metrics off'),
   })
@@ -182,6 +200,17 @@ export const configSchema = z
         refreshInterval: raw.KEY_REFRESH_INTERVAL,
       },
       auditSealInterval: raw.AUDIT_SEAL_INTERVAL,
+      alerts: {
+        webhookUrls: raw.ALERT_WEBHOOK_URL ?? [],
+        webhookSecret: raw.ALERT_WEBHOOK_SECRET,
+        emails: raw.ALERT_EMAIL ?? [],
+        interval: raw.ALERT_INTERVAL,
+        retryBaseSeconds: raw.ALERT_RETRY_BASE,
+        retryMaxAgeSeconds: raw.ALERT_RETRY_MAX_AGE,
+        stuffing: { failures: raw.ALERT_STUFFING_FAILURES, accounts: raw.ALERT_STUFFING_ACCOUNTS, windowSeconds: raw.ALERT_STUFFING_WINDOW },
+        signingKeyMaxAge: raw.SIGNING_KEY_MAX_AGE,
+      },
+      compliance: { secretMaxAge: raw.COMPLIANCE_SECRET_MAX_AGE, signingKeyMaxAge: raw.SIGNING_KEY_MAX_AGE },
       shutdownDelay: raw.SHUTDOWN_DELAY,
       /** 0 = metrics off: nothing is collected and no listener is opened. */
       metricsPort: raw.METRICS_PORT,
@@ -226,6 +255,12 @@ export function parseConfig(env: EnvInput): RawConfig {
   const twilio = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'].filter((k) => input[k] !== undefined);
   if (twilio.length > 0 && twilio.length < 3) {
     throw new ConfigError([`TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM: set all three or none (got only ${twilio.join(', ')})`]);
+  }
+  if (config.alerts.webhookUrls.length > 0 && !config.alerts.webhookSecret) {
+    throw new ConfigError(['ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set (alerts are always signed)']);
+  }
+  if (config.nodeEnv === 'production' && config.alerts.webhookUrls.some((u) => !u.startsWith('https:'))) {
+    throw new ConfigError(['ALERT_WEBHOOK_URL: must use https when NODE_ENV=production']);
   }
   return config;
 }

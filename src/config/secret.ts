@@ -32,3 +32,12 @@ export async function resolveSecret(raw: RawConfig, log: SecretWarning): Promise
   );
   return Object.freeze({ ...raw, secret });
 }
+
+/** Whether the service runs on the generated development secret (KERYU_SECRET unset): the compliance report asks. */
+export async function usesDevelopmentSecret(config: Pick<Config, 'secret' | 'dataDir'>): Promise<boolean> {
+  try {
+    return (await readFile(join(config.dataDir, 'keryu-secret'), 'utf8')).trim() === config.secret;
+  } catch {
+    return false;
+  }
+}

@@ -33,9 +33,14 @@ export interface RateLimitOptions {
   issuerPath: string;
   /** Called for each request a limit refuses, with the limit's name (metrics count them). */
   onLimited?: ((limit: string, request: FastifyRequest) => void) | undefined;
+  /**
+   * Told once per limit and key per window on this replica (the first refused request), never per request:
+   * the audit event behind the `rate_limit_exceeded` alert.
+   */
+  onExceeded?: (exceeded: { limit: string; source: string; max: number; window_seconds: number; path: string }, request: FastifyRequest) => void;
 }
 
-type Limiter = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
+type Limiter = ((request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) & { limitName?: string; max?: number; keyOf?: (request: FastifyRequest) => string | undefined };
 
 /**
  * The path as the provider's router would match it, in one canonical spelling (see the header). Percent-
@@ -76,12 +81,20 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     if (max <= 0) return undefined;
     const create = app.createRateLimit as unknown as (o: object) => Limiter;
     const limit = create({ max, timeWindow: windowMs, keyGenerator: (request: FastifyRequest) => `${prefix}:${key(request) ?? ''}` });
-    return async (request) => {
-      if (key(request) === undefined) return { isAllowed: true };
-      const result = await limit(request);
-      if (result.isExceeded) options.onLimited?.(prefix, request);
-      return result;
-    };
+    const run: Limiter = async (request) => (key(request) === undefined ? { isAllowed: true } : limit(request));
+    return Object.assign(run, { limitName: prefix, max, keyOf: key });
+  };
+  /** Until when each limit and key was last reported (bounded: expired entries go when it grows). */
+  const reported = new Map<string, number>();
+  const reportExceeded = (limit: Limiter, request: FastifyRequest, ttlSeconds: number) => {
+    if (!options.onExceeded) return;
+    const key = limit.keyOf?.(request) ?? '';
+    const id = `${limit.limitName}:${key}`;
+    const now = Date.now();
+    if ((reported.get(id) ?? 0) > now) return;
+    if (reported.size > 10_000) for (const [k, until] of reported) if (until <= now) reported.delete(k);
+    reported.set(id, now + ttlSeconds * 1000);
+    options.onExceeded({ limit: limit.limitName ?? 'unknown', source: key, max: limit.max ?? 0, window_seconds: options.windowSeconds, path: canonicalPath(request.url) }, request);
   };
 
   const authIp = limiter(options.auth, 'auth-ip', (r) => clientAddressKey(r.ip));
@@ -105,6 +118,8 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
       const result = await limit(request);
       if (result.isExceeded) {
         const retryAfter = Math.max(1, result.ttlInSeconds ?? options.windowSeconds);
+        options.onLimited?.(limit.limitName ?? 'unknown', request);
+        reportExceeded(limit, request, retryAfter);
         return reply
           .code(429)
           .header('retry-after', String(retryAfter))

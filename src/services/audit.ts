@@ -71,6 +71,9 @@ export const auditEventTypes = [
   'audit.verified',
   'audit.seal_broken',
   'login.ip_changed',
+  'rate_limit.exceeded',
+  'alert.delivered',
+  'alert.delivery_failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

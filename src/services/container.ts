@@ -10,6 +10,9 @@ import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
+import { usesDevelopmentSecret } from '../config/secret.js';
+import { createAlertService } from './alerts/service.js';
+import { auditSealStatusOf, createComplianceService } from './compliance/service.js';
 import { createAuditService, type AuditLogger } from './audit.js';
 import { createAuditLogService } from './audit-log.js';
 import { createAuditSealService } from './audit-seal/service.js';
@@ -157,6 +160,7 @@ export function createServices(deps: {
     sessionTtl: config.ttl.refreshTokenAbsolute,
     log: deps.log,
   });
+  const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log });
   const methods = createAuthMethodRegistry();
   registerBuiltInMethods(methods, { factors, codes });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
@@ -221,6 +225,29 @@ export function createServices(deps: {
       bruteForce,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
+    alerts,
+    compliance: createComplianceService({
+      db,
+      clock,
+      alerts,
+      developmentSecret: () => usesDevelopmentSecret(config),
+      // Sealing by CronJob (AUDIT_SEAL_INTERVAL=0): a seal a day at least counts as current.
+      sealStatus: auditSealStatusOf({ db, lastSealAt: async () => (await auditSeals.lastSeal())?.sealedAt, intervalSeconds: config.auditSealInterval || 86_400 }),
+      settings: {
+        production: config.nodeEnv === 'production',
+        issuer: config.issuer,
+        secureCookies: config.secureCookies,
+        mfaRequiredForAll: config.mfa.required,
+        passwordMinLength: config.passwordPolicy.minLength,
+        lockAfter: config.bruteForce.lockAfter,
+        rateLimitAuth: config.rateLimit.auth,
+        refreshTokenAbsoluteTtl: config.ttl.refreshTokenAbsolute,
+        secretMaxAge: config.compliance.secretMaxAge,
+        signingKeyMaxAge: config.compliance.signingKeyMaxAge,
+        cleanupInterval: config.cleanupInterval,
+        alertChannels: { webhooks: config.alerts.webhookUrls.length, emails: config.alerts.emails.length },
+      },
+    }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
     auditSeals,
     auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),

@@ -194,7 +194,7 @@ export function createLoginService(deps: {
         actor: { type: 'anonymous' },
         subject: user ? userRef(user) : undefined,
         ...audit,
-        details: { method: 'pwd', channel: context.channel, reason: 'too_many_attempts' },
+        details: { method: 'pwd', channel: context.channel, reason: 'too_many_attempts', identifier_digest: idDigest },
       });
       throw err;
     }
@@ -208,7 +208,7 @@ export function createLoginService(deps: {
         actor: { type: 'anonymous' },
         subject: account ? userRef(account) : undefined,
         ...audit,
-        details: { method: 'pwd', channel: context.channel, reason: !account ? 'unknown_account' : account.disabled ? 'disabled' : 'wrong_password' },
+        details: { method: 'pwd', channel: context.channel, reason: !account ? 'unknown_account' : account.disabled ? 'disabled' : 'wrong_password', identifier_digest: idDigest },
       });
       throw invalidCredentials();
     }

@@ -135,3 +135,40 @@ t.test('MFA settings: secure defaults, Twilio all or nothing, secrets never echo
   t.throws(() => parseConfig({ IP_VERIFICATION: 'always' }), /IP_VERIFICATION/);
   t.equal(parseConfig({ MFA_REQUIRED: 'true' }).mfa.required, true);
 });
+
+t.test('alert channels: URLs, a whsec_ secret, https in production, named when wrong, secrets never echoed', async (t) => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+  const ok = parseConfig({ ALERT_WEBHOOK_URL: 'https://a.example/hook, https://b.example/hook', ALERT_WEBHOOK_SECRET: secret, ALERT_EMAIL: 'soc@example.com,oncall@example.com' });
+  t.same(ok.alerts.webhookUrls, ['https://a.example/hook', 'https://b.example/hook']);
+  t.same(ok.alerts.emails, ['soc@example.com', 'oncall@example.com']);
+  t.same(parseConfig({}).alerts, { ...parseConfig({}).alerts, webhookUrls: [], emails: [], interval: 10, retryMaxAgeSeconds: 86400 }, 'no channel by default');
+
+  const problem = (env: Record<string, string>) => {
+    try {
+      parseConfig(env);
+    } catch (err) {
+      return err instanceof ConfigError ? err.problems.join('\n') : String(err);
+    }
+    return '';
+  };
+  t.match(problem({ ALERT_WEBHOOK_URL: 'not a url', ALERT_WEBHOOK_SECRET: secret }), /^ALERT_WEBHOOK_URL\b/);
+  t.match(problem({ ALERT_WEBHOOK_URL: 'https://ok.example/hook,ftp://x.example/', ALERT_WEBHOOK_SECRET: secret }), /^ALERT_WEBHOOK_URL/);
+  const badSecret = problem({ ALERT_WEBHOOK_URL: 'https://a.example/hook', ALERT_WEBHOOK_SECRET: 'hunter2-not-a-whsec-secret' });
+  t.match(badSecret, /^ALERT_WEBHOOK_SECRET: must be a Standard Webhooks secret/);
+  t.notMatch(badSecret, /hunter2/, 'the secret is not echoed');
+  t.match(problem({ ALERT_WEBHOOK_URL: 'https://a.example/hook' }), /^ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set/);
+  t.match(problem({ NODE_ENV: 'production', KERYU_SECRET: 'x'.repeat(40), ALERT_WEBHOOK_URL: 'http://a.example/hook', ALERT_WEBHOOK_SECRET: secret }), /^ALERT_WEBHOOK_URL: must use https/);
+  t.match(problem({ ALERT_EMAIL: 'soc@example.com, nobody' }), /^ALERT_EMAIL\b/);
+});
+
+t.test('the server refuses to start on a bad alert configuration, naming the field', async (t) => {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, ALERT_WEBHOOK_URL: 'https://a.example/hook', ALERT_WEBHOOK_SECRET: 'not-whsec' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.not(result.status, 0);
+  t.match(result.stderr, /ALERT_WEBHOOK_SECRET/);
+  t.notMatch(result.stderr, /not-whsec/);
+});

@@ -6,3 +6,4 @@ export * from './users.js';
 export * from './rbac.js';
 export * from './auth.js';
 export * from './mfa.js';
+export * from './alerts.js';
