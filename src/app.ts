@@ -21,6 +21,7 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
 import { userAdminRoutes } from './routes/api/users.js';
+import { syncClientMetadataCache } from './services/client-cache.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
@@ -121,6 +122,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => host.close());
   const stopRbacSync = await syncDecisionCache(services.rbac.cache, database, app.log);
   app.addHook('onClose', async () => stopRbacSync());
+  const stopClientSync = await syncClientMetadataCache(services.clientCache, database, app.log);
+  app.addHook('onClose', async () => stopClientSync());
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log);
     app.addHook('onClose', async () => stopCleanup());

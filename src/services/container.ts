@@ -14,6 +14,7 @@ import { createAuditService, type AuditLogger } from './audit.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
+import { createClientMetadataCache } from './client-cache.js';
 import { createClientService } from './clients.js';
 import { createLoginService, type LoginService } from './login.js';
 import { createOtpCodeService } from './mfa/codes.js';
@@ -55,6 +56,7 @@ export function createServices(deps: {
   const policy = createPasswordPolicy(config.passwordPolicy);
   const userQueries = createUserQueries(db);
   const clientQueries = createClientQueries(db);
+  const clientCache = createClientMetadataCache(clientQueries);
   const keys = createSigningKeyService({
     db,
     audit,
@@ -70,7 +72,7 @@ export function createServices(deps: {
     config,
     db,
     users: userQueries,
-    clients: clientQueries,
+    clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
     sessionSatisfiesMfa: (accountId: string, amr: string[] | undefined) => {
       if (!loginService) throw new Error('login service not built yet');
@@ -177,6 +179,7 @@ export function createServices(deps: {
     policy,
     keys,
     providerDeps,
+    clientCache,
     mailer,
     users,
     sessions,
