@@ -23,7 +23,7 @@ import { runCli } from '../src/cli.js';
 import { ARGON2_PARAMS } from '../src/services/password.js';
 import { freePort } from '../test/helpers/server.js';
 import { formatRss, rssMiB, sampleRssPeak } from './lib/rss.js';
-import { durationSeconds, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
+import { durationSeconds, KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     });
     if (created !== 0) throw new Error('could not create the benchmark user');
 
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    child = spawn(process.execPath, [...KERYU_ENTRY], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
     for (let i = 0; ; i++) {
       if (i > 300) throw new Error('server did not start');
       if (await fetch(`${origin}/readyz`).then((r) => r.ok, () => false)) break;
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
 
     const idleMiB = await rssMiB(child.pid);
     const peak = sampleRssPeak(child.pid);
-    process.stdout.write(`keryu-auth: ${LIMITS_NOTE}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}\n`);
+    process.stdout.write(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}\n`);
     process.stdout.write(`argon2id bound (${cores} cores) ...\n`);
     const bound = await argon2Bound(Math.min(DURATION, 5));
 

@@ -31,7 +31,7 @@ import postgres from 'postgres';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/server.js';
 import { formatRss, rssMiB, sampleRssPeak } from './lib/rss.js';
-import { durationSeconds, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
+import { durationSeconds, KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = process.env;
@@ -90,7 +90,7 @@ async function main() {
     await writeFile(bootstrap, stringify(bootstrapDocument()));
 
     const pin = existsSync('/usr/bin/taskset') ? ['taskset', '-c', core] : [];
-    const argv = [...pin, process.execPath, '--import', 'tsx', 'src/server.ts'];
+    const argv = [...pin, process.execPath, ...KERYU_ENTRY];
     child = spawn(argv[0] as string, argv.slice(1), {
       cwd: root,
       env: {
@@ -199,7 +199,7 @@ async function main() {
     await mkdir(join(root, 'bench', 'results'), { recursive: true });
     await writeFile(join(root, 'bench', 'results', SMOKE ? 'decisions-smoke.json' : 'decisions.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(JSON.stringify(summary, null, 2));
-    console.log(`keryu-auth: ${LIMITS_NOTE}; ${formatRss(rss)}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}`);
+    console.log(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}; ${formatRss(rss)}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}`);
     await db.end();
     if (non2xx) {
       console.log(`FAIL: ${non2xx} checks were not answered 2xx (status ${JSON.stringify(result.statusCodeStats)}); the figures above are not valid`);

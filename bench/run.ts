@@ -55,7 +55,7 @@ import {
 import { failures, runLoad, type LoadStats } from './lib/load.js';
 import { freePort, startProcess, type ManagedProcess } from './lib/processes.js';
 import { formatRss, rssMiB, sampleRssPeak, type RssFigures } from './lib/rss.js';
-import { keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
+import { KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS, USE_DIST } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const resultsDir = join(root, 'bench', 'results');
@@ -76,7 +76,6 @@ const MAX_POOL = SMOKE ? 100 : Math.floor(numberEnv('BENCH_MAX_POOL', 40_000));
 const ACQUIRE_CONCURRENCY = Math.floor(numberEnv('BENCH_ACQUIRE_CONCURRENCY', 16));
 const SERVER_URL = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const CPU_PROF = env.BENCH_CPU_PROF === '1';
-const USE_DIST = env.BENCH_KERYU_DIST === '1';
 const KERYU_DIR = env.BENCH_SOURCE_DIR || root;
 const KERYU_EXTRA_ENV = keryuExtraEnv(env);
 
@@ -209,10 +208,9 @@ function keryuEnvironment(databaseUrl: string, secret: string, port: number): Re
 async function spawnKeryu(keryuEnv: Record<string, string>, name: string, clientSecret: string): Promise<{ target: Target; process: ManagedProcess }> {
   const origin = `http://127.0.0.1:${keryuEnv.PORT}`;
   const profileArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(resultsDir, 'profiles')] : [];
-  const entry = USE_DIST ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
   const proc = await startProcess({
     name,
-    args: [...profileArgs, ...entry],
+    args: [...profileArgs, ...KERYU_ENTRY],
     cwd: KERYU_DIR,
     env: { PATH: env.PATH, ...keryuEnv },
     readyUrl: `${origin}/readyz`,
@@ -730,7 +728,7 @@ async function main(): Promise<number> {
       durationSeconds: DURATION,
       connections: CONNECTIONS,
       warmupSeconds: WARMUP,
-      keryuEntry: USE_DIST ? 'dist/server.js' : 'node --import tsx src/server.ts',
+      keryuEntry: KERYU_ENTRY_NOTE,
       ...(KERYU_DIR !== root ? { keryuSourceDir: KERYU_DIR } : {}),
       keryuDatabase: 'postgresql',
       keryuExtraEnv: KERYU_EXTRA_ENV,
@@ -763,7 +761,7 @@ async function main(): Promise<number> {
     `\nkeryu-auth (PostgreSQL) vs bare oidc-provider ${versions.oidcProvider} — ${DURATION} s per scenario, ${CONNECTIONS} connections${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}\n`,
   );
   out.write(`${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${report.date}\n`);
-  out.write(`keryu-auth: ${LIMITS_NOTE}${Object.keys(KERYU_EXTRA_ENV).length ? `; extra ${JSON.stringify(KERYU_EXTRA_ENV)}` : ''}\n\n`);
+  out.write(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}${Object.keys(KERYU_EXTRA_ENV).length ? `; extra ${JSON.stringify(KERYU_EXTRA_ENV)}` : ''}\n\n`);
   out.write(`${table(results)}\n\n`);
   for (const n of notes(results)) out.write(`  ${n}\n`);
   for (const [name, state] of Object.entries(states)) out.write(`  ${name}: ${formatRss(state.rss)} (whole bench)\n`);

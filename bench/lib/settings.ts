@@ -37,3 +37,8 @@ export function durationSeconds(fallback: number): number {
   if (!Number.isFinite(n) || n <= 0) throw new Error(`BENCH_DURATION must be a positive number (got "${raw}")`);
   return n;
 }
+
+/** BENCH_KERYU_DIST=1: the built server (`npm run build` first), as `npm start` runs it; otherwise src/ under tsx. */
+export const USE_DIST = process.env.BENCH_KERYU_DIST === '1';
+export const KERYU_ENTRY: readonly string[] = USE_DIST ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
+export const KERYU_ENTRY_NOTE = USE_DIST ? 'node dist/server.js' : 'node --import tsx src/server.ts (tsx adds memory; BENCH_KERYU_DIST=1 for the built server)';
