@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
 import { Browser, PASSWORD } from '../test/helpers/oidc.js';
-import { cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
+import { countPostgresDatabase, cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
 import { summarizeProfile, formatProfileSummary } from './lib/cpuprofile.js';
 import {
   acquire,
@@ -496,7 +496,8 @@ interface ScaleOutResult {
 }
 
 async function scaleOutScenario(replicas: [ServerState, ServerState]): Promise<ScaleOutResult> {
-  if (WARMUP > 0) await Promise.all(replicas.map((r) => simpleScenario('client_credentials', r, WARMUP)));
+  // The second replica has just started: long enough a warm-up for its JIT to settle.
+  if (WARMUP > 0) await Promise.all(replicas.map((r) => simpleScenario('client_credentials', r, Math.max(WARMUP, 3))));
   const one = await scaleOutRun([replicas[0]]);
   const two = await scaleOutRun(replicas);
   return { one, two, factor: one.rps > 0 ? two.rps / one.rps : 0 };
@@ -635,6 +636,7 @@ async function main(): Promise<number> {
 
   const db = await createDatabase();
   log(`created database ${db.name}`);
+  countPostgresDatabase(db.name);
   const secret = randomBytes(32).toString('base64url');
   const clientSecret = randomBytes(32).toString('base64url');
 
