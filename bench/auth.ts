@@ -6,8 +6,10 @@
  *  3. Refresh through POST /api/auth/refresh/ (target ≥ 1,000/s): every request rotates its session's
  *     token, so each connection chains the refresh token its last answer returned.
  * The server runs as its own process (src/server.ts under tsx), request rate limits off (this measures the
- * work, not the limiter). BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names a
- * server where a scratch database is created and dropped. Results: bench/results/auth-latest.json.
+ * work, not the limiter; stated in the output). BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+ * names a server where a scratch database is created and dropped. BENCH_DURATION seconds per scenario (default
+ * 10), `--smoke` one second; BENCH_KERYU_<NAME>=value passed to the server as <NAME>. Prints the server's RSS idle
+ * and peak. Exit status 1 when any answer was not 2xx. Results: bench/results/auth-latest.json.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,10 +22,12 @@ import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
 import { ARGON2_PARAMS } from '../src/services/password.js';
 import { freePort } from '../test/helpers/server.js';
+import { formatRss, rssMiB, sampleRssPeak } from './lib/rss.js';
+import { durationSeconds, KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION = durationSeconds(10);
 const cores = availableParallelism();
 const SECRET = randomBytes(32).toString('base64url');
 const PASSWORD = 'a long passphrase for the benchmark';
@@ -80,10 +84,8 @@ async function main(): Promise<void> {
     // The password step and token endpoints are measured; the new-device and new-IP checks (a code by email) are off.
     DEVICE_VERIFICATION: 'off',
     IP_VERIFICATION: 'off',
-    RATE_LIMIT_AUTH: '0',
-    RATE_LIMIT_OIDC: '0',
-    RATE_LIMIT_CLIENT: '0',
-    CLEANUP_INTERVAL: '0',
+    ...THROUGHPUT_LIMITS,
+    ...keryuExtraEnv(),
   };
   const quiet = { write: () => true };
   let child: ReturnType<typeof spawn> | undefined;
@@ -96,19 +98,29 @@ async function main(): Promise<void> {
     });
     if (created !== 0) throw new Error('could not create the benchmark user');
 
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    child = spawn(process.execPath, [...KERYU_ENTRY], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
     for (let i = 0; ; i++) {
       if (i > 300) throw new Error('server did not start');
       if (await fetch(`${origin}/readyz`).then((r) => r.ok, () => false)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
 
+    const idleMiB = await rssMiB(child.pid);
+    const peak = sampleRssPeak(child.pid);
+    process.stdout.write(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}\n`);
     process.stdout.write(`argon2id bound (${cores} cores) ...\n`);
     const bound = await argon2Bound(Math.min(DURATION, 5));
 
     const loginBody = JSON.stringify({ email: 'bench@example.com', password: PASSWORD });
     // Warm-up (JIT, connection pool, zxcvbn-free path), then measure.
-    await run({ url: `${origin}/api/auth/login/`, method: 'POST', headers: { 'content-type': 'application/json' }, body: loginBody, connections: cores * 2, duration: 2 });
+    const warmup = await run({
+      url: `${origin}/api/auth/login/`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: loginBody,
+      connections: cores * 2,
+      duration: SMOKE ? 1 : 2,
+    });
     process.stdout.write('login ...\n');
     const login = await run({
       url: `${origin}/api/auth/login/`,
@@ -124,6 +136,7 @@ async function main(): Promise<void> {
     const pool: string[] = [];
     for (let i = 0; i < connections * 2; i++) {
       const res = await fetch(`${origin}/api/auth/login/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: loginBody });
+      if (!res.ok) throw new Error(`login for the refresh pool answered ${res.status}: ${await res.text()}`);
       pool.push(((await res.json()) as { refresh_token: string }).refresh_token);
     }
     process.stdout.write('refresh ...\n');
@@ -146,25 +159,43 @@ async function main(): Promise<void> {
 
     const loginResult = summary(login);
     const refreshResult = summary(refresh);
+    const rss = { idleMiB, peakMiB: await peak.stop() };
     const results = {
       at: new Date().toISOString(),
       cores,
       duration_s: DURATION,
+      smoke: SMOKE,
+      limits: LIMITS_NOTE,
+      rss,
       argon2_verify_per_s: Math.round(bound),
       login: { ...loginResult, ratio_to_argon2: Number((loginResult.rps / bound).toFixed(3)), target_ratio: 0.85 },
       refresh: { ...refreshResult, target_rps: 1000 },
     };
     await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-    await writeFile(new URL('./results/auth-latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+    await writeFile(new URL(SMOKE ? './results/auth-smoke.json' : './results/auth-latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
     const mark = (ok: boolean) => (ok ? 'ok' : 'BELOW TARGET');
     process.stdout.write(
       [
         `argon2id verify (bare, ${cores} at once): ${results.argon2_verify_per_s}/s`,
         `login   ${loginResult.rps} req/s  p50 ${loginResult.p50_ms} ms  p99 ${loginResult.p99_ms} ms  non-2xx ${loginResult.non2xx}  = ${(results.login.ratio_to_argon2 * 100).toFixed(1)} % of the argon2 bound (target 85 %: ${mark(results.login.ratio_to_argon2 >= 0.85)})`,
         `refresh ${refreshResult.rps} req/s  p50 ${refreshResult.p50_ms} ms  p99 ${refreshResult.p99_ms} ms  non-2xx ${refreshResult.non2xx}  (target 1000/s: ${mark(refreshResult.rps >= 1000)})`,
+        `keryu-auth ${formatRss(rss)}`,
         '',
       ].join('\n'),
     );
+    const checked: Array<[string, autocannon.Result]> = [
+      ['login warm-up', warmup],
+      ['login', login],
+      ['refresh', refresh],
+    ];
+    const failed = checked.filter(([, r]) => r.non2xx + r.errors + r.timeouts > 0);
+    if (failed.length) {
+      for (const [name, r] of failed) {
+        process.stdout.write(`FAIL: ${name}: non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts} (status ${JSON.stringify(r.statusCodeStats)})\n`);
+      }
+      process.stdout.write('FAIL: the figures above are not valid\n');
+      process.exitCode = 1;
+    }
   } finally {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child?.once('exit', r));
@@ -178,5 +209,5 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`bench:auth failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
+  process.exit(2);
 });

@@ -7,11 +7,16 @@
  * JWT access token for the API audience) asks single checks about the user: a permission inherited from the top
  * of the hierarchy, an object grant, and a denial, in rotation. keryu-auth runs as one process pinned to one
  * core (taskset), autocannon runs in this process on the other core(s). Target: ≥ 20,000 checks/s.
+ * The caller is a service account (a client holding a role), the one kind of client that gets client-credentials
+ * tokens for the built-in API resource `<issuer origin>/api`; it asks for the `auth.check` scope (API scopes are
+ * named after the auth.* permissions they delegate). Request rate limits are off (stated in the output); any
+ * answer that is not 2xx fails the run (exit status 1).
  *
  * Also measured: the latency of one cold effective-permission resolution (one recursive query).
  *
- * Environment: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_DATABASE_URL
- * (default postgres://postgres@127.0.0.1:5432/test), BENCH_CORE (CPU for the server, default 0).
+ * Environment: BENCH_DURATION (s, default 10; `--smoke`: 1), BENCH_CONNECTIONS (default 32), BENCH_DATABASE_URL
+ * (default postgres://postgres@127.0.0.1:5432/test), BENCH_CORE (CPU for the server, default 0),
+ * BENCH_KERYU_<NAME>=value (passed to the server as <NAME>).
  * Results: bench/results/decisions.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,10 +30,12 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/server.js';
+import { formatRss, rssMiB, sampleRssPeak } from './lib/rss.js';
+import { durationSeconds, KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = process.env;
-const duration = Number(env.BENCH_DURATION ?? 10);
+const duration = durationSeconds(10);
 const connections = Number(env.BENCH_CONNECTIONS ?? 32);
 const adminUrl = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const core = env.BENCH_CORE ?? '0';
@@ -36,7 +43,7 @@ const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const CLIENT_SECRET = 'bench-client-secret-0123456789abcdef0123';
 
 
-function bootstrapDocument(apiAudience: string) {
+function bootstrapDocument() {
   const levels = 5;
   const perLevel = 4;
   const roleName = (level: number, i: number) => `r${level}-${i}`;
@@ -61,8 +68,8 @@ function bootstrapDocument(apiAudience: string) {
     permissions,
     roles,
     users: [{ email: 'bench@example.com', password: 'bench password long enough', roles: allRoles }],
+    // A service account: its role is what lets it obtain tokens for the built-in API resource.
     clients: [{ client_id: 'relying-service', client_secret: CLIENT_SECRET, grant_types: ['client_credentials'], roles: ['checker'] }],
-    resource_servers: [{ identifier: apiAudience, scope: '', access_token_format: 'jwt', access_token_ttl: 3600 }],
   };
 }
 
@@ -80,10 +87,10 @@ async function main() {
     const issuer = `${origin}/oidc`;
     const apiAudience = `${origin}/api`;
     const bootstrap = join(dir, 'bootstrap.yaml');
-    await writeFile(bootstrap, stringify(bootstrapDocument(apiAudience)));
+    await writeFile(bootstrap, stringify(bootstrapDocument()));
 
     const pin = existsSync('/usr/bin/taskset') ? ['taskset', '-c', core] : [];
-    const argv = [...pin, process.execPath, '--import', 'tsx', 'src/server.ts'];
+    const argv = [...pin, process.execPath, ...KERYU_ENTRY];
     child = spawn(argv[0] as string, argv.slice(1), {
       cwd: root,
       env: {
@@ -99,7 +106,8 @@ async function main() {
         // Decisions are measured; the new-device and new-IP checks of the sign-in (a code by email) are off.
         DEVICE_VERIFICATION: 'off',
         IP_VERIFICATION: 'off',
-        CLEANUP_INTERVAL: '0',
+        ...THROUGHPUT_LIMITS,
+        ...keryuExtraEnv(),
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
@@ -131,16 +139,18 @@ async function main() {
     await db`select pg_notify('keryu_rbac', 'bench seed')`;
 
     // One cold resolution, timed from here through the API (includes HTTP; the query dominates).
-    const form = new URLSearchParams({ grant_type: 'client_credentials', resource: apiAudience });
+    const form = new URLSearchParams({ grant_type: 'client_credentials', resource: apiAudience, scope: 'auth.check' });
     const tokenRes = await fetch(`${issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`relying-service:${CLIENT_SECRET}`).toString('base64')}` },
       body: form,
     });
-    const { access_token: token } = (await tokenRes.json()) as { access_token: string };
-    if (!token || token.split('.').length !== 3) throw new Error(`expected a JWT access token, got ${JSON.stringify(token)}`);
+    const tokenBody = (await tokenRes.json()) as { access_token?: string; scope?: string };
+    const token = tokenBody.access_token;
+    if (!tokenRes.ok || !token || token.split('.').length !== 3) throw new Error(`expected a JWT access token, got ${tokenRes.status} ${JSON.stringify(tokenBody)}`);
     const check = async (body: unknown) => {
       const res = await fetch(`${origin}/api/auth/check/`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`scenario broken: /api/auth/check/ answered ${res.status}: ${await res.text()}`);
       return (await res.json()) as { allowed: boolean; explanation?: string };
     };
     await check({ permission: 'app.l0.r0.read' }); // warms the caller's own entry
@@ -158,14 +168,20 @@ async function main() {
     if (!second.allowed || third.allowed) throw new Error('scenario broken: grant or denial');
     console.log(`seeded: 20 roles in 5 levels, ${grants} object grants; cold check ${coldMs.toFixed(1)} ms; ${first.explanation}`);
 
+    const idleMiB = await rssMiB(child.pid);
+    const peak = sampleRssPeak(child.pid);
     const result = await autocannon({
       url: `${origin}/api/auth/check/`,
       connections,
       duration,
       requests: bodies.map((b) => ({ method: 'POST' as const, path: '/api/auth/check/', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(b) })),
     });
+    const rss = { idleMiB, peakMiB: await peak.stop() };
     const non2xx = result.non2xx + result.errors + result.timeouts;
     const summary = {
+      smoke: SMOKE,
+      limits: LIMITS_NOTE,
+      rss,
       scenario: 'POST /api/auth/check/ (single checks: inherited permission 5 levels up, object grant, denial), warm cache, JWT caller with auth.check',
       server_core: pin.length ? core : 'unpinned',
       cpus: cpus().length,
@@ -181,10 +197,14 @@ async function main() {
       at: new Date().toISOString(),
     };
     await mkdir(join(root, 'bench', 'results'), { recursive: true });
-    await writeFile(join(root, 'bench', 'results', 'decisions.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    await writeFile(join(root, 'bench', 'results', SMOKE ? 'decisions-smoke.json' : 'decisions.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(JSON.stringify(summary, null, 2));
+    console.log(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}; ${formatRss(rss)}${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}`);
     await db.end();
-    if (non2xx) process.exitCode = 1;
+    if (non2xx) {
+      console.log(`FAIL: ${non2xx} checks were not answered 2xx (status ${JSON.stringify(result.statusCodeStats)}); the figures above are not valid`);
+      process.exitCode = 1;
+    }
   } finally {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child?.once('exit', r));

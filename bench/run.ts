@@ -8,7 +8,7 @@
  *   BENCH_WARMUP              seconds of unmeasured warm-up per scenario and server (default 1)
  *   BENCH_DATABASE_URL        PostgreSQL server for the throw-away bench database
  *                             (default postgres://postgres@127.0.0.1:5432/test)
- *   BENCH_SCENARIOS           comma-separated subset (discovery,jwks,client_credentials,introspection,code_exchange,refresh)
+ *   BENCH_SCENARIOS           comma-separated subset (discovery,jwks,client_credentials,introspection,code_exchange,refresh,scale_out)
  *   BENCH_SERVERS             comma-separated subset of keryu,bare (default both)
  *   BENCH_KERYU_DIST=1        run dist/server.js instead of src/server.ts under tsx
  *   BENCH_KERYU_<NAME>=value  passed to keryu-auth as <NAME> (e.g. BENCH_KERYU_DATABASE_POOL_SIZE=4), for experiments
@@ -20,8 +20,14 @@
  *   BENCH_CODE_SECONDS        time budget for pre-issuing codes per server (default 40, at most 50: codes live 60 s)
  *   BENCH_REFRESH_SECONDS     time budget for pre-issuing extra refresh tokens per server (default 25)
  *
- * Exit status: 1 when keryu-auth answered anything but 2xx (or a socket error / timeout / wrong body) in
- * any scenario, 2 when the bench itself failed.
+ *   --smoke / BENCH_SMOKE=1   about a second per scenario, small pools: proves the bench runs (CI), figures not meaningful
+ *
+ * Request rate limits are off for every scenario (see lib/settings.ts; stated in the output).
+ * `scale_out` starts a second keryu-auth replica on the same database and compares client-credentials
+ * throughput of one replica against both (connections split round-robin), with PostgreSQL's CPU share.
+ *
+ * Exit status: 1 when either server answered anything but 2xx (or a socket error / timeout / wrong body) in
+ * any scenario, warm-ups included, 2 when the bench itself failed.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -32,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
 import { Browser, PASSWORD } from '../test/helpers/oidc.js';
-import { cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
+import { countPostgresDatabase, cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
 import { summarizeProfile, formatProfileSummary } from './lib/cpuprofile.js';
 import {
   acquire,
@@ -48,6 +54,8 @@ import {
 } from './lib/flows.js';
 import { failures, runLoad, type LoadStats } from './lib/load.js';
 import { freePort, startProcess, type ManagedProcess } from './lib/processes.js';
+import { formatRss, rssMiB, sampleRssPeak, type RssFigures } from './lib/rss.js';
+import { KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS, USE_DIST } from './lib/settings.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const resultsDir = join(root, 'bench', 'results');
@@ -61,19 +69,15 @@ function numberEnv(name: string, fallback: number, min = 1): number {
   return n;
 }
 
-const DURATION = numberEnv('BENCH_DURATION', 10);
+const DURATION = SMOKE ? 1 : numberEnv('BENCH_DURATION', 10);
 const CONNECTIONS = Math.floor(numberEnv('BENCH_CONNECTIONS', 10));
-const WARMUP = numberEnv('BENCH_WARMUP', 1, 0);
-const MAX_POOL = Math.floor(numberEnv('BENCH_MAX_POOL', 40_000));
+const WARMUP = SMOKE ? 0 : numberEnv('BENCH_WARMUP', 1, 0);
+const MAX_POOL = SMOKE ? 100 : Math.floor(numberEnv('BENCH_MAX_POOL', 40_000));
 const ACQUIRE_CONCURRENCY = Math.floor(numberEnv('BENCH_ACQUIRE_CONCURRENCY', 16));
 const SERVER_URL = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const CPU_PROF = env.BENCH_CPU_PROF === '1';
-const USE_DIST = env.BENCH_KERYU_DIST === '1';
 const KERYU_DIR = env.BENCH_SOURCE_DIR || root;
-/** Extra keryu-auth settings for experiments: BENCH_KERYU_DATABASE_POOL_SIZE=4 → DATABASE_POOL_SIZE=4. */
-const KERYU_EXTRA_ENV = Object.fromEntries(
-  Object.entries(env).flatMap(([k, v]) => (k.startsWith('BENCH_KERYU_') && k !== 'BENCH_KERYU_DIST' && v !== undefined ? [[k.slice('BENCH_KERYU_'.length), v]] : [])),
-);
+const KERYU_EXTRA_ENV = keryuExtraEnv(env);
 
 /**
  * Codes live 60 s (both servers). The run uses them oldest first and faster than they were obtained, so the
@@ -93,12 +97,12 @@ const REFRESH_POOL_FACTOR = 1.3;
  * login/consent (keryu-auth: 4 requests and several database writes each), a refresh token needs a code.
  * A pool that the budget cuts short ends its run early; the report says so.
  */
-const CODE_ACQUIRE_SECONDS = Math.min(numberEnv('BENCH_CODE_SECONDS', 40), CODE_TTL - CODE_MARGIN);
-const REFRESH_TOPUP_SECONDS = numberEnv('BENCH_REFRESH_SECONDS', 25, 0);
+const CODE_ACQUIRE_SECONDS = SMOKE ? 5 : Math.min(numberEnv('BENCH_CODE_SECONDS', 40), CODE_TTL - CODE_MARGIN);
+const REFRESH_TOPUP_SECONDS = SMOKE ? 5 : numberEnv('BENCH_REFRESH_SECONDS', 25, 0);
 /** Codes / refresh tokens used by one pooled warm-up. */
-const WARMUP_POOL = Math.max(CONNECTIONS * 50, 500);
+const WARMUP_POOL = SMOKE ? 20 : Math.max(CONNECTIONS * 50, 500);
 
-const SCENARIOS = ['discovery', 'jwks', 'client_credentials', 'introspection', 'code_exchange', 'refresh'] as const;
+const SCENARIOS = ['discovery', 'jwks', 'client_credentials', 'introspection', 'code_exchange', 'refresh', 'scale_out'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
 const selectedScenarios = new Set<ScenarioId>(
   env.BENCH_SCENARIOS ? (env.BENCH_SCENARIOS.split(',').map((s) => s.trim()) as ScenarioId[]) : SCENARIOS,
@@ -183,24 +187,45 @@ async function cli(args: string[], cliEnv: Record<string, string>, stdin = ''): 
 const CLIENT_ID = 'bench-client';
 const EMAIL = 'bench@example.com';
 
-async function startKeryu(databaseUrl: string, secret: string, clientSecret: string): Promise<{ target: Target; process: ManagedProcess; userId: string }> {
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const issuer = `${origin}/oidc`;
-  const keryuEnv: Record<string, string> = {
+function keryuEnvironment(databaseUrl: string, secret: string, port: number): Record<string, string> {
+  return {
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
-    ISSUER: issuer,
+    ISSUER: `http://127.0.0.1:${port}/oidc`,
     DATABASE_URL: databaseUrl,
     KERYU_SECRET: secret,
     LOG_LEVEL: 'warn',
     // The password step and token endpoints are measured; the new-device and new-IP checks (a code by email) are off.
     DEVICE_VERIFICATION: 'off',
     IP_VERIFICATION: 'off',
+    ...THROUGHPUT_LIMITS,
     ...KERYU_EXTRA_ENV,
   };
+}
 
+/** One keryu-auth process on an already seeded database (a second replica shares the database and secret). */
+async function spawnKeryu(keryuEnv: Record<string, string>, name: string, clientSecret: string): Promise<{ target: Target; process: ManagedProcess }> {
+  const origin = `http://127.0.0.1:${keryuEnv.PORT}`;
+  const profileArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(resultsDir, 'profiles')] : [];
+  const proc = await startProcess({
+    name,
+    args: [...profileArgs, ...KERYU_ENTRY],
+    cwd: KERYU_DIR,
+    env: { PATH: env.PATH, ...keryuEnv },
+    readyUrl: `${origin}/readyz`,
+  });
+  cleanups.push({ name: `${name} process`, run: () => proc.stop() });
+  const target = await discoverTarget({ name: 'keryu', origin, issuer: `${origin}/oidc`, clientId: CLIENT_ID, clientSecret, credentials: { email: EMAIL, password: PASSWORD } });
+  return { target, process: proc };
+}
+
+async function startKeryu(
+  databaseUrl: string,
+  secret: string,
+  clientSecret: string,
+): Promise<{ target: Target; process: ManagedProcess; userId: string; env: Record<string, string> }> {
+  const keryuEnv = keryuEnvironment(databaseUrl, secret, await freePort());
   // Seed through the real CLI, in-process, with the server's environment.
   await cli(['migrate'], keryuEnv);
   await cli(
@@ -215,19 +240,8 @@ async function startKeryu(databaseUrl: string, secret: string, clientSecret: str
   const user = (await cli(['user', 'create', '--email', EMAIL, '--name', 'Bench User', '--email-verified', '--password-stdin'], keryuEnv, PASSWORD)) as {
     id: string;
   };
-
-  const profileArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(resultsDir, 'profiles')] : [];
-  const entry = USE_DIST ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'];
-  const proc = await startProcess({
-    name: 'keryu-auth',
-    args: [...profileArgs, ...entry],
-    cwd: KERYU_DIR,
-    env: { PATH: env.PATH, ...keryuEnv },
-    readyUrl: `${origin}/readyz`,
-  });
-  cleanups.push({ name: 'keryu-auth process', run: () => proc.stop() });
-  const target = await discoverTarget({ name: 'keryu', origin, issuer, clientId: CLIENT_ID, clientSecret, credentials: { email: EMAIL, password: PASSWORD } });
-  return { target, process: proc, userId: user.id };
+  const started = await spawnKeryu(keryuEnv, 'keryu-auth', clientSecret);
+  return { ...started, userId: user.id, env: keryuEnv };
 }
 
 async function startBare(clientSecret: string, accountId: string): Promise<{ target: Target; process: ManagedProcess }> {
@@ -263,6 +277,8 @@ interface ServerRun {
   warmup?: LoadStats;
   /** Pooled scenarios: how many codes / refresh tokens were pre-issued and how long that took. */
   pool?: { wanted: number; obtained: number; acquireSeconds: number; limitedByTime: boolean };
+  /** Highest resident memory of the server during the measured run. */
+  rssPeakMiB?: number;
 }
 
 interface ServerState {
@@ -276,6 +292,8 @@ interface ServerState {
   refreshTokens: string[];
   introspectionToken?: string;
   codeRate?: number;
+  /** Resident memory before any load, and the highest seen over the whole bench. */
+  rss: RssFigures;
 }
 
 const formHeaders = (t: Target) => ({ authorization: basicAuth(t), 'content-type': 'application/x-www-form-urlencoded' });
@@ -335,11 +353,14 @@ async function pooledRun(s: ServerState, bodies: string[], seconds: number, coll
   });
 }
 
-/** The measured part of a scenario, with the CPU time each process spent on it. */
-async function measured(s: ServerState, run: () => Promise<LoadStats>): Promise<{ stats: LoadStats; cpu: CpuUse }> {
+/** The measured part of a scenario, with the CPU time each process spent on it and the server's peak memory. */
+async function measured(s: ServerState, run: () => Promise<LoadStats>): Promise<{ stats: LoadStats; cpu: CpuUse; rssPeakMiB?: number }> {
   const before = await cpuSnapshot(s.pid, s.usesPostgres);
+  const rss = sampleRssPeak(s.pid);
   const stats = await run();
-  return { stats, cpu: cpuUse(before, await cpuSnapshot(s.pid, s.usesPostgres)) };
+  const cpu = cpuUse(before, await cpuSnapshot(s.pid, s.usesPostgres));
+  const rssPeakMiB = await rss.stop();
+  return { stats, cpu, ...(rssPeakMiB !== undefined ? { rssPeakMiB } : {}) };
 }
 
 async function acquireCodes(s: ServerState, count: number, deadline: number) {
@@ -363,11 +384,10 @@ async function codeScenario(s: ServerState): Promise<ServerRun> {
       `CPU ms per code: server ${perCode(used.serverSeconds)}, postgres ${perCode(used.postgresSeconds)}, bench ${perCode(used.benchSeconds)}, other ${perCode(used.otherSeconds)})`,
   );
   // Past the code lifetime, the newest codes could expire before their turn.
-  const { stats, cpu } = await measured(s, () => pooledRun(s, codes.items.map(codeExchangeBody), Math.min(DURATION, window), true));
-  s.codeRate = stats.rps;
+  const run = await measured(s, () => pooledRun(s, codes.items.map(codeExchangeBody), Math.min(DURATION, window), true));
+  s.codeRate = run.stats.rps;
   return {
-    stats,
-    cpu,
+    ...run,
     warmup,
     pool: { wanted, obtained: codes.items.length, acquireSeconds: codes.seconds, limitedByTime: codes.timedOut },
   };
@@ -400,16 +420,103 @@ async function refreshScenario(s: ServerState): Promise<ServerRun> {
   const topUp = await topUpRefreshTokens(s, wanted, REFRESH_TOPUP_SECONDS);
   acquireSeconds += topUp.seconds;
   const tokens = s.refreshTokens.splice(0, wanted);
-  const { stats, cpu } = await measured(s, () => pooledRun(s, tokens.map(refreshBody), DURATION, false));
-  return { stats, cpu, warmup, pool: { wanted, obtained: tokens.length, acquireSeconds, limitedByTime: topUp.timedOut } };
+  const run = await measured(s, () => pooledRun(s, tokens.map(refreshBody), DURATION, false));
+  return { ...run, warmup, pool: { wanted, obtained: tokens.length, acquireSeconds, limitedByTime: topUp.timedOut } };
 }
 
 async function runScenario(id: ScenarioId, s: ServerState): Promise<ServerRun> {
   if (id === 'code_exchange') return codeScenario(s);
   if (id === 'refresh') return refreshScenario(s);
   const warmup = WARMUP > 0 ? await simpleScenario(id, s, WARMUP) : undefined;
-  const { stats, cpu } = await measured(s, () => simpleScenario(id, s, DURATION));
-  return { stats, cpu, ...(warmup ? { warmup } : {}) };
+  const run = await measured(s, () => simpleScenario(id, s, DURATION));
+  return { ...run, ...(warmup ? { warmup } : {}) };
+}
+
+interface ScaleOutRun {
+  /** Combined figures: responses per second summed over the replicas; latency of the first replica's load. */
+  rps: number;
+  perReplicaRps: number[];
+  responses: number;
+  failed: number;
+  statusCodes: Record<string, number>[];
+  cpu: CpuUse;
+  /** CPU seconds of every keryu-auth replica together. */
+  serverSeconds: number;
+  /** PostgreSQL's share of all busy CPU time on the machine during the run (0..1). */
+  postgresShare?: number;
+  rssPeakMiB: (number | undefined)[];
+}
+
+/**
+ * Client credentials against one replica, then the same number of connections split round-robin over two
+ * replicas of the same database (no proxy: the load generator is the balancer).
+ */
+async function scaleOutRun(replicas: ServerState[]): Promise<ScaleOutRun> {
+  const [first] = replicas;
+  if (!first) throw new Error('scale_out: no replica');
+  const before = await Promise.all(replicas.map((r, i) => cpuSnapshot(r.pid, i === 0)));
+  const samplers = replicas.map((r) => sampleRssPeak(r.pid));
+  const runs = await Promise.all(
+    replicas.map((r, i) =>
+      runLoad({
+        url: r.target.endpoints.token,
+        method: 'POST',
+        headers: formHeaders(r.target),
+        body: 'grant_type=client_credentials',
+        connections: Math.floor(CONNECTIONS / replicas.length) + (i < CONNECTIONS % replicas.length ? 1 : 0),
+        duration: DURATION,
+      }),
+    ),
+  );
+  const after = await Promise.all(replicas.map((r, i) => cpuSnapshot(r.pid, i === 0)));
+  const rssPeakMiB = await Promise.all(samplers.map((sampler) => sampler.stop()));
+  const uses = replicas.map((_, i) => cpuUse(before[i]!, after[i]!));
+  const cpu = uses[0]!;
+  const serverSeconds = uses.reduce((sum, u) => sum + (u.serverSeconds ?? 0), 0);
+  // The first snapshot counts every process: its busy total is the machine's, whatever the replica count.
+  const busy = (cpu.serverSeconds ?? 0) + (cpu.postgresSeconds ?? 0) + cpu.benchSeconds + (cpu.otherSeconds ?? 0);
+  return {
+    rps: runs.reduce((sum, r) => sum + r.rps, 0),
+    perReplicaRps: runs.map((r) => r.rps),
+    responses: runs.reduce((sum, r) => sum + r.responses, 0),
+    failed: runs.reduce((sum, r) => sum + failures(r), 0),
+    statusCodes: runs.map((r) => r.statusCodes),
+    cpu,
+    serverSeconds,
+    ...(cpu.postgresSeconds !== undefined && busy > 0 ? { postgresShare: cpu.postgresSeconds / busy } : {}),
+    rssPeakMiB,
+  };
+}
+
+interface ScaleOutResult {
+  one: ScaleOutRun;
+  two: ScaleOutRun;
+  /** Two replicas' combined throughput over one replica's. */
+  factor: number;
+}
+
+async function scaleOutScenario(replicas: [ServerState, ServerState]): Promise<ScaleOutResult> {
+  // The second replica has just started: long enough a warm-up for its JIT to settle.
+  if (WARMUP > 0) await Promise.all(replicas.map((r) => simpleScenario('client_credentials', r, Math.max(WARMUP, 3))));
+  const one = await scaleOutRun([replicas[0]]);
+  const two = await scaleOutRun(replicas);
+  return { one, two, factor: one.rps > 0 ? two.rps / one.rps : 0 };
+}
+
+function scaleOutLines(r: ScaleOutResult, cores: number): string[] {
+  const pct = (x: number | undefined) => (x === undefined ? '?' : `${(x * 100).toFixed(0)} %`);
+  const perRequest = (seconds: number | undefined, run: ScaleOutRun) =>
+    seconds === undefined ? '?' : ((seconds * 1000) / Math.max(run.responses, 1)).toFixed(2);
+  const line = (label: string, run: ScaleOutRun) =>
+    `  ${label}: ${run.rps.toFixed(0)} req/s (${run.perReplicaRps.map((x) => x.toFixed(0)).join(' + ')}), ${run.failed} failed; ` +
+    `PostgreSQL ${pct(run.postgresShare)} of busy CPU; CPU ms per request: keryu ${perRequest(run.serverSeconds, run)}, ` +
+    `postgres ${perRequest(run.cpu.postgresSeconds, run)}; RSS peak ${run.rssPeakMiB.map((m) => `${m ?? '?'} MiB`).join(', ')}`;
+  return [
+    `Scale-out (client credentials, ${CONNECTIONS} connections round-robin, one PostgreSQL, all on ${cores} shared cores):`,
+    line('1 replica ', r.one),
+    line('2 replicas', r.two),
+    `  combined throughput: ${r.factor.toFixed(2)}× one replica`,
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -422,10 +529,11 @@ const TITLES: Record<ScenarioId, string> = {
   introspection: 'introspection',
   code_exchange: 'code exchange',
   refresh: 'refresh (rotating)',
+  scale_out: 'scale-out',
 };
 
 /** The team's targets: keryu-auth at least this share of the bare provider's throughput. */
-const TARGETS: Partial<Record<ScenarioId, number>> = { client_credentials: 0.6, introspection: 0.6 };
+const TARGETS: Partial<Record<ScenarioId, number>> = { client_credentials: 0.6, introspection: 0.6, code_exchange: 0.5, refresh: 0.5 };
 
 interface ScenarioResult {
   id: ScenarioId;
@@ -437,9 +545,11 @@ interface ScenarioResult {
 }
 
 function table(results: ScenarioResult[]): string {
-  const header = ['scenario', 'keryu req/s', 'keryu p50 ms', 'keryu p99 ms', 'keryu errors', 'bare req/s', 'bare p50', 'bare p99', 'bare errors', 'keryu/bare'];
+  const header = ['scenario', 'keryu req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'errors', 'bare req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'errors', 'keryu/bare'];
   const cells = (r?: ServerRun) =>
-    r ? [r.stats.rps.toFixed(0), r.stats.p50.toFixed(0), r.stats.p99.toFixed(0), String(failures(r.stats))] : ['-', '-', '-', '-'];
+    r
+      ? [r.stats.rps.toFixed(0), r.stats.p50.toFixed(0), r.stats.p99.toFixed(0), String(r.rssPeakMiB ?? '?'), String(failures(r.stats))]
+      : ['-', '-', '-', '-', '-'];
   const rows = results.map((r) => [
     TITLES[r.id],
     ...cells(r.keryu),
@@ -526,6 +636,7 @@ async function main(): Promise<number> {
 
   const db = await createDatabase();
   log(`created database ${db.name}`);
+  countPostgresDatabase(db.name);
   const secret = randomBytes(32).toString('base64url');
   const clientSecret = randomBytes(32).toString('base64url');
 
@@ -534,14 +645,28 @@ async function main(): Promise<number> {
   const bare = selectedServers.includes('bare') ? await startBare(clientSecret, keryu.userId) : undefined;
   if (bare) log(`bare oidc-provider ready at ${bare.target.issuer}`);
 
+  const newState = async (target: Target, pid: number | undefined, usesPostgres: boolean): Promise<ServerState> => {
+    const idleMiB = await rssMiB(pid);
+    return { target, pid, usesPostgres, browsers: [], refreshTokens: [], rss: idleMiB !== undefined ? { idleMiB } : {} };
+  };
   const states: Partial<Record<ServerName, ServerState>> = {};
-  if (selectedServers.includes('keryu')) {
-    states.keryu = { target: keryu.target, pid: keryu.process.child.pid, usesPostgres: true, browsers: [], refreshTokens: [] };
-  }
-  if (bare) states.bare = { target: bare.target, pid: bare.process.child.pid, usesPostgres: false, browsers: [], refreshTokens: [] };
+  if (selectedServers.includes('keryu')) states.keryu = await newState(keryu.target, keryu.process.child.pid, true);
+  if (bare) states.bare = await newState(bare.target, bare.process.child.pid, false);
+  // Peak memory over the whole bench (warm-ups and pre-issuing included), per server.
+  const peakSamplers = Object.values(states).map((state) => ({ state, sampler: sampleRssPeak(state.pid) }));
 
   const results: ScenarioResult[] = [];
+  let scaleOut: ScaleOutResult | undefined;
   for (const id of scenarioIds) {
+    if (id === 'scale_out') {
+      if (!states.keryu) continue;
+      log('scale-out: starting a second keryu-auth replica on the same database…');
+      const second = await spawnKeryu(keryuEnvironment(db.url, secret, await freePort()), 'keryu-auth replica 2', clientSecret);
+      scaleOut = await scaleOutScenario([states.keryu, await newState(second.target, second.process.child.pid, true)]);
+      log(`scale-out: 1 replica ${scaleOut.one.rps.toFixed(0)} req/s, 2 replicas ${scaleOut.two.rps.toFixed(0)} req/s (${scaleOut.factor.toFixed(2)}×)`);
+      await second.process.stop();
+      continue;
+    }
     const result: ScenarioResult = { id };
     for (const name of selectedServers) {
       const state = states[name];
@@ -562,9 +687,15 @@ async function main(): Promise<number> {
     results.push(result);
   }
 
-  const keryuFailures = results.flatMap((r) =>
-    r.keryu && (failures(r.keryu.stats) > 0 || (r.keryu.warmup && failures(r.keryu.warmup) > 0)) ? [r.id] : [],
-  );
+  for (const { state, sampler } of peakSamplers) {
+    const peakMiB = await sampler.stop();
+    if (peakMiB !== undefined) state.rss.peakMiB = peakMiB;
+  }
+  const failedRun = (run: ServerRun | undefined) => Boolean(run && (failures(run.stats) > 0 || (run.warmup && failures(run.warmup) > 0)));
+  const failedScenarios = [
+    ...results.flatMap((r) => SERVERS.filter((name) => failedRun(r[name])).map((name) => `${r.id} (${name})`)),
+    ...(scaleOut && scaleOut.one.failed + scaleOut.two.failed > 0 ? ['scale_out (keryu)'] : []),
+  ];
 
   // Stop the servers now (a --cpu-prof profile is written on exit), before the report.
   const keryuLog = keryu.process.output().trim();
@@ -599,12 +730,16 @@ async function main(): Promise<number> {
       durationSeconds: DURATION,
       connections: CONNECTIONS,
       warmupSeconds: WARMUP,
-      keryuEntry: USE_DIST ? 'dist/server.js' : 'node --import tsx src/server.ts',
+      keryuEntry: KERYU_ENTRY_NOTE,
       ...(KERYU_DIR !== root ? { keryuSourceDir: KERYU_DIR } : {}),
       keryuDatabase: 'postgresql',
       keryuExtraEnv: KERYU_EXTRA_ENV,
+      limits: LIMITS_NOTE,
+      smoke: SMOKE,
       cpuProfile: CPU_PROF,
     },
+    rss: Object.fromEntries(Object.entries(states).map(([name, state]) => [name, state.rss])),
+    ...(scaleOut ? { scaleOut } : {}),
     results: results.map((r) => ({
       scenario: r.id,
       keryu: r.keryu,
@@ -613,26 +748,32 @@ async function main(): Promise<number> {
       target: r.target,
       meetsTarget: r.meetsTarget,
     })),
-    keryuFailures,
+    failedScenarios,
     ...(profile ? { profile: { file: profile.file, ...profile.summary } } : {}),
   };
 
   await mkdir(resultsDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  await writeFile(join(resultsDir, 'latest.json'), json);
-  await writeFile(join(resultsDir, `${report.date.replace(/[:.]/g, '-')}.json`), json);
+  // A smoke run's figures mean nothing: it never replaces the last real run.
+  await writeFile(join(resultsDir, SMOKE ? 'smoke-latest.json' : 'latest.json'), json);
+  if (!SMOKE) await writeFile(join(resultsDir, `${report.date.replace(/[:.]/g, '-')}.json`), json);
 
   const out = process.stdout;
-  out.write(`\nkeryu-auth (PostgreSQL) vs bare oidc-provider ${versions.oidcProvider} — ${DURATION} s per scenario, ${CONNECTIONS} connections\n`);
-  out.write(`${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${report.date}\n\n`);
+  out.write(
+    `\nkeryu-auth (PostgreSQL) vs bare oidc-provider ${versions.oidcProvider} — ${DURATION} s per scenario, ${CONNECTIONS} connections${SMOKE ? ' — SMOKE RUN (figures not meaningful)' : ''}\n`,
+  );
+  out.write(`${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${report.date}\n`);
+  out.write(`keryu-auth: ${KERYU_ENTRY_NOTE}; ${LIMITS_NOTE}${Object.keys(KERYU_EXTRA_ENV).length ? `; extra ${JSON.stringify(KERYU_EXTRA_ENV)}` : ''}\n\n`);
   out.write(`${table(results)}\n\n`);
   for (const n of notes(results)) out.write(`  ${n}\n`);
+  for (const [name, state] of Object.entries(states)) out.write(`  ${name}: ${formatRss(state.rss)} (whole bench)\n`);
   out.write(`\n${cpuTable(results).join('\n')}\n`);
-  out.write(`\nresults: bench/results/latest.json (total ${report.totalSeconds} s)\n`);
+  if (scaleOut) out.write(`\n${scaleOutLines(scaleOut, machine.cores).join('\n')}\n`);
+  out.write(`\nresults: bench/results/${SMOKE ? 'smoke-latest' : 'latest'}.json (total ${report.totalSeconds} s)\n`);
   if (keryuLog) out.write(`\nkeryu-auth logged (LOG_LEVEL=warn), last lines:\n${keryuLog.split('\n').slice(-10).join('\n')}\n`);
   if (profile) out.write(`\n${formatProfileSummary(profile.file, profile.summary)}\n`);
-  if (keryuFailures.length) {
-    out.write(`\nFAIL: keryu-auth answered non-2xx (or failed requests) in: ${keryuFailures.join(', ')}\n`);
+  if (failedScenarios.length) {
+    out.write(`\nFAIL: non-2xx answers (or failed requests) in: ${failedScenarios.join(', ')}; the figures above are not valid\n`);
     return 1;
   }
   return 0;

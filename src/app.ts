@@ -30,6 +30,7 @@ import { rbacRoutes } from './routes/api/rbac.js';
 import { userAdminRoutes } from './routes/api/users.js';
 import { auditRoutes } from './routes/api/audit.js';
 import { scheduleAuditSealing } from './jobs/audit-seal.js';
+import { syncClientMetadataCache } from './services/client-cache.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
@@ -189,6 +190,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => host.close());
   const stopRbacSync = await syncDecisionCache(services.rbac.cache, database, app.log);
   app.addHook('onClose', async () => stopRbacSync());
+  const stopClientSync = await syncClientMetadataCache(services.clientCache, database, app.log);
+  app.addHook('onClose', async () => stopClientSync());
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log, (result) => {
       if (result.ran) metrics?.jobSucceeded('cleanup');

@@ -18,29 +18,47 @@ async function processTicks(pid: number): Promise<number | undefined> {
   }
 }
 
-async function postgresTicks(): Promise<number | undefined> {
+let benchDatabase: string | undefined;
+/**
+ * Count only PostgreSQL work done for the bench: backends connected to this database, plus the server's own
+ * background processes (WAL writer, checkpointer ...: our commits are their work). Other databases' backends
+ * (other programs sharing the server) are left out.
+ */
+export function countPostgresDatabase(name: string): void {
+  benchDatabase = name;
+}
+
+/** A backend's title is "postgres: [cluster: ]user database host(port) state"; a background process has no user. */
+function countsForBench(cmdline: string): boolean {
+  if (!cmdline.startsWith('postgres: ')) return true; // the postmaster
+  const title = cmdline.slice('postgres: '.length).replace(/^\S+\/\S+: /, '');
+  const words = title.split(' ');
+  const isBackend = words.length >= 3 && /\(\d+\)$|\[local\]/.test(words[2] ?? '');
+  return !isBackend || benchDatabase === undefined || words[1] === benchDatabase;
+}
+
+/** Ticks per PostgreSQL process that counts for the bench (see countPostgresDatabase). */
+async function postgresTicks(): Promise<Map<number, number> | undefined> {
   let entries: string[];
   try {
     entries = await readdir('/proc');
   } catch {
     return undefined;
   }
-  let total = 0;
-  let found = false;
+  const ticks = new Map<number, number>();
   await Promise.all(
     entries
       .filter((e) => /^\d+$/.test(e))
       .map(async (pid) => {
         const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
         if (comm.trim() !== 'postgres') return;
-        const ticks = await processTicks(Number(pid));
-        if (ticks !== undefined) {
-          total += ticks;
-          found = true;
-        }
+        const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
+        if (!countsForBench(cmdline)) return;
+        const t = await processTicks(Number(pid));
+        if (t !== undefined) ticks.set(Number(pid), t);
       }),
   );
-  return found ? total : undefined;
+  return ticks.size ? ticks : undefined;
 }
 
 /** All CPUs together, from /proc/stat: [busy, total] ticks. */
@@ -67,7 +85,7 @@ export async function machineLoad(ms: number): Promise<number | undefined> {
 
 export interface CpuSnapshot {
   server?: number;
-  postgres?: number;
+  postgres?: Map<number, number>;
   machine?: [number, number];
   bench: NodeJS.CpuUsage;
 }
@@ -89,7 +107,10 @@ export async function cpuSnapshot(serverPid: number | undefined, withPostgres: b
 export interface CpuUse {
   /** CPU seconds of the server process. */
   serverSeconds?: number;
-  /** CPU seconds of all local postgres processes (a backend that exits during the run is missed). */
+  /**
+   * CPU seconds of the local PostgreSQL processes that work for the bench (countPostgresDatabase): per process,
+   * so a backend that exits during the run is missed (never subtracted) and one that starts counts whole.
+   */
   postgresSeconds?: number;
   /** CPU seconds of the bench process (autocannon). */
   benchSeconds: number;
@@ -105,7 +126,12 @@ export interface CpuUse {
 export function cpuUse(before: CpuSnapshot, after: CpuSnapshot): CpuUse {
   const ticks = (a?: number, b?: number) => (a !== undefined && b !== undefined ? +((b - a) / TICKS_PER_SECOND).toFixed(2) : undefined);
   const server = ticks(before.server, after.server);
-  const postgres = ticks(before.postgres, after.postgres);
+  let postgres: number | undefined;
+  if (before.postgres && after.postgres) {
+    let sum = 0;
+    for (const [pid, t] of after.postgres) sum += t - (before.postgres.get(pid) ?? 0);
+    postgres = +(sum / TICKS_PER_SECOND).toFixed(2);
+  }
   const bench = (after.bench.user + after.bench.system - before.bench.user - before.bench.system) / 1e6;
   const busyTicks = before.machine && after.machine ? after.machine[0] - before.machine[0] : undefined;
   const m = busyTicks !== undefined ? busyTicks / Math.max(after.machine![1] - before.machine![1], 1) : undefined;

@@ -44,17 +44,21 @@ export interface ListenHandlers {
 const LISTEN_RETRY_MS = { first: 100, max: 2000 };
 
 /**
- * LISTEN on a dedicated connection of its own (postgres-js' built-in `listen` reconnects silently, but we
- * must know when notifications may have been missed).
+ * LISTEN on one dedicated connection per process, shared by every channel and subscriber (postgres-js' built-in
+ * `listen` reconnects silently, but we must know when notifications may have been missed). After a lost
+ * connection every channel is listened to again and every subscriber told `onUp`.
  */
 function postgresListener(url: string) {
-  return async (channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> => {
-    let closed = false;
-    let up = false;
-    let retry: NodeJS.Timeout | undefined;
-    let delay = LISTEN_RETRY_MS.first;
-    const quoted = `"${channel.replace(/"/g, '""')}"`;
-    const client = postgres(url, {
+  const subscriptions = new Set<{ channel: string; handlers: ListenHandlers }>();
+  const quote = (channel: string) => `"${channel.replace(/"/g, '""')}"`;
+  let client: ReturnType<typeof postgres> | undefined;
+  let up = false;
+  let connecting: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let delay = LISTEN_RETRY_MS.first;
+
+  function open(): ReturnType<typeof postgres> {
+    const connection = postgres(url, {
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
@@ -63,42 +67,72 @@ function postgresListener(url: string) {
       connection: { application_name: 'keryu-auth-listen' },
       // Supported by postgres-js (its own `listen` uses it) but missing from its type definitions.
       ...({
-        onnotify: (c: string, payload: string) => {
-          if (c === channel) handlers.onNotify(payload);
+        onnotify: (channel: string, payload: string) => {
+          for (const s of subscriptions) if (s.channel === channel) s.handlers.onNotify(payload);
         },
       } as object),
       onclose: () => {
-        if (closed) return;
+        if (client !== connection) return;
         if (up) {
           up = false;
-          handlers.onDown();
+          for (const s of subscriptions) s.handlers.onDown();
         }
         schedule();
       },
     });
-    async function connect(): Promise<void> {
+    return connection;
+  }
+  function connect(): Promise<void> {
+    connecting ??= (async () => {
       retry = undefined;
-      if (closed || up) return;
+      const connection = client;
+      if (!connection || up) return;
       try {
-        await client.unsafe(`listen ${quoted}`);
-        if (closed) return;
+        for (const channel of new Set([...subscriptions].map((s) => s.channel))) await connection.unsafe(`listen ${quote(channel)}`);
+        if (client !== connection) return;
         up = true;
         delay = LISTEN_RETRY_MS.first;
-        handlers.onUp();
+        for (const s of subscriptions) s.handlers.onUp();
       } catch {
         schedule();
       }
+    })().finally(() => (connecting = undefined));
+    return connecting;
+  }
+  function schedule() {
+    if (!client || retry) return;
+    retry = setTimeout(() => void connect(), delay);
+    delay = Math.min(delay * 2, LISTEN_RETRY_MS.max);
+  }
+
+  return async (channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> => {
+    const subscription = { channel, handlers };
+    const newChannel = ![...subscriptions].some((s) => s.channel === channel);
+    subscriptions.add(subscription);
+    client ??= open();
+    await connecting;
+    if (!up) {
+      await connect();
+    } else if (newChannel) {
+      try {
+        await client.unsafe(`listen ${quote(channel)}`);
+        handlers.onUp();
+      } catch {
+        // The connection went away meanwhile: onclose reports it down, and the reconnect listens to every channel.
+      }
+    } else {
+      handlers.onUp();
     }
-    function schedule() {
-      if (closed || retry) return;
-      retry = setTimeout(() => void connect(), delay);
-      delay = Math.min(delay * 2, LISTEN_RETRY_MS.max);
-    }
-    await connect();
     return async () => {
-      closed = true;
+      if (!subscriptions.delete(subscription)) return;
+      if (subscriptions.size > 0) return;
+      // The last subscriber left: close the connection (without reporting it down).
+      const connection = client;
+      client = undefined;
+      up = false;
       if (retry) clearTimeout(retry);
-      await client.end({ timeout: 1 });
+      retry = undefined;
+      await connection?.end({ timeout: 1 });
     };
   };
 }

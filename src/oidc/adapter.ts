@@ -39,6 +39,47 @@ function hasNul(value: unknown): boolean {
   return false;
 }
 
+interface PayloadRow {
+  model: string;
+  id: string;
+  payload: AdapterPayload;
+  grantId: string | null;
+  userCode: string | null;
+  uid: string | null;
+  accountId: string | null;
+  expiresAt: string | null;
+}
+
+/**
+ * Group commit for artefact writes: every upsert queued during one event-loop turn goes to the database in one
+ * statement; each caller's promise settles when that statement has committed, so a request still answers only
+ * after its own write is durable. Each artefact is its own row (nothing here spans rows), so writing several
+ * at once changes no guarantee. Two writes of the same artefact in one turn keep the later one, as sequential
+ * writes would. If the shared statement fails, each row is retried alone so one bad row fails only its request.
+ */
+function createUpsertBatch(write: (rows: PayloadRow[]) => Promise<unknown>): (row: PayloadRow) => Promise<void> {
+  let queue: Array<{ row: PayloadRow; resolve: () => void; reject: (err: unknown) => void }> = [];
+  async function flush(): Promise<void> {
+    const batch = queue;
+    queue = [];
+    const rows = new Map<string, PayloadRow>();
+    for (const { row } of batch) rows.set(`${row.model}\u0000${row.id}`, row);
+    try {
+      await write([...rows.values()]);
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      if (batch.length === 1) return batch[0]!.reject(err);
+      // In queue order, so two writes of one artefact still end with the later one.
+      for (const p of batch) await write([p.row]).then(p.resolve, p.reject);
+    }
+  }
+  return (row) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ row, resolve, reject });
+      if (queue.length === 1) setImmediate(() => void flush());
+    });
+}
+
 export function createAdapterClass(deps: AdapterDeps): Constructor {
   const { db } = deps;
 
@@ -89,19 +130,16 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
     .where(and(eq(oidcPayloads.model, modelParam), eq(oidcPayloads.id, idParam), isNull(oidcPayloads.consumedAt)))
     .returning({ grantId: oidcPayloads.grantId })
     .prepare('keryu_oidc_consume');
-  // Nullable values go through raw placeholders: drizzle's column encoders do not accept null there.
-  const upsertPayload = db
+  // Upserts of concurrent requests are written together: one multi-row statement, so one round trip and one
+  // commit, per event-loop turn (see createUpsertBatch). The rows travel as one JSON array parameter expanded by
+  // jsonb_to_recordset, so it is one prepared statement whatever the batch size.
+  const upsertRows = db
     .insert(oidcPayloads)
-    .values({
-      model: modelParam,
-      id: idParam,
-      payload: sql.placeholder('payload'),
-      grantId: sql`${sql.placeholder('grantId')}`,
-      userCode: sql`${sql.placeholder('userCode')}`,
-      uid: sql`${sql.placeholder('uid')}`,
-      accountId: sql`${sql.placeholder('accountId')}`,
-      expiresAt: sql`${sql.placeholder('expiresAt')}::timestamptz`,
-    })
+    .select(
+      sql`select r.model, r.id, r.payload, r.grant_id, r.user_code, r.uid, r.account_id, r.expires_at, null::timestamptz
+        from jsonb_to_recordset(${sql.placeholder('rows')}::jsonb)
+        as r(model text, id text, payload jsonb, grant_id text, user_code text, uid text, account_id text, expires_at timestamptz)`,
+    )
     .onConflictDoUpdate({
       target: [oidcPayloads.model, oidcPayloads.id],
       set: {
@@ -113,7 +151,23 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
         expiresAt: sql`excluded.expires_at`,
       },
     })
-    .prepare('keryu_oidc_upsert');
+    .prepare('keryu_oidc_upsert_rows');
+  const upsert = createUpsertBatch((rows) =>
+    upsertRows.execute({
+      rows: JSON.stringify(
+        rows.map((r) => ({
+          model: r.model,
+          id: r.id,
+          payload: r.payload,
+          grant_id: r.grantId,
+          user_code: r.userCode,
+          uid: r.uid,
+          account_id: r.accountId,
+          expires_at: r.expiresAt,
+        })),
+      ),
+    }),
+  );
 
   function toPayload(row: { payload: Record<string, unknown>; consumedAt: Date | null } | undefined): AdapterPayload | undefined {
     if (!row) return undefined;
@@ -157,7 +211,7 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
       if (hasNul(payload)) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
-      await upsertPayload.execute({
+      await upsert({
         model: this.model,
         id,
         payload,

@@ -5,6 +5,17 @@ import { clients, resourceServers } from '../db/schema/index.js';
 export type ClientRow = typeof clients.$inferSelect;
 export type ResourceServerRow = typeof resourceServers.$inferSelect;
 
+/** What client authentication and the provider need of a client: its metadata and the stored secret digest. */
+export interface ClientAuthRecord {
+  /**
+   * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
+   * secret: the provider's secret comparison is replaced to compare digests (see oidc/client-secret).
+   */
+  metadata: Record<string, unknown>;
+  /** The stored HMAC digest of the client's secret (confidential clients only). */
+  digest: string | undefined;
+}
+
 export function createClientQueries(db: DbOrTx) {
   // Every token request looks its client up: built once, run as a prepared statement.
   const metadataById = db
@@ -13,20 +24,19 @@ export function createClientQueries(db: DbOrTx) {
     .where(eq(clients.clientId, sql.placeholder('clientId')))
     .limit(1)
     .prepare('keryu_client_metadata_by_id');
+  async function findClientAuthRecord(clientId: string): Promise<ClientAuthRecord | undefined> {
+    const [row] = await metadataById.execute({ clientId });
+    if (!row) return undefined;
+    const digest = row.digest ?? undefined;
+    return { metadata: { ...row.metadata, client_id: clientId, ...(digest ? { client_secret: digest } : {}) }, digest };
+  }
   return {
-    /**
-     * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
-     * secret: the provider's secret comparison is replaced to compare digests (see oidc/client-secret).
-     */
+    findClientAuthRecord,
     async findClientMetadataById(clientId: string): Promise<Record<string, unknown> | undefined> {
-      const [row] = await metadataById.execute({ clientId });
-      if (!row) return undefined;
-      return { ...row.metadata, client_id: clientId, ...(row.digest ? { client_secret: row.digest } : {}) };
+      return (await findClientAuthRecord(clientId))?.metadata;
     },
-    /** The stored HMAC digest of a client's secret (confidential clients only). */
     async findClientSecretDigestById(clientId: string): Promise<string | undefined> {
-      const [row] = await db.select({ digest: clients.clientSecretDigest }).from(clients).where(eq(clients.clientId, clientId)).limit(1);
-      return row?.digest ?? undefined;
+      return (await findClientAuthRecord(clientId))?.digest;
     },
     async findClientById(clientId: string): Promise<ClientRow | undefined> {
       const [row] = await db.select().from(clients).where(eq(clients.clientId, clientId)).limit(1);

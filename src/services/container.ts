@@ -19,6 +19,7 @@ import { createAuditSealService } from './audit-seal/service.js';
 import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
+import { createClientMetadataCache } from './client-cache.js';
 import { createClientService } from './clients.js';
 import { createLoginService, type LoginService } from './login.js';
 import { createOtpCodeService } from './mfa/codes.js';
@@ -60,6 +61,7 @@ export function createServices(deps: {
   const policy = createPasswordPolicy(config.passwordPolicy);
   const userQueries = createUserQueries(db);
   const clientQueries = createClientQueries(db);
+  const clientCache = createClientMetadataCache(clientQueries);
   const keys = createSigningKeyService({
     db,
     audit,
@@ -76,7 +78,7 @@ export function createServices(deps: {
     config,
     db,
     users: userQueries,
-    clients: clientQueries,
+    clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
     sessionSatisfiesMfa: (accountId: string, amr: string[] | undefined) => {
       if (!loginService) throw new Error('login service not built yet');
@@ -185,6 +187,7 @@ export function createServices(deps: {
     policy,
     keys,
     providerDeps,
+    clientCache,
     mailer,
     users,
     sessions,
