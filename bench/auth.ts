@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     // The password step and token endpoints are measured; the new-device and new-IP checks (a code by email) are off.
     DEVICE_VERIFICATION: 'off',
     IP_VERIFICATION: 'off',
+    // Metrics on, as deployed, each process on a port of its own (two servers run at once in some scenarios).
+    METRICS_PORT: String(await freePort()),
     ...THROUGHPUT_LIMITS,
     ...keryuExtraEnv(),
   };

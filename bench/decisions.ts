@@ -106,6 +106,8 @@ async function main() {
         // Decisions are measured; the new-device and new-IP checks of the sign-in (a code by email) are off.
         DEVICE_VERIFICATION: 'off',
         IP_VERIFICATION: 'off',
+        // Metrics on, as deployed, each process on a port of its own (two servers run at once in some scenarios).
+        METRICS_PORT: String(await freePort()),
         ...THROUGHPUT_LIMITS,
         ...keryuExtraEnv(),
       },

@@ -212,7 +212,8 @@ async function spawnKeryu(keryuEnv: Record<string, string>, name: string, client
     name,
     args: [...profileArgs, ...KERYU_ENTRY],
     cwd: KERYU_DIR,
-    env: { PATH: env.PATH, ...keryuEnv },
+    // Metrics on, as deployed, each replica on a port of its own (BENCH_KERYU_METRICS_PORT=0 turns them off).
+    env: { PATH: env.PATH, METRICS_PORT: String(await freePort()), ...keryuEnv },
     readyUrl: `${origin}/readyz`,
   });
   cleanups.push({ name: `${name} process`, run: () => proc.stop() });
