@@ -162,7 +162,7 @@ export function createServices(deps: {
     sessionTtl: config.ttl.refreshTokenAbsolute,
     log: deps.log,
   });
-  const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log });
+  const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log, latestSeal: () => auditSeals.lastSeal() });
   const methods = createAuthMethodRegistry();
   registerBuiltInMethods(methods, { factors, codes });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */

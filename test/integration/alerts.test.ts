@@ -11,6 +11,7 @@ import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+import { sealAll } from '../helpers/audit.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -164,6 +165,8 @@ t.test('rate_limit_exceeded: one alert per limit and key per window, not one per
   await hit('198.51.100.8');
   await hit('198.51.100.8');
   await hit('198.51.100.8');
+  // The refusal's audit event is written by the batched audit queue: let it land before evaluating.
+  await server.app.keryu.services.audit.flush();
   const raised = (await server.app.keryu.services.alerts.evaluate()).raised;
   t.same(raised.map((a) => [a.type, a.details.source]).sort(), [['rate_limit_exceeded', '198.51.100.7'], ['rate_limit_exceeded', '198.51.100.8']]);
   const audited = await selectRows<{ n: number }>(server.db.database.db, sql`select count(*)::int as n from audit_events where type = 'rate_limit.exceeded'`);
@@ -176,4 +179,25 @@ t.test('signing_key_overdue once a day per key', async (t) => {
   const first = await raisedTypes(server);
   t.ok(first.length >= 1 && first.every((type) => type === 'signing_key_overdue'), 'each signing key is overdue');
   t.same(await raisedTypes(server), [], 'not again the same day');
+});
+
+t.test('audit_digest: once a day the newest seal digest goes to every channel (a copy outside the database)', async (t) => {
+  const receiver = await startWebhookReceiver(SECRET);
+  t.teardown(() => receiver.close());
+  const server = await startServer({ env: { ALERT_INTERVAL: '0', AUDIT_SEAL_INTERVAL: '0', ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: SECRET } });
+  t.teardown(() => server.close());
+  const { alerts, auditSeals } = server.app.keryu.services;
+  t.same(await raisedTypes(server), [], 'no seal yet: no digest');
+  await seedAuthUser(server);
+  await sealAll(server.db.database.db, auditSeals);
+  const seal = await auditSeals.lastSeal();
+  t.ok(seal, 'sealed');
+  const { raised } = await alerts.evaluate();
+  const digest = raised.find((a) => a.type === 'audit_digest');
+  t.ok(digest, 'the digest is raised');
+  t.match(digest?.details, { seal: seal?.id, digest: seal?.digest });
+  t.match(digest?.summary, seal?.digest ?? 'missing');
+  await alerts.deliver();
+  t.ok(receiver.received.some((r) => r.body.type === 'audit_digest'), 'delivered to the webhook, signed');
+  t.same((await alerts.evaluate()).raised.filter((a) => a.type === 'audit_digest'), [], 'once a day');
 });

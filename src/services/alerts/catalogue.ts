@@ -13,6 +13,7 @@ export const alertCatalogue = {
   audit_tampering: { severity: 'critical', title: 'The audit log failed verification' },
   compliance_failed: { severity: 'medium', title: 'A compliance check failed' },
   signing_key_overdue: { severity: 'medium', title: 'The signing key in use is older than the rotation policy' },
+  audit_digest: { severity: 'low', title: 'Daily audit digest: the newest audit seal, for a copy outside the database' },
 } as const;
 
 export type AlertType = keyof typeof alertCatalogue;

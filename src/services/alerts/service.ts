@@ -101,7 +101,28 @@ function emailText(alert: AlertRow): string {
     .join('\n');
 }
 
-export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditService; mailer: Mailer; config: AlertConfig; log: AlertLogger }) {
+/** The newest audit seal (services/audit-seal), for the daily digest. */
+export type LatestSeal = () => Promise<{ id: number; digest: string; sealedAt: Date; lastSeq: number } | undefined>;
+
+/**
+ * The daily digest: once a day (the first evaluation after midnight UTC) the newest seal's digest goes to every
+ * alert channel, so a copy of the chain head lives outside the database; `keryu audit verify --expect-digest`
+ * later proves that nothing up to it was truncated or rewritten.
+ */
+export function auditDigestCandidate(seal: Awaited<ReturnType<LatestSeal>>, now: Date): AlertCandidate | undefined {
+  if (!seal) return undefined;
+  const day = now.toISOString().slice(0, 10);
+  return {
+    type: 'audit_digest',
+    groupKey: 'audit_digest',
+    dedupeKey: `audit_digest:${day}`,
+    summary: `Audit seal #${seal.id} of ${seal.sealedAt.toISOString()} has digest ${seal.digest}. Keep this message: "keryu audit verify --expect-digest ${seal.digest}" proves the log up to it is intact.`,
+    details: { seal: seal.id, digest: seal.digest, sealed_at: seal.sealedAt.toISOString(), last_seq: seal.lastSeq, day },
+    eventIds: [],
+  };
+}
+
+export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditService; mailer: Mailer; config: AlertConfig; log: AlertLogger; latestSeal?: LatestSeal | undefined }) {
   const { db, clock, config } = deps;
 
   function destinations() {
@@ -197,6 +218,8 @@ export function createAlertService(deps: { db: Db; clock: Clock; audit: AuditSer
             )),
           );
         }
+        const digest = deps.latestSeal ? auditDigestCandidate(await deps.latestSeal(), now) : undefined;
+        if (digest) raised.push(...(await write(tx, [digest], now)));
         await q.upsertJobRun(EVALUATOR_JOB, now, newest);
         return { ran: true, raised };
       });
