@@ -42,13 +42,15 @@ const podSpec = (o: K8sObject): PodSpec => {
 const data = (o: K8sObject) => (o.data ?? {}) as Record<string, string>;
 const hook = (o: K8sObject) => o.metadata.annotations?.['helm.sh/hook'];
 
-const SECRET_VALUES = ['0123456789abcdef0123456789abcdef-test', 'db-password-test', 'redis-password-test', 'smtp-password-test', 'twilio-token-test'];
+const WEBHOOK_SECRET = `whsec_${'A'.repeat(44)}`;
+const SECRET_VALUES = ['0123456789abcdef0123456789abcdef-test', 'db-password-test', 'redis-password-test', 'smtp-password-test', 'twilio-token-test', WEBHOOK_SECRET];
 const WITH_ALL_SECRETS = [
   '--set', 'secret.redisUrl=redis://:redis-password-test@redis:6379',
   '--set', 'secret.smtpUrl=smtp://mailer:smtp-password-test@smtp:587',
   '--set', `secret.twilioAccountSid=AC${'0'.repeat(32)}`,
   '--set', 'secret.twilioAuthToken=twilio-token-test',
   '--set-string', 'secret.twilioFrom=+15550000000',
+  '--set-string', `secret.alertWebhookSecret=${WEBHOOK_SECRET}`,
 ];
 
 /** The value sets every render test covers (named for the messages). */
@@ -164,7 +166,7 @@ t.test('configuration: the ConfigMap holds no secret, the Secret holds them, a c
     }
   }
   const secret = data(find(set('all secret variables'), 'Secret', 'keryu-auth'));
-  t.same(Object.keys(secret).sort(), ['DATABASE_URL', 'KERYU_SECRET', 'REDIS_URL', 'SMTP_URL', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM']);
+  t.same(Object.keys(secret).sort(), ['ALERT_WEBHOOK_SECRET', 'DATABASE_URL', 'KERYU_SECRET', 'REDIS_URL', 'SMTP_URL', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM']);
   t.equal(Buffer.from(secret.KERYU_SECRET ?? '', 'base64').toString(), '0123456789abcdef0123456789abcdef-test', 'KERYU_SECRET is the given value, never generated');
 
   const config = data(find(set('defaults'), 'ConfigMap', 'keryu-auth'));

@@ -89,6 +89,9 @@ TWILIO_AUTH_TOKEN: {{ . | b64enc | quote }}
 {{- with $s.twilioFrom }}
 TWILIO_FROM: {{ . | b64enc | quote }}
 {{- end }}
+{{- with $s.alertWebhookSecret }}
+ALERT_WEBHOOK_SECRET: {{ . | b64enc | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level security shared by the server, the jobs and the test pod. */}}
