@@ -18,6 +18,7 @@ import { createRevokedTokenQueries } from './queries/revoked-tokens.js';
 import { publicPart } from './services/signing-keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
+import { registerUnavailableAnswers } from './oidc/unavailable.js';
 import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
@@ -152,6 +153,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registerProviderEvents(provider, services.audit, app.log);
       registerSessionMirror(provider, { db: database.db, clock: services.clock, log: app.log });
       registerErrorCodeCorrections(provider);
+      registerUnavailableAnswers(provider);
       registerTokenEndpoints(provider, {
         issuer: config.issuer,
         publicJwks: { keys: keySet.jwks.keys.map(publicPart) },

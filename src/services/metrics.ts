@@ -99,7 +99,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   new Gauge({ name: 'keryu_audit_queue_depth', help: 'Audit events waiting to be written', registers: [registry], collect() {
     this.set(deps.audit.queueDepth());
   } });
-  const auditWriteFailures = new Counter({ name: 'keryu_audit_write_failures_total', help: 'Audit events whose write to the database failed', registers: [registry] });
+  const auditWriteFailures = new Counter({ name: 'keryu_audit_write_failures_total', help: 'Audit events whose write to the database failed (held and retried)', registers: [registry] });
+  const auditDropped = new Counter({ name: 'keryu_audit_events_dropped_total', help: 'Audit events given up after the database refused them for too long (alert on any)', registers: [registry] });
   new Gauge({ name: 'keryu_db_pool_connections', help: 'Database connection pool of this replica by state', labelNames: ['state'], registers: [registry], collect() {
     this.set({ state: 'max' }, deps.pool().max);
   } });
@@ -194,6 +195,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       const stopObserving = deps.audit.observe({
         recorded: countAuditEvent,
         writeFailed: (count) => auditWriteFailures.inc(count),
+        dropped: (count) => auditDropped.inc(count),
       });
       const run = () => sample().catch((err: unknown) => deps.log.warn({ err }, 'metrics sample failed'));
       void run();
