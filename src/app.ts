@@ -212,6 +212,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     redisUrl: config.redisUrl,
     issuerPath: config.issuerPath,
     onLimited: (limit, request) => metrics?.rateLimited(limit, loginChannelOf(request)),
+    onStoreFallback: (active) => metrics?.rateLimitStoreFallback(active),
   });
 
   // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:
