@@ -15,6 +15,7 @@ import postgres from 'postgres';
 import t from 'tap';
 import { createClusterDatabase, postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/fault-servers.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { PASSWORD } from '../helpers/oidc.js';
 import { basicAuth, cliEnv, endpoint, keryuJson } from '../helpers/replicas.js';
 
 const bin = postgresBinaries();
@@ -47,7 +48,13 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
   const env = cliEnv(url);
   await keryuJson(['migrate'], env);
   const file = join(dir, 'bootstrap.json');
-  await writeFile(file, JSON.stringify({ clients: [{ client_id: machine.clientId, client_secret: machine.clientSecret, grant_types: ['client_credentials'] }] }));
+  await writeFile(
+    file,
+    JSON.stringify({
+      clients: [{ client_id: machine.clientId, client_secret: machine.clientSecret, grant_types: ['client_credentials'] }],
+      users: [{ email: 'alice@example.com', password: PASSWORD, email_verified: true }],
+    }),
+  );
   await keryuJson(['bootstrap', file], env);
   // The limits are not under test here: the load must reach the database.
   replica = await startServerProcess({ databaseUrl: url, env: { RATE_LIMIT_OIDC: '0', RATE_LIMIT_CLIENT: '0', RATE_LIMIT_AUTH: '0' } });
@@ -76,7 +83,28 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
       }
     }
   }
-  const callers = Array.from({ length: 8 }, () => caller());
+  /** First-party sign-ins alongside: each 200 must have its `login` success event too. */
+  const logins: Answer[] = [];
+  async function signer() {
+    while (loading) {
+      const started = performance.now();
+      const at = phase;
+      try {
+        const res = await fetch(`${server.origin}/api/auth/login/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: 'alice@example.com', password: PASSWORD }),
+          signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
+        });
+        const body = (await res.json()) as { error?: unknown };
+        logins.push({ status: res.status, ms: performance.now() - started, retryAfter: res.headers.get('retry-after'), error: body.error, phase: at });
+        if (res.status === 503) await new Promise((r) => setTimeout(r, 50));
+      } catch (err) {
+        logins.push({ status: (err as Error).name === 'TimeoutError' ? 'timeout' : 'network', ms: performance.now() - started, retryAfter: null, phase: at });
+      }
+    }
+  }
+  const callers = [...Array.from({ length: 8 }, () => caller()), signer(), signer()];
   await new Promise((r) => setTimeout(r, 1500));
 
   phase = 'down';
@@ -151,7 +179,18 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
   replica = undefined;
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   const [row] = await sql<Array<{ n: string }>>`select count(*)::text as n from audit_events where type = 'oidc.grant' and outcome = 'success'`;
+  const [signIns] = await sql<Array<{ n: string }>>`select count(*)::text as n from audit_events where type = 'login' and outcome = 'success'`;
   await sql.end();
   const granted = answers.filter((a) => a.status === 200).length;
   t.equal(Number(row?.n), granted, `every one of the ${granted} successful grants has its oidc.grant audit event`);
+  t.comment(`sign-ins: ${JSON.stringify(summary(logins))}`);
+  t.same(logins.filter((a) => a.status !== 200 && a.status !== 503), [], 'every sign-in was answered 200 or 503 (no hang, never a 500)');
+  t.ok(logins.filter((a) => a.status === 503).every((a) => a.error === 'service_unavailable' && Number(a.retryAfter) > 0), 'refused sign-ins are service_unavailable with Retry-After');
+  const signedIn = logins.filter((a) => a.status === 200).length;
+  t.ok(signedIn > 0, 'sign-ins succeeded');
+  // A sign-in whose session was stored but whose event met the outage is answered 503 (its caller cannot
+  // know the event is safe) and its event is still written once the database returns: so at least one event
+  // per 200, and never more than the sign-ins that reached the database.
+  t.ok(Number(signIns?.n) >= signedIn, `every one of the ${signedIn} successful sign-ins has its login audit event (${signIns?.n} events)`);
+  t.ok(Number(signIns?.n) <= logins.filter((a) => a.status === 200 || a.status === 503).length, 'and no event without a sign-in');
 });
