@@ -7,7 +7,7 @@
  *
  * Runs on a cluster of its own on a spare port (the shared server is never stopped).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import postgres from 'postgres';
 import t from 'tap';
 import { createClusterDatabase, postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/fault-servers.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { PASSWORD } from '../helpers/oidc.js';
+import { PASSWORD, REDIRECT_URI } from '../helpers/oidc.js';
 import { basicAuth, cliEnv, endpoint, keryuJson } from '../helpers/replicas.js';
 
 const bin = postgresBinaries();
@@ -51,7 +51,10 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
   await writeFile(
     file,
     JSON.stringify({
-      clients: [{ client_id: machine.clientId, client_secret: machine.clientSecret, grant_types: ['client_credentials'] }],
+      clients: [
+        { client_id: machine.clientId, client_secret: machine.clientSecret, grant_types: ['client_credentials'] },
+        { client_id: 'web', client_secret: 'w'.repeat(40), redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], scope: 'openid' },
+      ],
       users: [{ email: 'alice@example.com', password: PASSWORD, email_verified: true }],
     }),
   );
@@ -59,6 +62,15 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
   // The limits are not under test here: the load must reach the database.
   replica = await startServerProcess({ databaseUrl: url, env: { RATE_LIMIT_OIDC: '0', RATE_LIMIT_CLIENT: '0', RATE_LIMIT_AUTH: '0' } });
   const server = replica;
+
+  // A browser in the middle of a sign-in: its login page needs the database once it is down.
+  const challenge = createHash('sha256').update('v'.repeat(43)).digest('base64url');
+  const started = await fetch(
+    endpoint(server, `/auth?${new URLSearchParams({ client_id: 'web', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' })}`),
+    { redirect: 'manual', headers: { accept: 'text/html' } },
+  );
+  const interactionUrl = new URL(started.headers.get('location') ?? '', server.origin).href;
+  const interactionCookies = started.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
 
   let phase: Answer['phase'] = 'up';
   const answers: Answer[] = [];
@@ -129,6 +141,8 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
     signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
   });
   const authorizePage = await authorize.text();
+  const interaction = await fetch(interactionUrl, { headers: { accept: 'text/html', cookie: interactionCookies }, signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
+  const interactionPage = await interaction.text();
   await new Promise((r) => setTimeout(r, 4000));
 
   await cluster.start();
@@ -172,6 +186,10 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
   t.match(authorize.headers.get('content-type'), /text\/html/, 'as a page');
   t.match(authorizePage, /Temporarily unavailable/, 'saying the service is temporarily unavailable');
   t.ok(Number(authorize.headers.get('retry-after')) > 0, 'with Retry-After');
+  t.match(interactionUrl, /\/interaction\//, 'the browser had reached the login page before the outage');
+  t.equal(interaction.status, 503, 'the login page answers 503 while the database is down');
+  t.match(interactionPage, /Temporarily unavailable/, 'as a plain page');
+  t.ok(Number(interaction.headers.get('retry-after')) > 0, 'with Retry-After');
   t.ok(recoveredMs !== undefined, 'grants succeed again after the database returns, without a restart');
 
   // A graceful stop flushes the audit queue; then every 200 must have its event.
