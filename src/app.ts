@@ -21,6 +21,7 @@ import { createRevokedTokenQueries } from './queries/revoked-tokens.js';
 import { publicPart } from './services/signing-keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
+import { registerUnavailableAnswers } from './oidc/unavailable.js';
 import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
@@ -156,6 +157,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registerProviderEvents(provider, services.audit, app.log);
       registerSessionMirror(provider, { db: database.db, clock: services.clock, log: app.log });
       registerErrorCodeCorrections(provider);
+      registerUnavailableAnswers(provider);
       registerTokenEndpoints(provider, {
         issuer: config.issuer,
         publicJwks: { keys: keySet.jwks.keys.map(publicPart) },
@@ -225,6 +227,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       void services.audit
         .record({ type: 'rate_limit.exceeded', outcome: 'failure', actor: { type: 'anonymous' }, context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }, details: exceeded })
         .catch(() => {}),
+    onStoreFallback: (active) => metrics?.rateLimitStoreFallback(active),
   });
 
   // Behind trusted proxies the provider (Koa with `proxy` on) reads X-Forwarded-*, which Koa trusts from anyone:

@@ -24,6 +24,7 @@ import { loggerOptions } from './plugins/logger.js';
 import { listenForMetrics, type MetricsListener } from './plugins/metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { BootstrapError } from './services/bootstrap.js';
+import { explainStartupError } from './errors/startup.js';
 import type { ReadinessCheckName } from './services/readiness.js';
 
 /** How often a replica waiting for its schema checks again (a migrations Job takes seconds). */
@@ -79,7 +80,12 @@ async function waitForSchema(config: Config, lifecycle: Lifecycle): Promise<Fast
     // Never ready: once the schema is current, the app is still loading its keys until it takes the port over.
     await starting.register(healthRoutes, { readiness: { evaluate: async () => ({ ready: false, failing: failing.length ? failing : ['keys'] }) } });
     await starting.listen({ port: config.port, host: config.host });
-    starting.log.warn({ failing }, 'waiting for the database schema (MIGRATE_ON_START=false): run "keryu migrate"; not ready until then');
+    starting.log.warn(
+      { failing },
+      failing.includes('database')
+        ? 'cannot reach the database (DATABASE_URL) to check its schema; waiting for it, not ready until then'
+        : 'the database schema is not current and MIGRATE_ON_START=false: run "keryu migrate" (or set MIGRATE_ON_START=true); waiting, not ready until then',
+    );
     while (failing.length && !lifecycle.signal) {
       await Promise.race([sleep(SCHEMA_POLL_MS), lifecycle.nextSignal]);
       if (!lifecycle.signal) await check();
@@ -98,8 +104,12 @@ async function waitForSchema(config: Config, lifecycle: Lifecycle): Promise<Fast
   }
 }
 
+/** What the start-up error explanation may name (filled once the configuration is read). */
+const startupSettings: { databaseUrl?: string | undefined } = {};
+
 async function main(): Promise<void> {
   const raw = parseConfig(process.env);
+  startupSettings.databaseUrl = raw.databaseUrl;
   const config = await resolveSecret(raw, { warn: (m) => process.stderr.write(`warning: ${m}\n`) });
 
   // The shutdown exists once the app listens; a signal before that is handled when it does.
@@ -150,28 +160,11 @@ async function main(): Promise<void> {
   if (lifecycle.signal) stop(lifecycle.signal);
 }
 
-/**
- * The error and its causes: drizzle wraps driver errors as "Failed query: ...", and only the cause says
- * why (e.g. a missing table), so the operator must see both.
- */
-function explainStartupError(err: unknown): string {
-  const messages: string[] = [];
-  let missingTable = false;
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    messages.push(e.message.trim());
-    // PostgreSQL undefined_table: the schema was never migrated.
-    if ((e as { code?: unknown }).code === '42P01') missingTable = true;
-  }
-  if (!messages.length) return String(err);
-  const text = messages.join('\n  caused by: ');
-  return missingTable ? `${text}\n  the database schema is missing: run "keryu migrate" or start with MIGRATE_ON_START=true` : text;
-}
-
 main().catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof BootstrapError) {
     process.stderr.write(`keryu-auth: ${err.message}\n`);
   } else {
-    process.stderr.write(`keryu-auth: failed to start: ${explainStartupError(err)}\n`);
+    process.stderr.write(`keryu-auth: failed to start: ${explainStartupError(err, { databaseUrl: startupSettings.databaseUrl })}\n`);
   }
   process.exit(1);
 });

@@ -44,6 +44,8 @@ export const configSchema = z
       .optional()
       .describe('PostgreSQL connection URL; unset = embedded PGlite under DATA_DIR'),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections per replica (PostgreSQL only)'),
+    DATABASE_CONNECT_TIMEOUT: z.coerce.number().int().min(1).max(60).default(2).describe('Seconds to wait for a PostgreSQL connection before the request is refused with 503 (PostgreSQL only)'),
+    DATABASE_STATEMENT_TIMEOUT: durationSeconds('Seconds a single SQL statement may run before PostgreSQL cancels it (0 = no limit; PostgreSQL only)', 30),
     DATA_DIR: z.string().min(1).default('./data').describe('Directory for the embedded database and the generated development secret'),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional().describe('Redis URL (optional): rate-limit counters shared by every replica; unset = per-process memory'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
@@ -141,6 +143,8 @@ export const configSchema = z
       apiAudience: new URL('/api', issuerUrl).href,
       databaseUrl: raw.DATABASE_URL,
       databasePoolSize: raw.DATABASE_POOL_SIZE,
+      databaseConnectTimeout: raw.DATABASE_CONNECT_TIMEOUT,
+      databaseStatementTimeout: raw.DATABASE_STATEMENT_TIMEOUT,
       dataDir: raw.DATA_DIR,
       redisUrl: raw.REDIS_URL,
       logLevel: raw.LOG_LEVEL,

@@ -18,7 +18,12 @@ export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type DbOrTx = Db | Tx;
 
-export type DatabaseTarget = { kind: 'postgres'; url: string; poolSize?: number } | { kind: 'pglite'; dir: string };
+export type DatabaseTarget =
+  | { kind: 'postgres'; url: string; poolSize?: number; connectTimeoutSeconds?: number; statementTimeoutSeconds?: number }
+  | { kind: 'pglite'; dir: string };
+
+/** Defaults when a target does not say (tests, tools): a dead server is noticed in seconds, never waited on. */
+const CONNECT_TIMEOUT_SECONDS = 2;
 
 export interface Database {
   readonly db: Db;
@@ -61,6 +66,8 @@ function postgresListener(url: string) {
     const connection = postgres(url, {
       max: 1,
       idle_timeout: 0,
+      connect_timeout: CONNECT_TIMEOUT_SECONDS,
+      keep_alive: 10,
       max_lifetime: null,
       fetch_types: false,
       onnotice: () => {},
@@ -137,9 +144,21 @@ function postgresListener(url: string) {
   };
 }
 
-export function databaseTarget(config: { databaseUrl?: string | undefined; databasePoolSize: number; dataDir: string }): DatabaseTarget {
+export function databaseTarget(config: {
+  databaseUrl?: string | undefined;
+  databasePoolSize: number;
+  databaseConnectTimeout?: number;
+  databaseStatementTimeout?: number;
+  dataDir: string;
+}): DatabaseTarget {
   return config.databaseUrl
-    ? { kind: 'postgres', url: config.databaseUrl, poolSize: config.databasePoolSize }
+    ? {
+        kind: 'postgres',
+        url: config.databaseUrl,
+        poolSize: config.databasePoolSize,
+        ...(config.databaseConnectTimeout !== undefined ? { connectTimeoutSeconds: config.databaseConnectTimeout } : {}),
+        ...(config.databaseStatementTimeout !== undefined ? { statementTimeoutSeconds: config.databaseStatementTimeout } : {}),
+      }
     : { kind: 'pglite', dir: join(config.dataDir, 'pglite') };
 }
 
@@ -148,8 +167,22 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     const client = postgres(target.url, {
       max: target.poolSize ?? 10,
       onnotice: () => {},
-      // Identifies our connections in pg_stat_activity.
-      connection: { application_name: 'keryu-auth' },
+      // Bounded waits, so a database that is down or unreachable is a quick, retryable refusal (503) rather
+      // than requests queued behind connection attempts: each attempt gives up after the connect timeout
+      // and fails every query waiting for it; a half-open connection (a server gone without closing) is
+      // found by TCP keep-alive; a statement the server cannot finish is cancelled by the server.
+      connect_timeout: target.connectTimeoutSeconds ?? CONNECT_TIMEOUT_SECONDS,
+      // Queries wait for their connection's reconnect delay; the driver's default grows to 20 s (the hang an
+      // outage used to cause, lasting beyond the database's return). Capped at half a second instead.
+      backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
+      keep_alive: 10,
+      // Idle connections are closed, so the pool after an outage is rebuilt from fresh connections.
+      idle_timeout: 30,
+      connection: {
+        // Identifies our connections in pg_stat_activity.
+        application_name: 'keryu-auth',
+        ...(target.statementTimeoutSeconds ? { statement_timeout: target.statementTimeoutSeconds * 1000 } : {}),
+      },
     });
     const db = drizzlePostgres(client, { schema }) as unknown as Db;
     const listeners: Array<() => Promise<void>> = [];

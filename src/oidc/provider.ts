@@ -52,7 +52,7 @@ export function cookieNames(secure: boolean) {
     : { session: 'keryu.session', interaction: 'keryu.interaction', resume: 'keryu.resume' };
 }
 
-function page(ctx: KoaContextWithOIDC, template: string, model: { title: string; [k: string]: unknown }): void {
+export function page(ctx: KoaContextWithOIDC, template: string, model: { title: string; [k: string]: unknown }): void {
   ctx.type = 'html';
   ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
   ctx.set('x-frame-options', 'DENY');

@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ZodError } from 'zod';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../errors/unavailable.js';
 import { AppError } from '../errors/index.js';
 
 const statusCodes: Record<number, string> = {
@@ -19,6 +20,13 @@ const statusCodes: Record<number, string> = {
 
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError | ZodError, request, reply) => {
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err }, 'database unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+        .send({ error: 'service_unavailable', message: 'the service is temporarily unavailable; retry later' });
+    }
     if (err instanceof AppError) {
       if (!err.expose) request.log.error({ err }, 'request failed');
       // RFC 6585 §4 / RFC 9110 §10.2.3: a 429 says when to come back.

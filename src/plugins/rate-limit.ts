@@ -1,6 +1,6 @@
 /**
  * Request rate limits (@fastify/rate-limit), shared by every replica through Redis when REDIS_URL is set
- * (per-process memory otherwise):
+ * (per-process memory otherwise, and while Redis is unavailable):
  * - `/api/auth/` endpoints: RATE_LIMIT_AUTH requests per client IP per window;
  * - the provider's token endpoint and every form of the login interaction: RATE_LIMIT_OIDC per client IP, and the
  *   token endpoint also RATE_LIMIT_CLIENT per OAuth client (identified from HTTP Basic client
@@ -20,9 +20,12 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { basicClientCredentials } from '../lib/client-basic-auth.js';
 import { clientAddressKey } from '../lib/network.js';
+import { fallbackStore } from './rate-limit-store.js';
 
 export interface RateLimitOptions {
   windowSeconds: number;
@@ -38,7 +41,12 @@ export interface RateLimitOptions {
    * the audit event behind the `rate_limit_exceeded` alert.
    */
   onExceeded?: (exceeded: { limit: string; source: string; max: number; window_seconds: number; path: string }, request: FastifyRequest) => void;
+  /** Called when counting moves to this process's memory (Redis unavailable: true) and back to Redis (false). */
+  onStoreFallback?: ((active: boolean) => void) | undefined;
 }
+
+/** How long start-up waits for Redis before counting in memory until it is ready. */
+const REDIS_READY_WAIT_MS = 2000;
 
 type Limiter = ((request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>) & { limitName?: string; max?: number; keyOf?: (request: FastifyRequest) => string | undefined };
 
@@ -67,14 +75,18 @@ export function canonicalPath(url: string): string {
 export async function registerRateLimits(app: FastifyInstance, options: RateLimitOptions): Promise<void> {
   const redis = options.redisUrl ? new Redis(options.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
   if (redis) {
-    redis.on('error', (err: unknown) => app.log.warn({ err }, 'rate-limit store (Redis) error'));
+    redis.on('error', (err: unknown) => app.log.debug({ err }, 'rate-limit store (Redis) error'));
+    // Start on the shared counters when Redis answers soon; otherwise start counting in memory (and switch
+    // to Redis when it is ready) rather than delaying start-up.
+    await Promise.race([once(redis, 'ready'), sleep(REDIS_READY_WAIT_MS)]).catch(() => {});
     app.addHook('onClose', async () => {
       await redis.quit().catch(() => redis.disconnect());
     });
   }
-  // Limits are applied by the hook below; nothing is limited implicitly. A store outage lets requests through
-  // (skipOnError) rather than taking sign-in down: brute-force protection does not depend on this store.
-  await app.register(rateLimit, { global: false, ...(redis ? { redis } : {}), nameSpace: 'keryu-rl:', skipOnError: true });
+  // Limits are applied by the hook below; nothing is limited implicitly. A Redis outage neither takes sign-in
+  // down nor lifts the limits: counting moves to this process's memory until Redis returns (rate-limit-store.ts).
+  const store = redis ? fallbackStore({ redis, nameSpace: 'keryu-rl:', log: app.log, onFallback: options.onStoreFallback }) : undefined;
+  await app.register(rateLimit, { global: false, ...(store ? { store } : {}), skipOnError: false });
 
   const windowMs = options.windowSeconds * 1000;
   const limiter = (max: number, prefix: string, key: (request: FastifyRequest) => string | undefined): Limiter | undefined => {

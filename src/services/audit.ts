@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { DbOrTx } from '../db/client.js';
 import { auditEvents } from '../db/schema/index.js';
+import { isDatabaseUnavailable } from '../errors/unavailable.js';
 
 export const auditEventTypes = [
   'user.created',
@@ -130,7 +131,10 @@ export interface AuditSink extends AuditService {
  */
 export interface AuditObserver {
   recorded?(event: AuditEvent): void;
+  /** Events whose first write failed (they are held and retried). */
   writeFailed?(count: number): void;
+  /** Events given up after the database refused them for too long. */
+  dropped?(count: number): void;
 }
 
 export interface AuditLogger {
@@ -139,11 +143,20 @@ export interface AuditLogger {
 
 /** Largest multi-row insert per flush; well under PostgreSQL's 65535 bind-parameter limit (13 per row). */
 const MAX_BATCH = 500;
+/**
+ * Events held while the database cannot take them: about a minute of a busy replica's events. Beyond it the
+ * oldest are dropped (counted and logged), so an outage cannot exhaust the process's memory.
+ */
+const MAX_HELD = 100_000;
+/** Back-off between attempts to write held events: quick for a blip, capped for an outage. */
+const RETRY_MS = { first: 100, max: 2000 };
 
-export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): AuditSink {
-  type Pending = { row: typeof auditEvents.$inferInsert; resolve: () => void; reject: (err: unknown) => void };
+export function createAuditService(deps: { db: DbOrTx; log: AuditLogger; maxHeld?: number }): AuditSink {
+  type Pending = { row: typeof auditEvents.$inferInsert; resolve: () => void; reject: (err: unknown) => void; failed: boolean };
+  const maxHeld = deps.maxHeld ?? MAX_HELD;
   let queue: Pending[] = [];
   let scheduled: Promise<void> | undefined;
+  let retryDelay = RETRY_MS.first;
   const observers = new Set<AuditObserver>();
   const notify = (call: (observer: AuditObserver) => void) => {
     for (const observer of observers) {
@@ -171,19 +184,54 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): Audi
     };
   }
 
+  /**
+   * Writes the queue in batches. A batch the database cannot take now (unavailable) stays at the head of the queue and is tried
+   * again after a back-off: an action that happened keeps its event through an outage. Its recorders are
+   * told at once (their promise rejects, so a request awaiting its event answers with an error instead of
+   * waiting for the database), but the event itself is still written once the database is back.
+   */
   async function drain(): Promise<void> {
     while (queue.length) {
       const batch = queue.slice(0, MAX_BATCH);
-      queue = queue.slice(MAX_BATCH);
       try {
         await deps.db.insert(auditEvents).values(batch.map((p) => p.row));
+        queue = queue.slice(batch.length);
+        retryDelay = RETRY_MS.first;
         for (const p of batch) p.resolve();
       } catch (err) {
-        deps.log.error({ err, count: batch.length }, 'audit write failed');
-        notify((o) => o.writeFailed?.(batch.length));
-        for (const p of batch) p.reject(err);
+        if (!isDatabaseUnavailable(err)) {
+          // The rows themselves are refused (a constraint): retrying cannot help.
+          queue = queue.slice(batch.length);
+          deps.log.error({ err, count: batch.length }, 'audit write failed');
+          notify((o) => o.writeFailed?.(batch.filter((p) => !p.failed).length));
+          for (const p of batch) if (!p.failed) p.reject(err);
+          continue;
+        }
+        const fresh = batch.filter((p) => !p.failed);
+        if (fresh.length) {
+          deps.log.error({ err, count: fresh.length, held: queue.length }, 'audit write failed; holding the events to retry');
+          notify((o) => o.writeFailed?.(fresh.length));
+        }
+        for (const p of fresh) {
+          p.failed = true;
+          p.reject(err);
+        }
+        dropOverflow();
+        await new Promise((resolve) => setTimeout(resolve, retryDelay));
+        retryDelay = Math.min(retryDelay * 2, RETRY_MS.max);
       }
     }
+  }
+
+  /** Drops the oldest held events beyond the bound: the only way an event is lost, always counted and logged. */
+  function dropOverflow(): void {
+    const excess = queue.length - maxHeld;
+    if (excess <= 0) return;
+    const dropped = queue.slice(0, excess);
+    queue = queue.slice(excess);
+    deps.log.error({ count: excess, held: queue.length }, 'audit events dropped: the database has refused them for too long');
+    notify((o) => o.dropped?.(excess));
+    for (const p of dropped) if (!p.failed) p.reject(new Error('audit event dropped'));
   }
 
   function schedule(): Promise<void> {
@@ -197,7 +245,8 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger }): Audi
   return {
     record(event) {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ row: toRow(event), resolve, reject });
+        queue.push({ row: toRow(event), resolve, reject, failed: false });
+        dropOverflow();
         void schedule();
         notify((o) => o.recorded?.(event));
       });

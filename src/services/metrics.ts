@@ -62,6 +62,8 @@ export interface Metrics {
   observeRequest(method: string, route: string, statusCode: number, seconds: number): void;
   /** A request refused by a request rate limit; `loginChannel` when it was a sign-in attempt. */
   rateLimited(limit: string, loginChannel?: LoginChannel): void;
+  /** Rate limits count in this replica's memory (their Redis store is unavailable) or in Redis again. */
+  rateLimitStoreFallback(active: boolean): void;
   jobSucceeded(job: JobName): void;
   /** Reads the database-backed gauges now (the timer calls it; tests may too). */
   sample(): Promise<void>;
@@ -94,12 +96,14 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const mfaChallenges = new Counter({ name: 'keryu_mfa_challenges_total', help: 'Sign-in challenge steps (second factor, new device or network) by method and result', labelNames: ['method', 'result'], registers: [registry] });
   const tokensIssued = new Counter({ name: 'keryu_tokens_issued_total', help: 'Tokens issued by grant type', labelNames: ['grant_type'], registers: [registry] });
   const refreshReuse = new Counter({ name: 'keryu_refresh_reuse_detected_total', help: 'Refresh tokens or codes presented again after use (a stolen token, or a client bug)', registers: [registry] });
+  const rateLimitStoreFallback = new Gauge({ name: 'keryu_rate_limit_store_fallback', help: '1 while rate limits count in this replica\'s memory because Redis is unavailable (a limit then holds per replica)', registers: [registry] });
   const rateLimitedTotal = new Counter({ name: 'keryu_rate_limited_total', help: 'Requests refused by a request rate limit', labelNames: ['limit'], registers: [registry] });
   const lockouts = new Counter({ name: 'keryu_lockouts_total', help: 'Sign-in identifiers locked after repeated failures', registers: [registry] });
   new Gauge({ name: 'keryu_audit_queue_depth', help: 'Audit events waiting to be written', registers: [registry], collect() {
     this.set(deps.audit.queueDepth());
   } });
-  const auditWriteFailures = new Counter({ name: 'keryu_audit_write_failures_total', help: 'Audit events whose write to the database failed', registers: [registry] });
+  const auditWriteFailures = new Counter({ name: 'keryu_audit_write_failures_total', help: 'Audit events whose write to the database failed (held and retried)', registers: [registry] });
+  const auditDropped = new Counter({ name: 'keryu_audit_events_dropped_total', help: 'Audit events given up after the database refused them for too long (alert on any)', registers: [registry] });
   new Gauge({ name: 'keryu_db_pool_connections', help: 'Database connection pool of this replica by state', labelNames: ['state'], registers: [registry], collect() {
     this.set({ state: 'max' }, deps.pool().max);
   } });
@@ -186,6 +190,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       rateLimitedTotal.inc({ limit: (RATE_LIMIT_NAMES as readonly string[]).includes(limit) ? limit : 'other' });
       if (loginChannel) loginAttempts.inc({ channel: loginChannel, result: 'rate_limited' });
     },
+    rateLimitStoreFallback(active) {
+      rateLimitStoreFallback.set(active ? 1 : 0);
+    },
     jobSucceeded(job) {
       jobLastSuccess.set({ job }, deps.clock().getTime() / 1000);
     },
@@ -194,6 +201,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       const stopObserving = deps.audit.observe({
         recorded: countAuditEvent,
         writeFailed: (count) => auditWriteFailures.inc(count),
+        dropped: (count) => auditDropped.inc(count),
       });
       const run = () => sample().catch((err: unknown) => deps.log.warn({ err }, 'metrics sample failed'));
       void run();

@@ -7,6 +7,7 @@
 import { createHash, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { decrypt, encrypt } from '../lib/crypto.js';
+import { FOREIGN_SECRET_MESSAGE, OperatorError } from '../errors/startup.js';
 import { createSigningKeyQueries, type SigningKeyRow } from '../queries/signing-keys.js';
 import type { AuditService } from './audit.js';
 
@@ -67,7 +68,14 @@ export function createSigningKeyService(deps: SigningKeyServiceDeps) {
   }
 
   function unseal(row: SigningKeyRow): PrivateJwk {
-    return JSON.parse(decrypt(deps.encryptionKey, row.privateJwkEncrypted, `signing-key:${row.kid}`)) as PrivateJwk;
+    let plain: string;
+    try {
+      plain = decrypt(deps.encryptionKey, row.privateJwkEncrypted, `signing-key:${row.kid}`);
+    } catch (err) {
+      // AES-GCM authentication failed: the key was sealed under a key derived from a different secret.
+      throw new OperatorError(FOREIGN_SECRET_MESSAGE, { cause: err });
+    }
+    return JSON.parse(plain) as PrivateJwk;
   }
 
   function rowsFor(activatesAt: Date) {

@@ -98,7 +98,7 @@ t.test('MIGRATE_ON_START=false waits, unready, for the migrations Job, then star
   const unready = await fetch(`${waiting.origin}/readyz`);
   t.equal(unready.status, 503, 'but not ready');
   t.same(await unready.json(), { status: 'unready', failing: ['migrations'] }, 'and it says why');
-  t.match(waiting.output(), /waiting for the database schema \(MIGRATE_ON_START=false\): run \\"keryu migrate\\"/, 'the log says what to do');
+  t.match(waiting.output(), /the database schema is not current and MIGRATE_ON_START=false: run \\"keryu migrate\\"/, 'the log names the cause, the setting and what to do');
 
   const untouched = await inspect(empty.url);
   t.equal(untouched.bookkeeping, false, 'no drizzle migrations table was created');

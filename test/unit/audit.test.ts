@@ -71,3 +71,44 @@ t.test('observers see every recorded event and every failed write; a faulty obse
   await audit.record(event);
   t.same(seen, ['login', 'login'], 'a removed observer sees nothing more');
 });
+
+t.test('events whose write meets an unavailable database are held and written once it answers; beyond the bound the oldest are dropped and counted', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  // The database refuses connections for the first writes (as postgres-js reports it), then answers again.
+  let refusals = 3;
+  const real = db.database.db;
+  const flaky = new Proxy(real, {
+    get(target, key, receiver) {
+      if (key === 'insert' && refusals > 0) {
+        refusals--;
+        return () => ({ values: () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })) });
+      }
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+  const errors: object[] = [];
+  const audit = createAuditService({ db: flaky, log: { error: (obj) => errors.push(obj) } });
+  const failed: number[] = [];
+  audit.observe({ writeFailed: (n) => failed.push(n) });
+  const event = { type: 'oidc.grant', outcome: 'success', actor: { type: 'client', id: 'svc' } } as const;
+  const outcomes = await Promise.allSettled([audit.record(event), audit.record(event)]);
+  t.same(outcomes.map((o) => o.status), ['rejected', 'rejected'], 'a recorder awaiting its event learns at once that it is not stored yet');
+  t.same(failed, [2], 'the failed write is counted once per event, not once per retry');
+  await audit.flush();
+  t.equal(refusals, 0, 'the write was retried until the database answered');
+  t.equal((await real.select().from(auditEvents)).length, 2, 'both events were written once the database answered');
+
+  // A bound of 3 held events: a longer outage drops the oldest, counted and logged.
+  refusals = 1_000_000;
+  const bounded = createAuditService({ db: flaky, log: { error: (obj) => errors.push(obj) }, maxHeld: 3 });
+  const dropped: number[] = [];
+  bounded.observe({ dropped: (n) => dropped.push(n) });
+  await Promise.allSettled(Array.from({ length: 5 }, () => bounded.record(event)));
+  t.equal(bounded.queueDepth(), 3, 'no more than the bound is held');
+  t.equal(dropped.reduce((a, b) => a + b, 0), 2, 'the two oldest were dropped and counted');
+  t.ok(errors.some((e) => 'held' in e && !('err' in e)), 'and the drop was logged');
+  refusals = 0;
+  await bounded.flush();
+  t.equal((await real.select().from(auditEvents)).length, 5, 'the held three were written once the database answered');
+});

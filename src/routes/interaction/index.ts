@@ -25,6 +25,7 @@ import type { AuditService } from '../../services/audit.js';
 import type { CompletedLogin, LoginService } from '../../services/login.js';
 import type { FactorService } from '../../services/mfa/factors.js';
 import { pageSecurityHeaders, renderPage } from '../../views/render.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../errors/unavailable.js';
 
 export interface InteractionRouteDeps {
   host: ProviderHost;
@@ -96,6 +97,11 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
   // These routes answer browsers: failures the handlers did not render (a body that is not a form, a
   // service error) become a page too, in plain words; 5xx are masked and logged.
   app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err }, 'database unavailable');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendPage(reply, 503, 'message', { title: 'Temporarily unavailable', heading: 'Temporarily unavailable', lines: ['The service cannot complete this request right now. Try again in a moment.'] });
+    }
     const status = err instanceof AppError ? err.status : typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err }, 'request failed');
