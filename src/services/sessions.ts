@@ -1,4 +1,7 @@
 /**
+ * Size: over 400 lines until the architecture issue splits it by concept (it is planned there, with the
+ * split named); kept whole meanwhile so that security fixes landed in one place.
+ *
  * First-party sessions and personal API tokens: creation at login, refresh with rotation, reuse
  * detection and retry safety, revocation, and the per-user list that also shows oidc-provider's browser
  * sessions and grants.

@@ -3,6 +3,8 @@
  * logout, the caller's sessions and tokens, personal API tokens, password reset and change, and the
  * caller's own activity. Handlers validate, call one service, shape the answer; the rules live in the
  * services.
+ * Known exception: the activity list still builds its query here (createActivityQueries); moving it behind a
+ * service is part of the architecture issue.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';

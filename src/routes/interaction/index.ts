@@ -1,4 +1,7 @@
 /**
+ * Size: over 400 lines until the architecture issue splits it by concept (it is planned there, with the
+ * split named); kept whole meanwhile so that security fixes landed in one place.
+ *
  * The login and consent interaction that oidc-provider redirects browsers to. Pages are server-rendered
  * and work without JavaScript; every form carries a CSRF token bound to the interaction; POSTs answer 303.
  * Wrong credentials show one generic message whether or not the account exists. Password attempts go
