@@ -26,6 +26,7 @@ import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerRequestContext } from './plugins/request-context.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
 import { userAdminRoutes } from './routes/api/users.js';
@@ -214,6 +215,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id);
   });
   registerErrorHandler(app);
+  registerRequestContext(app);
   // First onRequest hook: the timing covers everything after it (rate limits, the provider, our routes).
   if (metrics) registerRequestMetrics(app, metrics, { issuerPath: config.issuerPath });
 
@@ -225,7 +227,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     onLimited: (limit, request) => metrics?.rateLimited(limit, loginChannelOf(request)),
     onExceeded: (exceeded, request) =>
       void services.audit
-        .record({ type: 'rate_limit.exceeded', outcome: 'failure', actor: { type: 'anonymous' }, context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }, details: exceeded })
+        .record({ type: 'rate_limit.exceeded', outcome: 'failure', actor: { type: 'anonymous' }, context: request.requestContext, details: exceeded })
         .catch(() => {}),
     onStoreFallback: (active) => metrics?.rateLimitStoreFallback(active),
   });

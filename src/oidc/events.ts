@@ -10,14 +10,14 @@ import { createAuthTokenQueries } from '../queries/auth-tokens.js';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditEvent, AuditService } from '../services/audit.js';
 import { standardErrorCode } from './error-codes.js';
+import { requestContextOfKoa } from '../lib/request-context.js';
 
 interface EventLogger {
   error(obj: object, msg: string): void;
 }
 
 function contextOf(ctx: KoaContextWithOIDC | undefined): AuditEvent['context'] {
-  if (!ctx) return undefined;
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, requestId: ctx.get('x-request-id') || undefined };
+  return ctx ? requestContextOfKoa(ctx) : undefined;
 }
 
 function actorOf(ctx: KoaContextWithOIDC | undefined): AuditEvent['actor'] {

@@ -17,7 +17,8 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { RevokedTokenQueries } from '../queries/revoked-tokens.js';
 import { FIRST_PARTY_CLIENT_ID } from '../services/access-tokens.js';
-import type { AuditEvent, RequestContext } from '../services/audit.js';
+import type { AuditEvent } from '../services/audit.js';
+import { requestContextOfKoa, type RequestContext } from '../lib/request-context.js';
 
 /** The claim naming the grant a provider JWT access token was issued under (so its revocation reaches the token). */
 export const GRANT_ID_CLAIM = 'grant_id';
@@ -107,12 +108,11 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
     return { ...released, active: true, token_type: 'Bearer' };
   }
 
-  const contextOf = (ctx: KoaContextWithOIDC): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, requestId: ctx.get('x-request-id') || undefined });
 
   async function revoke(ctx: KoaContextWithOIDC, caller: Caller, token: string): Promise<'done' | 'refused'> {
     const claims = await verified(token);
     if (!claims) return 'done';
-    const context = contextOf(ctx);
+    const context = requestContextOfKoa(ctx);
     if (claims.client_id === FIRST_PARTY_CLIENT_ID) {
       // Whoever holds a first-party access token may already end its session (logout), so any client may.
       await deps.firstParty.revokeByAccessToken(token, context);
@@ -166,7 +166,7 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
     // A token the provider does not store answers 200 (RFC 7009 §2.2); a personal token is ours to end. Like a
     // first-party access token, whoever holds it could delete it through the API, so any authenticated client may.
     if (route === 'revocation' && ctx.status === 200 && !looksLikeJwt(token)) {
-      await deps.firstParty.revokePersonalTokenByValue(token, contextOf(ctx));
+      await deps.firstParty.revokePersonalTokenByValue(token, requestContextOfKoa(ctx));
     }
   });
 }

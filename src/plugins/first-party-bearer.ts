@@ -6,18 +6,16 @@
  * - personal API tokens (`kpat_...`): looked up by their SHA-256 digest.
  * An expired session answers 401 `session_expired` (thrown, rendered by the error handler).
  */
-import type { FastifyRequest } from 'fastify';
 import type { SessionService } from '../services/sessions.js';
 import type { BearerStrategy } from './authenticate.js';
 
-const contextOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
 
 export function firstPartySessionStrategy(sessions: SessionService): BearerStrategy {
   return {
     name: 'first-party-session',
     async verify(token, request) {
       if (token.split('.').length !== 3) return undefined;
-      const found = await sessions.authenticateAccessToken(token, contextOf(request));
+      const found = await sessions.authenticateAccessToken(token, request.requestContext);
       if (!found) return undefined;
       return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'first-party-session', amr: found.amr };
     },
@@ -28,7 +26,7 @@ export function personalTokenStrategy(sessions: SessionService): BearerStrategy 
   return {
     name: 'personal-token',
     async verify(token, request) {
-      const found = await sessions.authenticatePersonalToken(token, contextOf(request));
+      const found = await sessions.authenticatePersonalToken(token, request.requestContext);
       if (!found) return undefined;
       return { kind: 'user', userId: found.userId, scopes: new Set(found.scopes), sessionId: found.sessionId, via: 'personal-token', amr: found.amr };
     },

@@ -42,7 +42,7 @@ export function actorOf(request: FastifyRequest): Actor {
   return {
     audit: principal.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal.clientId },
     effective,
-    context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
+    context: request.requestContext,
   };
 }
 
@@ -71,7 +71,7 @@ async function requirePermissionPlugin(app: FastifyInstance, options: { cache: D
         type: 'access.denied',
         outcome: 'failure',
         actor: principal?.kind === 'user' ? { type: 'user', id: principal.userId } : { type: 'client', id: principal?.clientId },
-        context: { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id },
+        context: request.requestContext,
         details: { method: request.method, route: request.routeOptions.url, required: permission, reason },
       })
       .catch(() => {});

@@ -39,7 +39,7 @@ export async function passwordResetPages(app: FastifyInstance, deps: { passwords
       return send(reply, 403, 'message', { title: 'Request refused', heading: 'Request refused', lines: ['The form was not valid. Open the link from your email again.'] });
     }
     try {
-      await deps.passwords.confirmReset(body.data.token, body.data.new_password, { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
+      await deps.passwords.confirmReset(body.data.token, body.data.new_password, request.requestContext);
     } catch (err) {
       if (err instanceof AppError && err.code === 'weak_password') return form(reply, 400, body.data.token, err.message);
       if (err instanceof AppError && err.code === 'invalid_reset_token') return invalidLink(reply);

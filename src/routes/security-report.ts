@@ -34,7 +34,7 @@ export async function securityReportPages(app: FastifyInstance, deps: { notices:
     if (!body.success || !constantTimeEqual(csrfFor(body.data.token), body.data.csrf)) {
       return send(reply, 403, 'message', { title: 'Request refused', heading: 'Request refused', lines: ['The form was not valid. Open the link from your email again.'] });
     }
-    const secured = await deps.notices.report(body.data.token, { ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
+    const secured = await deps.notices.report(body.data.token, request.requestContext);
     if (!secured) return invalidLink(reply);
     return send(reply, 200, 'message', {
       title: 'Account secured',

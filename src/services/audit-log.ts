@@ -10,7 +10,8 @@ import type { DbOrTx } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { decodeTimeCursor, toPage, type Cursor } from '../lib/pagination.js';
 import { createAuditLogQueries, type AuditEventFilter, type AuditEventRow } from '../queries/audit-log.js';
-import { auditEventTypes, type AuditEvent, type AuditService, type RequestContext } from './audit.js';
+import { auditEventTypes, type AuditEvent, type AuditService } from './audit.js';
+import type { RequestContext } from '../lib/request-context.js';
 import { toAuditItem, type AuditItem } from './audit-seal/canonical.js';
 import type { AuditSealService } from './audit-seal/service.js';
 

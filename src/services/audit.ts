@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { DbOrTx } from '../db/client.js';
 import { auditEvents } from '../db/schema/index.js';
 import { isDatabaseUnavailable } from '../errors/unavailable.js';
+import type { RequestContext } from '../lib/request-context.js';
 
 export const auditEventTypes = [
   'user.created',
@@ -78,11 +79,6 @@ export const auditEventTypes = [
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 
-export interface RequestContext {
-  ip?: string | undefined;
-  userAgent?: string | undefined;
-  requestId?: string | undefined;
-}
 
 export interface AuditEvent {
   type: AuditEventType;

@@ -6,7 +6,7 @@
  */
 import type { FactorView } from '../queries/mfa.js';
 import type { UserRow } from '../queries/users.js';
-import type { RequestContext } from './audit.js';
+import type { RequestContext } from '../lib/request-context.js';
 import type { CodeChannel, CodeMessage } from './mfa/codes.js';
 
 /** Why a login needs a further step: a second factor, an unverified device, a new network, or enrolment. */

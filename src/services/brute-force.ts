@@ -19,7 +19,8 @@ import type { Clock } from '../lib/clock.js';
 import { sha256 } from '../lib/crypto.js';
 import { clientAddressKey } from '../lib/network.js';
 import { createLoginFailureQueries, type LoginFailureRow } from '../queries/login-failures.js';
-import type { AuditService, RequestContext } from './audit.js';
+import type { AuditService } from './audit.js';
+import type { RequestContext } from '../lib/request-context.js';
 
 export interface BruteForceConfig {
   delayAfter: number;

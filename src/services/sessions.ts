@@ -34,7 +34,8 @@ import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } 
 import { createOidcSessionQueries } from '../queries/oidc-sessions.js';
 import { createUserQueries } from '../queries/users.js';
 import { FIRST_PARTY_CLIENT_ID, type AccessTokenIssuer } from './access-tokens.js';
-import type { AuditEvent, AuditService, RequestContext } from './audit.js';
+import type { AuditEvent, AuditService } from './audit.js';
+import type { RequestContext } from '../lib/request-context.js';
 import { API_SCOPES, isApiScope } from './api-scopes.js';
 import type { Mailer } from './notify/mailer.js';
 

@@ -65,7 +65,6 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
   const { services } = deps;
   const activity = createActivityQueries(deps.db);
 
-  const context = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
 
   /** Only principals of this API (first-party sessions, personal tokens) use it; with `session`, only a session. */
   const principalOf = (request: FastifyRequest, session = false) => {
@@ -95,7 +94,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       const { email, password, device_id, device_name, device_token } = request.body;
       const { result, deviceCookie } = await services.login.login(
         { email, password, deviceId: device_id, deviceName: device_name, deviceToken: device_token, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
-        context(request),
+        request.requestContext,
       );
       if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
       return noStore(reply).send(result);
@@ -116,7 +115,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, code, device_id } = request.body;
-      return noStore(reply).send(await services.login.verify({ challengeId: challenge_id, method, code, deviceId: device_id }, context(request)));
+      return noStore(reply).send(await services.login.verify({ challengeId: challenge_id, method, code, deviceId: device_id }, request.requestContext));
     },
   );
 
@@ -133,7 +132,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, device_id } = request.body;
-      return noStore(reply).code(202).send(await services.login.resend({ challengeId: challenge_id, method, deviceId: device_id }, context(request)));
+      return noStore(reply).code(202).send(await services.login.resend({ challengeId: challenge_id, method, deviceId: device_id }, request.requestContext));
     },
   );
 
@@ -150,7 +149,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      const pair = await services.sessions.refresh({ refreshToken: request.body.refresh_token, deviceId: request.body.device_id }, context(request));
+      const pair = await services.sessions.refresh({ refreshToken: request.body.refresh_token, deviceId: request.body.device_id }, request.requestContext);
       return noStore(reply).send(pair);
     },
   );
@@ -168,7 +167,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      await services.sessions.logout(principal, request.body?.all_sessions === true, context(request));
+      await services.sessions.logout(principal, request.body?.all_sessions === true, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -204,7 +203,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       const created = await services.sessions.createPersonalToken(
         principal,
         { name: request.body.name, expiresIn: request.body.expires_in, scopes: request.body.scopes },
-        context(request),
+        request.requestContext,
       );
       return noStore(reply).code(201).send(created);
     },
@@ -232,7 +231,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
         request.params.id,
         { name, isActive: is_active, expiresAt: expires_at === undefined ? undefined : new Date(expires_at) },
         principal.sessionId,
-        context(request),
+        request.requestContext,
       );
       return noStore(reply).send(updated);
     },
@@ -246,7 +245,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
-      await services.sessions.deleteToken(principal.userId, request.params.id, context(request));
+      await services.sessions.deleteToken(principal.userId, request.params.id, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -274,7 +273,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      services.passwordManagement.requestReset(request.body.email, context(request));
+      services.passwordManagement.requestReset(request.body.email, request.requestContext);
       return reply.code(202).send();
     },
   );
@@ -290,7 +289,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      await services.passwordManagement.confirmReset(request.body.token, request.body.new_password, context(request));
+      await services.passwordManagement.confirmReset(request.body.token, request.body.new_password, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -309,7 +308,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
-      await services.passwordManagement.changePassword(principal, request.body.current_password, request.body.new_password, context(request));
+      await services.passwordManagement.changePassword(principal, request.body.current_password, request.body.new_password, request.requestContext);
       return reply.code(204).send(null);
     },
   );

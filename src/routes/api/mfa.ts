@@ -53,7 +53,6 @@ const REAUTH_DESCRIPTION =
 export async function mfaRoutes(parent: FastifyInstance, deps: { services: Services }): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
   const { factors, login, users, mfaDevices } = deps.services;
-  const context = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
   const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 
   /** The signed-in user of a first-party session (personal tokens are read-only and cannot change factors). */
@@ -80,7 +79,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
   /** The signed-in user, after the recent-sign-in or re-authentication check for adding a factor. */
   async function addingUser(request: FastifyRequest, body: ReauthBody | null | undefined, action: 'add_factor' | 'recovery_codes' = 'add_factor'): Promise<UserRow> {
     const user = await sessionUser(request);
-    await factors.assertMayAddFactor(user, request.principal?.sessionId, reauthOf(body), action, context(request));
+    await factors.assertMayAddFactor(user, request.principal?.sessionId, reauthOf(body), action, request.requestContext);
     return user;
   }
 
@@ -90,7 +89,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
    */
   async function enrollingUser(request: FastifyRequest, body: ({ challenge_id?: string | undefined; device_id?: string | undefined } & ReauthBody) | null | undefined, starting = true): Promise<UserRow> {
     if (request.principal) return starting ? addingUser(request, body) : sessionUser(request);
-    return login.enrollmentForChallenge(body?.challenge_id ?? '', body?.device_id, context(request));
+    return login.enrollmentForChallenge(body?.challenge_id ?? '', body?.device_id, request.requestContext);
   }
 
   app.get(
@@ -117,7 +116,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await enrollingUser(request, request.body);
-      return noStore(reply).code(201).send(await factors.enrollTotp(user, context(request)));
+      return noStore(reply).code(201).send(await factors.enrollTotp(user, request.requestContext));
     },
   );
 
@@ -136,7 +135,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await enrollingUser(request, request.body);
-      return noStore(reply).code(201).send(await factors.enrollCodeFactor(user, 'sms', request.body.phone, context(request)));
+      return noStore(reply).code(201).send(await factors.enrollCodeFactor(user, 'sms', request.body.phone, request.requestContext));
     },
   );
 
@@ -156,7 +155,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     async (request, reply) => {
       const email = request.body?.email === undefined ? undefined : z.email({ message: 'email: must be an email address' }).parse(request.body.email.trim());
       const user = await enrollingUser(request, request.body);
-      return noStore(reply).code(201).send(await factors.enrollCodeFactor(user, 'email', email, context(request)));
+      return noStore(reply).code(201).send(await factors.enrollCodeFactor(user, 'email', email, request.requestContext));
     },
   );
 
@@ -177,9 +176,9 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await enrollingUser(request, request.body, false);
-      const factor = await factors.confirm(user, request.params.type, request.params.id, request.body.code, context(request));
+      const factor = await factors.confirm(user, request.params.type, request.params.id, request.body.code, request.requestContext);
       if (request.principal) return noStore(reply).send(factor);
-      return noStore(reply).send(await login.completeEnrollment(request.body.challenge_id ?? '', request.body.device_id, factor.type, context(request)));
+      return noStore(reply).send(await login.completeEnrollment(request.body.challenge_id ?? '', request.body.device_id, factor.type, request.requestContext));
     },
   );
 
@@ -198,7 +197,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await addingUser(request, request.body, 'recovery_codes');
-      return noStore(reply).code(201).send({ codes: await factors.generateRecoveryCodes(user, context(request)) });
+      return noStore(reply).code(201).send({ codes: await factors.generateRecoveryCodes(user, request.requestContext) });
     },
   );
 
@@ -216,7 +215,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await sessionUser(request);
-      const sent = await factors.sendReauthCode(user, request.body.method, context(request));
+      const sent = await factors.sendReauthCode(user, request.body.method, request.requestContext);
       return noStore(reply).code(202).send({ expires_in: sent.expiresIn });
     },
   );
@@ -236,7 +235,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await sessionUser(request);
-      return noStore(reply).send(await factors.setPreferred(user, request.params.id, context(request)));
+      return noStore(reply).send(await factors.setPreferred(user, request.params.id, request.requestContext));
     },
   );
 
@@ -256,7 +255,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await sessionUser(request);
-      await factors.remove(user, request.params.id, request.body, context(request));
+      await factors.remove(user, request.params.id, request.body, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -278,7 +277,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
     },
     async (request, reply) => {
       const user = await sessionUser(request);
-      await mfaDevices.distrust(user.id, request.params.id, context(request));
+      await mfaDevices.distrust(user.id, request.params.id, request.requestContext);
       return reply.code(204).send(null);
     },
   );

@@ -197,7 +197,6 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     return reply.code(303).header('cache-control', 'no-store').redirect(`/interaction/${details.uid}${search ? `?${search}` : ''}`, 303);
   }
 
-  const context = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id });
 
   /**
    * Every step is done: the one `login` success event of a browser login, then the provider's login result.
@@ -212,11 +211,11 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
       actor: { type: 'user', id: user.id },
       subject: { type: 'user', id: user.id },
       clientId: String(details.params.client_id ?? ''),
-      context: context(request),
+      context: request.requestContext,
       details: { method: amr.join('+'), channel: 'form' },
     });
     if (!enrolled || (await deps.factors.countUnusedRecoveryCodes(user.id)) > 0) return finish(request, reply, { login: { accountId: user.id, amr } }, false);
-    const codes = await deps.factors.generateRecoveryCodes(user, context(request));
+    const codes = await deps.factors.generateRecoveryCodes(user, request.requestContext);
     const location = await deps.host.provider.interactionResult(request.raw, reply.raw, { login: { accountId: user.id, amr } }, { mergeWithLastSubmission: false });
     const factorName = enrolled === 'totp' ? 'authenticator app' : enrolled === 'sms' ? 'phone' : 'email access';
     return sendPage(reply, 200, 'mfa-recovery-codes', { title: 'Save your recovery codes', codes, continueHref: location, factorName });
@@ -245,7 +244,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
   async function stepPage(request: FastifyRequest, reply: FastifyReply, details: Details, view: StepView = {}) {
     let step: PendingStep | undefined;
     try {
-      step = await deps.login.pendingForm(details.uid, context(request));
+      step = await deps.login.pendingForm(details.uid, request.requestContext);
     } catch (err) {
       return challengeGone(reply, details, err, view.status ?? 200);
     }
@@ -446,7 +445,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     try {
       result = await deps.login.formLogin(
         { email, password, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
-        { ...context(request), clientId, interactionUid: details.uid },
+        { ...request.requestContext, clientId, interactionUid: details.uid },
       );
     } catch (err) {
       if (err instanceof AppError && err.code === 'too_many_attempts') {
@@ -489,7 +488,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     const typed = method === 'recovery_code' ? body.data.code : body.data.code.replace(/[\s-]+/g, '');
     let completed: CompletedLogin | undefined;
     try {
-      completed = await deps.login.verifyForm(details.uid, method, typed, context(request));
+      completed = await deps.login.verifyForm(details.uid, method, typed, request.requestContext);
     } catch (err) {
       return stepError(request, reply, details, err, { method });
     }
@@ -503,7 +502,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     const body = resendBody.safeParse(request.body);
     if (!body.success) return stepPage(request, reply, details, { status: 400, error: 'Choose where to send the code.' });
     try {
-      await deps.login.resendForm(details.uid, body.data.method, context(request));
+      await deps.login.resendForm(details.uid, body.data.method, request.requestContext);
     } catch (err) {
       return stepError(request, reply, details, err, { method: body.data.method });
     }
@@ -513,7 +512,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
   /** The user of the login waiting for enrolment; undefined once the page saying why there is none was sent. */
   async function enrollingUser(request: FastifyRequest, reply: FastifyReply, details: Details): Promise<UserRow | undefined> {
     try {
-      return await deps.login.enrollmentForForm(details.uid, context(request));
+      return await deps.login.enrollmentForForm(details.uid, request.requestContext);
     } catch (err) {
       await stepError(request, reply, details, err);
       return undefined;
@@ -526,7 +525,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     const user = await enrollingUser(request, reply, details);
     if (!user) return reply;
     // The one POST that answers with a page: the secret exists only on the page that shows it.
-    return totpPage(reply, details, 200, await deps.factors.enrollTotp(user, context(request)));
+    return totpPage(reply, details, 200, await deps.factors.enrollTotp(user, request.requestContext));
   });
 
   app.post('/interaction/:uid/enroll/sms', async (request, reply) => {
@@ -538,7 +537,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     if (!user) return reply;
     let factorId: string;
     try {
-      factorId = (await deps.factors.enrollCodeFactor(user, 'sms', body.data.phone, context(request))).factor_id;
+      factorId = (await deps.factors.enrollCodeFactor(user, 'sms', body.data.phone, request.requestContext)).factor_id;
     } catch (err) {
       return enrollError(request, reply, details, 'sms', err, { value: body.data.phone });
     }
@@ -557,7 +556,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     if (!user) return reply;
     let factorId: string;
     try {
-      factorId = (await deps.factors.enrollCodeFactor(user, 'email', typed, context(request))).factor_id;
+      factorId = (await deps.factors.enrollCodeFactor(user, 'email', typed, request.requestContext)).factor_id;
     } catch (err) {
       return enrollError(request, reply, details, 'email', err, { value: typed });
     }
@@ -581,7 +580,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     if (!user) return reply;
     const factorId = body.data.factor_id;
     try {
-      await deps.factors.confirm(user, type, factorId, body.data.code.replace(/[\s-]+/g, ''), context(request));
+      await deps.factors.confirm(user, type, factorId, body.data.code.replace(/[\s-]+/g, ''), request.requestContext);
     } catch (err) {
       if (type === 'totp' && err instanceof AppError && err.code === 'invalid_code') {
         return totpRetryPage(reply, details, factorId, 401, 'That code is not correct. Enter the code the app shows now, or show a new QR code and add the account again.');
@@ -590,7 +589,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
     }
     let completed: CompletedLogin | undefined;
     try {
-      completed = await deps.login.completeFormEnrollment(details.uid, type, context(request));
+      completed = await deps.login.completeFormEnrollment(details.uid, type, request.requestContext);
     } catch (err) {
       return stepError(request, reply, details, err);
     }
@@ -642,7 +641,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
       actor: { type: 'user', id: details.session.accountId },
       subject: { type: 'user', id: details.session.accountId },
       clientId: String(details.params.client_id),
-      context: context(request),
+      context: request.requestContext,
       details: { scopes: missing.missingOIDCScope ?? [], resources: Object.keys(missing.missingResourceScopes ?? {}) },
     });
     return finish(request, reply, { consent: { grantId } }, true);

@@ -13,7 +13,8 @@ import { AppError } from '../../errors/index.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
 import { constantTimeEqual, hmacDigest, sha256 } from '../../lib/crypto.js';
 import { createMfaQueries, type OtpCodeRow } from '../../queries/mfa.js';
-import type { AuditService, RequestContext } from '../audit.js';
+import type { AuditService } from '../audit.js';
+import type { RequestContext } from '../../lib/request-context.js';
 import type { Mailer } from '../notify/mailer.js';
 import type { SmsSender } from '../notify/sms.js';
 

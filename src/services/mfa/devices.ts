@@ -3,7 +3,8 @@ import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { createMfaQueries } from '../../queries/mfa.js';
-import type { AuditService, RequestContext } from '../audit.js';
+import type { AuditService } from '../audit.js';
+import type { RequestContext } from '../../lib/request-context.js';
 
 export function createTrustedDeviceService(deps: { db: Db; clock: Clock; audit: AuditService }) {
   const queries = createMfaQueries(deps.db);

@@ -21,7 +21,8 @@ import type { Db, DbOrTx } from '../../db/client.js';
 import { AppError } from '../../errors/index.js';
 import { encodeCursor, decodeCursor } from '../../lib/pagination.js';
 import { createRbacQueries, type PermissionRow, type RbacQueries, type RoleRow } from '../../queries/rbac.js';
-import type { AuditEvent, AuditService, RequestContext } from '../audit.js';
+import type { AuditEvent, AuditService } from '../audit.js';
+import type { RequestContext } from '../../lib/request-context.js';
 import { RBAC_CHANNEL, type DecisionCache } from './cache.js';
 import { decide, flatten, holds, isUuid, resolveSubjects, SUPERUSER, type CheckInput, type Decision, type Effective, type SubjectRef } from './effective.js';
 
