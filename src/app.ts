@@ -22,6 +22,7 @@ import { publicPart } from './services/signing-keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { registerUnavailableAnswers } from './oidc/unavailable.js';
+import { isOAuthEndpoint } from './oidc/routes.js';
 import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
@@ -35,7 +36,7 @@ import { scheduleAuditSealing } from './jobs/audit-seal.js';
 import { syncClientMetadataCache } from './services/client-cache.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
-import { registerRateLimits } from './plugins/rate-limit.js';
+import { canonicalPath, registerRateLimits } from './plugins/rate-limit.js';
 import { loginChannelOf, registerRequestMetrics } from './plugins/metrics.js';
 import { createMetrics, type Metrics } from './services/metrics.js';
 import { createReadiness, databaseCheck, type Readiness } from './services/readiness.js';
@@ -214,7 +215,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  registerErrorHandler(app);
+  registerErrorHandler(app, {
+    // The provider's endpoints match no route (middleware); a limit refused before them is answered as OAuth JSON.
+    oauthEndpoint: (request) => {
+      const path = canonicalPath(request.url);
+      return path === FIRST_PARTY_INTROSPECTION_PATH || isOAuthEndpoint(config.issuerPath, path);
+    },
+  });
   registerRequestContext(app);
   // First onRequest hook: the timing covers everything after it (rate limits, the provider, our routes).
   if (metrics) registerRequestMetrics(app, metrics, { issuerPath: config.issuerPath });

@@ -6,7 +6,7 @@
  */
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/index.js';
-import { constantTimeEqual, deriveKey, hmacDigest } from '../lib/crypto.js';
+import { deriveKey } from '../lib/crypto.js';
 import type { ClientQueries } from '../queries/clients.js';
 import type { UserQueries } from '../queries/users.js';
 import type { KeySet } from '../services/signing-keys.js';
@@ -17,6 +17,7 @@ import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './to
 import type { Db } from '../db/client.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
+import { clientSecretKey, clientSecretMatches } from '../services/clients.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -39,11 +40,6 @@ const claims = {
   profile: ['name', 'updated_at'],
   phone: ['phone_number', 'phone_number_verified'],
 };
-
-/** The digest key for client secrets; the CLI and bootstrap use the same derivation when they store one. */
-export function clientSecretKey(config: Config): Buffer {
-  return deriveKey(config.secret, 'client-secret-digest');
-}
 
 export function cookieNames(secure: boolean) {
   // __Host- needs Path=/ (only the session cookie has it); the path-scoped interaction cookies get __Secure-.
@@ -333,11 +329,11 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   // values Fastify derived from those proxies (Koa itself would trust any client's).
   provider.proxy = config.trustProxy !== false;
 
-  // Client secrets are stored as HMAC digests: compare the digest of what was presented.
+  // Client secrets are stored as keyed digests: the client service checks what was presented (the provider
+  // parses the request and finds the client; the stored digest travels in its `client_secret` metadata).
   const digestKey = clientSecretKey(config);
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    const stored = this.clientSecret;
-    return Promise.resolve(typeof stored === 'string' && constantTimeEqual(stored, hmacDigest(digestKey, actual)));
+    return Promise.resolve(clientSecretMatches(digestKey, this.clientSecret, actual));
   } as never;
 
   return provider;

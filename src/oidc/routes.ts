@@ -42,3 +42,16 @@ export function providerRouteOf(issuerPath: string, url: string): string | undef
   if (exact) return `${issuerPath}${exact.template}`;
   return issuerPath ? `${issuerPath}/*` : undefined;
 }
+
+/** The provider's endpoints that answer in OAuth error JSON (RFC 6749 §5.2, RFC 6750 §3), not with pages. */
+const OAUTH_JSON_TEMPLATES: ReadonlySet<string> = new Set(['/token', '/token/introspection', '/token/revocation', '/device/auth', '/request', '/backchannel', '/reg', '/reg/:clientId', '/me']);
+
+/**
+ * Whether a path (canonical: lower case, no trailing slash) is one of the provider's OAuth endpoints, so that
+ * what our own hooks answer before the provider (a rate limit) is in the shape its clients parse.
+ */
+export function isOAuthEndpoint(issuerPath: string, canonicalPath: string): boolean {
+  const mount = issuerPath.toLowerCase();
+  const route = providerRouteOf(mount, canonicalPath);
+  return route !== undefined && OAUTH_JSON_TEMPLATES.has(route.slice(mount.length));
+}

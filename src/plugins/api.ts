@@ -2,12 +2,13 @@
  * Conventions every JSON API of the service follows (set up once, here):
  * - input validated with zod schemas declared on the route (fastify-type-provider-zod), documented in the
  *   OpenAPI document served at /docs/json;
- * - errors are `{error, message}` (see error-handler.ts);
+ * - errors are `{error, message}` (thrown, rendered by error-handler.ts);
  * - a method an API path does not support answers 405 with `Allow`, not 404.
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { AppError } from '../errors/index.js';
 
 export async function registerApiConventions(app: FastifyInstance, options: { version: string }): Promise<void> {
   app.setValidatorCompiler(validatorCompiler);
@@ -42,11 +43,10 @@ export async function registerApiConventions(app: FastifyInstance, options: { ve
         method: missing as never,
         url,
         schema: { hide: true },
-        handler: async (request, reply) =>
-          reply
-            .code(405)
-            .header('allow', allowed.join(', '))
-            .send({ error: 'method_not_allowed', message: `${request.method} is not supported here; use ${allowed.join(', ')}` }),
+        // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+        handler: async (request) => {
+          throw new AppError('method_not_allowed', `${request.method} is not supported here; use ${allowed.join(', ')}`, { status: 405, headers: { allow: allowed.join(', ') } });
+        },
       });
     }
   });

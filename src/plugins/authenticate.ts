@@ -2,11 +2,13 @@
  * Bearer authentication for the JSON APIs. A token is tried against an ordered list of strategies (OIDC
  * access tokens, first-party session tokens, personal API tokens, ...); the first that recognizes it
  * yields the principal. Routes opt in with `preHandler: app.authenticate`.
- * Missing token → 401 `unauthorized`; unrecognized, expired or revoked token → 401 `invalid_token`.
+ * Missing token → 401 `unauthorized`; unrecognized, expired or revoked token → 401 `invalid_token`; both
+ * thrown with their Bearer challenge, rendered by the error handler.
  * @see RFC 6750 §3 (WWW-Authenticate)
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { AppError } from '../errors/index.js';
 
 export interface Principal {
   kind: 'user' | 'client';
@@ -44,19 +46,20 @@ declare module 'fastify' {
 /** Tokens are base64url/JWT characters; anything longer than this is not ours. */
 const MAX_TOKEN_LENGTH = 4096;
 
-function unauthorized(reply: FastifyReply, error: 'unauthorized' | 'invalid_token', message: string) {
+/** RFC 6750 §3.1: a request without a token gets the bare challenge, a bad token names `invalid_token`. */
+function unauthorized(error: 'unauthorized' | 'invalid_token', message: string): AppError {
   const challenge = error === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer';
-  return reply.code(401).header('www-authenticate', challenge).send({ error, message });
+  return new AppError(error, message, { headers: { 'www-authenticate': challenge } });
 }
 
 async function authenticatePlugin(app: FastifyInstance, options: { strategies: BearerStrategy[] }): Promise<void> {
   app.decorate('bearerStrategies', options.strategies);
   app.decorateRequest('principal', undefined);
-  app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('authenticate', async (request: FastifyRequest) => {
     const header = request.headers.authorization;
     const match = header ? /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header) : null;
-    if (!header) return void (await unauthorized(reply, 'unauthorized', 'a bearer token is required'));
-    if (!match?.[1] || match[1].length > MAX_TOKEN_LENGTH) return void (await unauthorized(reply, 'invalid_token', 'malformed bearer token'));
+    if (!header) throw unauthorized('unauthorized', 'a bearer token is required');
+    if (!match?.[1] || match[1].length > MAX_TOKEN_LENGTH) throw unauthorized('invalid_token', 'malformed bearer token');
     for (const strategy of app.bearerStrategies) {
       const principal = await strategy.verify(match[1], request);
       if (principal) {
@@ -64,7 +67,7 @@ async function authenticatePlugin(app: FastifyInstance, options: { strategies: B
         return;
       }
     }
-    await unauthorized(reply, 'invalid_token', 'the token is invalid, expired or revoked');
+    throw unauthorized('invalid_token', 'the token is invalid, expired or revoked');
   });
 }
 

@@ -6,7 +6,8 @@
  *   token endpoint also RATE_LIMIT_CLIENT per OAuth client (identified from HTTP Basic client
  *   authentication; a client authenticating in the body is limited by IP only, because the provider
  *   parses its own body after this hook).
- * Over the limit: 429 `too_many_requests` with Retry-After. This is the coarse outer layer; password
+ * Over the limit: 429 `too_many_requests` with Retry-After (thrown, rendered by the error handler in the route's
+ * shape: a page on the login forms, OAuth JSON at the token endpoint). This is the coarse outer layer; password
  * guessing is handled by the per-identifier brute-force protection (services/brute-force.ts).
  * The hook runs in onRequest, before the provider middleware, so it sees provider paths too.
  *
@@ -19,10 +20,11 @@
  * authenticates (RFC 6749 §2.3.1 decoding).
  */
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { AppError } from '../errors/index.js';
 import { basicClientCredentials } from '../lib/client-basic-auth.js';
 import { clientAddressKey } from '../lib/network.js';
 import { fallbackStore } from './rate-limit-store.js';
@@ -125,19 +127,15 @@ export async function registerRateLimits(app: FastifyInstance, options: RateLimi
     return [];
   }
 
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.addHook('onRequest', async (request: FastifyRequest) => {
     for (const limit of limitersFor(request)) {
       const result = await limit(request);
       if (result.isExceeded) {
         const retryAfter = Math.max(1, result.ttlInSeconds ?? options.windowSeconds);
         options.onLimited?.(limit.limitName ?? 'unknown', request);
         reportExceeded(limit, request, retryAfter);
-        return reply
-          .code(429)
-          .header('retry-after', String(retryAfter))
-          .send({ error: 'too_many_requests', message: 'too many requests; slow down', retry_after: retryAfter });
+        throw new AppError('too_many_requests', 'too many requests; slow down', { extra: { retry_after: retryAfter } });
       }
     }
-    return undefined;
   });
 }

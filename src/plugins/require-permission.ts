@@ -4,6 +4,7 @@
  *   config: { permission: 'auth.roles.manage' }  → Bearer authentication, then the permission
  *   config: { authenticated: true }               → Bearer authentication only (the service decides the rest)
  * Missing or bad token → 401 (authenticate.ts); insufficient permission → 403 {error: "forbidden", required}.
+ * Refusals are thrown as AppError and rendered by the error handler.
  * A delegated token (an OIDC access token for the API, a personal token) must also carry the permission's scope
  * (services/api-scopes.ts), else 403 {error: "insufficient_scope", required} (RFC 6750 §3.1); a first-party
  * session token is the user's own session and is not scope-limited. A user holding a role with `mfa_required` needs
@@ -15,6 +16,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
+import { AppError } from '../errors/index.js';
 import { restrictToScopes, scopeAllows } from '../services/api-scopes.js';
 import type { AuditService } from '../services/audit.js';
 import type { DecisionCache } from '../services/rbac/cache.js';
@@ -80,30 +82,30 @@ async function requirePermissionPlugin(app: FastifyInstance, options: { cache: D
   function guard(permission: AuthPermission | undefined): preHandlerHookHandler {
     return async function requirePermission(request: FastifyRequest, reply: FastifyReply) {
       await app.authenticate(request, reply);
-      if (reply.sent) return reply;
       const principal = request.principal;
-      if (!principal) return reply.code(401).send({ error: 'unauthorized', message: 'a bearer token is required' });
+      if (!principal) throw new AppError('unauthorized', 'a bearer token is required');
       const subject = principal.kind === 'user' && principal.userId ? { kind: 'user' as const, id: principal.userId } : { kind: 'client' as const, id: principal.clientId ?? '' };
       const delegated = principal.via !== 'first-party-session';
       if (permission && delegated && !scopeAllows(principal.scopes, permission)) {
         denied(request, permission, 'insufficient_scope');
-        return reply
-          .code(403)
-          .header('www-authenticate', `Bearer error="insufficient_scope", scope="${permission}"`)
-          .send({ error: 'insufficient_scope', message: `this token lacks the ${permission} scope`, required: permission });
+        // RFC 6750 §3.1: the challenge names the scope that would have sufficed.
+        throw new AppError('insufficient_scope', `this token lacks the ${permission} scope`, {
+          extra: { required: permission },
+          headers: { 'www-authenticate': `Bearer error="insufficient_scope", scope="${permission}"` },
+        });
       }
       const effective = await options.cache.get(subject);
       request.authz = delegated ? scopedView(effective, principal.scopes) : effective;
       if (permission && !holds(request.authz, permission)) {
         denied(request, permission, 'missing_permission');
-        return reply.code(403).send({ error: 'forbidden', message: `this requires the ${permission} permission`, required: permission });
+        throw new AppError('forbidden', `this requires the ${permission} permission`, { extra: { required: permission } });
       }
       // A role with `mfa_required` makes sign-in ask for a second factor; sessions and tokens from a sign-in
       // without one (from before the role required it, or before it was assigned) may not use the account's
       // permissions either. Client principals are not users: they are exempt.
       if (permission && principal.kind === 'user' && effective.mfaRequired && !principal.amr?.includes('mfa')) {
         denied(request, permission, 'mfa_required');
-        return reply.code(403).send({ error: 'mfa_required', message: 'a role of yours requires signing in with a second factor; sign in again', required: permission });
+        throw new AppError('mfa_required', 'a role of yours requires signing in with a second factor; sign in again', { extra: { required: permission } });
       }
     };
   }

@@ -9,7 +9,7 @@ export type ResourceServerRow = typeof resourceServers.$inferSelect;
 export interface ClientAuthRecord {
   /**
    * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
-   * secret: the provider's secret comparison is replaced to compare digests (see oidc/client-secret).
+   * secret: the provider's secret comparison is replaced to compare digests (services/clients.ts `clientSecretMatches`).
    */
   metadata: Record<string, unknown>;
   /** The stored HMAC digest of the client's secret (confidential clients only). */

@@ -1,13 +1,16 @@
 /**
- * OAuth client registration. Metadata uses RFC 7591 names and is validated twice: by our schema (clear
- * messages, our policy) and by oidc-provider itself (protocol rules), so a stored client always loads.
- * Secrets are at least 32 characters; generated ones carry 256 bits. Only an HMAC digest is stored.
+ * OAuth clients: registration and the secret check of client authentication. Metadata uses RFC 7591 names and
+ * is validated twice: by our schema (clear messages, our policy) and by oidc-provider itself (protocol rules),
+ * so a stored client always loads. Secrets are at least 32 characters; generated ones carry 256 bits. Only a
+ * keyed digest is stored (a leaked table cannot be checked against guesses offline), and the one place a
+ * presented secret is checked is `clientSecretMatches`, which the provider's client authentication calls at
+ * every endpoint (token, introspection and its /api/auth/introspect alias, revocation, device authorization).
  */
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import type { DbOrTx } from '../db/client.js';
 import { AppError } from '../errors/index.js';
-import { hmacDigest, randomToken } from '../lib/crypto.js';
+import { constantTimeEqual, deriveKey, hmacDigest, randomToken } from '../lib/crypto.js';
 import { createClientQueries } from '../queries/clients.js';
 import type { AuditService, AuditEvent } from './audit.js';
 
@@ -57,6 +60,19 @@ export const clientInputSchema = z
     }
   });
 export type ClientInput = z.input<typeof clientInputSchema>;
+
+/** The key client secrets are digested with, derived from the server secret every replica shares. */
+export function clientSecretKey(config: { secret: string }): Buffer {
+  return deriveKey(config.secret, 'client-secret-digest');
+}
+
+/**
+ * Whether a presented client secret (RFC 6749 §2.3.1, already form-decoded) is the client's: its digest
+ * against the stored one, compared in constant time. A client without a stored digest never matches.
+ */
+export function clientSecretMatches(key: Buffer, storedDigest: string | undefined, presented: string): boolean {
+  return typeof storedDigest === 'string' && constantTimeEqual(storedDigest, hmacDigest(key, presented));
+}
 
 export interface ClientServiceDeps {
   db: DbOrTx;
@@ -109,7 +125,7 @@ export function createClientService(deps: ClientServiceDeps) {
     /** Creates a client; a confidential client without a declared secret gets a generated one, returned once. */
     async createClient(input: ClientInput, actor: ClientActor) {
       const { clientId, metadata, secret } = await validated(input, true);
-      if (await queries.findClientById(clientId)) throw new AppError('conflict', `client ${clientId} already exists`, 409);
+      if (await queries.findClientById(clientId)) throw new AppError('conflict', `client ${clientId} already exists`);
       await queries.insertClient({ clientId, metadata, clientSecretDigest: secret ? hmacDigest(deps.secretKey, secret) : null });
       await deps.audit.record({ type: 'client.created', outcome: 'success', actor, subject: { type: 'client', id: clientId }, details: { metadata } });
       return { client_id: clientId, ...(secret ? { client_secret: secret } : {}), ...metadata };

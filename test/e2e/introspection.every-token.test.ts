@@ -144,7 +144,10 @@ t.test('the discovered introspection endpoint answers for every token kind, on e
     t.same(await ok.json(), await client.tokenIntrospection(rs, jwt), 'the same answer as the discovered endpoint');
     const wrong = await alias(basic('x'.repeat(43)));
     t.equal(wrong.status, 401);
-    t.equal(((await wrong.json()) as { error: string }).error, 'invalid_client');
+    const refused = (await wrong.json()) as Record<string, unknown>;
+    t.equal(refused.error, 'invalid_client');
+    t.same(Object.keys(refused).sort(), ['error', 'error_description'], 'an OAuth error (RFC 7662 §2.3 → RFC 6749 §5.2), not {error, message}');
+    t.match(wrong.headers.get('www-authenticate') ?? '', /^Basic /, 'with a challenge in the scheme the client used');
   });
 
   t.test('what is not a live token of ours is inactive, and nothing else is said', async (t) => {

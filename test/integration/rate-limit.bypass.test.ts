@@ -63,6 +63,31 @@ t.test('token endpoint: every spelling the provider accepts shares the per-IP an
   t.equal((await token(server, '/oidc/token', d, freshIpv4())).status, 429, 'and counts against the same client limit');
 });
 
+t.test('HTTP Basic: the per-client key is the client id the provider authenticates (RFC 6749 §2.3.1 form decoding)', async (t) => {
+  const server = await startServer({ env: { RATE_LIMIT_OIDC: '100', RATE_LIMIT_CLIENT: '2', TRUST_PROXY: 'true' } });
+  t.teardown(() => server.close());
+  // Our registration schema allows no space in a client id, the protocol does (VSCHAR): declared directly, as
+  // a client registered elsewhere could be.
+  const clientId = `my app ${randomInt(1e9)}`;
+  const secret = 's+e%2Bcret-0123456789abcdef0123456789abcdef';
+  await server.app.keryu.services.clients.applyClient(
+    { clientId, secret, metadata: { token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'openid' } },
+    { type: 'system' },
+  );
+  const formEncoded = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  const asClient = (id: string) => token(server, '/oidc/token', { clientId, clientSecret: formEncoded(secret) }, freshIpv4(), id);
+
+  t.equal((await asClient(clientId.replace(/ /g, '+'))).status, 200, '`+` is a space: authenticated as the client');
+  t.equal((await asClient(clientId.replace(/ /g, '%20'))).status, 200, '`%20` too');
+  const limited = await asClient(clientId);
+  t.equal(limited.status, 429, 'a third spelling of the same id counts against the same client limit');
+  t.equal(limited.headers.get('cache-control'), 'no-store');
+  t.match(await limited.json(), { error: 'too_many_requests', error_description: String, retry_after: Number }, 'the token endpoint answers in the OAuth error shape (RFC 6749 §5.2)');
+  const plus = await asClient(clientId.replace(/ /g, '%2B'));
+  t.equal(plus.status, 401, '`%2B` is a literal plus: another client id (unknown), not limited under this one');
+  t.match(await plus.json(), { error: 'invalid_client' });
+});
+
 t.test('IPv6: addresses in one /64 share a per-IP limit; another /64 does not', async (t) => {
   const server = await startServer({ env: { RATE_LIMIT_AUTH: '3', RATE_LIMIT_OIDC: '2', RATE_LIMIT_WINDOW: '60', TRUST_PROXY: 'true' } });
   t.teardown(() => server.close());
