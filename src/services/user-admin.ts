@@ -13,7 +13,9 @@ import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import type { RequestContext } from '../lib/request-context.js';
-import { isUuid, outrankGap, resolveSubject } from './rbac/effective.js';
+import type { Clock } from '../lib/clock.js';
+import { outrankGap, resolveSubject } from './rbac/effective.js';
+import { isUuid } from './rbac/names.js';
 import type { Actor } from './rbac/service.js';
 import { emailSchema, passwordSchema, phoneSchema, type UserService } from './users.js';
 
@@ -52,6 +54,7 @@ export function userView(u: UserRow) {
 
 export function createUserAdminService(deps: {
   db: Db;
+  clock: Clock;
   audit: AuditService;
   users: UserService;
   /** Clears brute-force counts and locks of an identifier (the same operation as `keryu user unlock`). */
@@ -70,7 +73,7 @@ export function createUserAdminService(deps: {
 
   async function assertOutranks(actor: Actor, user: UserRow, verb: string) {
     if (actor.effective.superuser) return;
-    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id }, { includeDisabled: true });
+    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id }, { at: deps.clock(), includeDisabled: true });
     const gap = outrankGap(actor.effective, target);
     if (gap) throw new AppError('forbidden', `${verb} ${user.email} needs ${gap.reason}`, 403, { required: gap.required });
   }

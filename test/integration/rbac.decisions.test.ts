@@ -146,7 +146,6 @@ t.test('roles and permissions claims in access tokens, per resource server', asy
   const { api } = await serviceAccount(server, ['admin']);
   await api('POST', '/api/auth/permissions/', { name: 'Read orders', codename: 'orders.read' });
   await api('POST', '/api/auth/roles/', { name: 'clerk', permissions: ['orders.read'] });
-  await server.app.keryu.services.rbac.queries.findRoleByName('clerk');
   const { createClientQueries } = await import('../../src/queries/clients.js');
   const clients = createClientQueries(server.app.keryu.database.db);
   await clients.upsertResourceServer({ identifier: 'https://orders.example.com', scope: 'orders', accessTokenFormat: 'jwt', authorizationClaims: true });
@@ -178,7 +177,7 @@ t.test('a cycle that slipped into the data cannot hang a check', async (t) => {
   // Bypass the API's cycle refusal: a → b → a.
   const { roleParents } = await import('../../src/db/schema/index.js');
   await server.app.keryu.database.db.insert(roleParents).values({ roleId: a.id, parentId: b.id });
-  server.app.keryu.services.rbac.cache.invalidate();
+  await server.app.keryu.services.rbac.notifyChanged();
   const user = await userWithToken(server, 'loop@example.com', ['b']);
   const started = Date.now();
   const res = await user.api('POST', '/api/auth/check/', { permission: 'loop.p', explain: true });
