@@ -4,6 +4,7 @@
  */
 import * as client from 'openid-client';
 import { API_SCOPES } from '../../src/services/api-scopes.js';
+import { createRbacQueries } from '../../src/queries/rbac.js';
 import { systemActor } from '../../src/services/rbac/service.js';
 import type { TestServer } from './server.js';
 import { discover, loginWithCode, seedClient, seedUser } from './oidc.js';
@@ -32,15 +33,31 @@ export function apiClient(origin: string, token: string | undefined): Api {
 /** The operator: what the tests' own set-up acts as (through the same write path as the API). */
 export const operator = systemActor({ type: 'system' });
 
-/** Gives a user roles through the rbac service (audited, and every replica's cache told). */
+/**
+ * Test set-up: gives a user (or a service-account client) roles straight in the database, unaudited (so tests
+ * of the audit log and alerts see only what they do themselves), then tells the decision caches through the
+ * rbac service's public seam.
+ */
 export async function assignRoles(server: TestServer, userId: string, roles: string[]): Promise<void> {
-  for (const role of roles) await server.app.keryu.services.rbac.assignRole(userId, { role }, operator);
+  const q = createRbacQueries(server.app.keryu.database.db);
+  const rows = await q.findRolesByNames(roles);
+  if (rows.length !== roles.length) throw new Error(`unknown role among ${roles.join(', ')}`);
+  for (const role of rows) await q.upsertUserRole(userId, role.id, null);
+  await server.app.keryu.services.rbac.notifyChanged();
+}
+
+export async function assignClientRoles(server: TestServer, clientId: string, roles: string[]): Promise<void> {
+  const q = createRbacQueries(server.app.keryu.database.db);
+  const rows = await q.findRolesByNames(roles);
+  if (rows.length !== roles.length) throw new Error(`unknown role among ${roles.join(', ')}`);
+  for (const role of rows) await q.insertClientRole(clientId, role.id);
+  await server.app.keryu.services.rbac.notifyChanged();
 }
 
 /** A confidential client with the client_credentials grant holding `roles`, and a fresh access token (for the API unless `resource` says otherwise). */
 export async function serviceAccount(server: TestServer, roles: string[], options: { resource?: string } = {}) {
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  for (const role of roles) await server.app.keryu.services.rbac.assignClientRole(seeded.clientId, role, operator);
+  await assignClientRoles(server, seeded.clientId, roles);
   const config = await discover(server, seeded);
   const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
   const tokens = await client.clientCredentialsGrant(config, params);

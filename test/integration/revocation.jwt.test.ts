@@ -11,7 +11,7 @@ import { NO_RATE_LIMITS } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
 import { discover, loginWithCode, oauthError, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServerProcess } from '../helpers/process.js';
-import { apiClient, assignRoles, operator } from '../helpers/rbac.js';
+import { apiClient, assignClientRoles, assignRoles } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 // The replica test needs a database two processes share.
@@ -19,7 +19,7 @@ const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
 
 async function adminServiceAccount(server: TestServer) {
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  await server.app.keryu.services.rbac.assignClientRole(seeded.clientId, 'admin', operator);
+  await assignClientRoles(server, seeded.clientId, ['admin']);
   const config = await discover(server, seeded);
   const { access_token: token } = await client.clientCredentialsGrant(config, { resource: server.config.apiAudience });
   return { clientId: seeded.clientId, config, token };
