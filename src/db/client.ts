@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -33,7 +33,7 @@ export interface Database {
   /**
    * Subscribes to a NOTIFY channel. `onUp` runs once the subscription is live (again, after a lost
    * connection); `onDown` as soon as it is lost, so callers stop trusting what notifications keep fresh.
-   * Send with `select pg_notify(channel, payload)` inside the writing transaction: delivery follows the commit.
+   * Send with `notify(tx, channel, payload)` inside the writing transaction: delivery follows the commit.
    */
   listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -142,6 +142,14 @@ function postgresListener(url: string) {
       await connection?.end({ timeout: 1 });
     };
   };
+}
+
+/**
+ * Sends a NOTIFY on `channel` (the other half of `Database.listen`). Inside a transaction it is delivered when
+ * the transaction commits, and not at all if it rolls back, so listeners never act on a change that did not happen.
+ */
+export async function notify(db: DbOrTx, channel: string, payload: string): Promise<void> {
+  await db.execute(sql`select pg_notify(${channel}, ${payload})`);
 }
 
 export function databaseTarget(config: {

@@ -9,9 +9,22 @@ import { clientRoles, clients, objectGrants, permissions, roleParents, rolePermi
 export type PermissionRow = typeof permissions.$inferSelect;
 export type RoleRow = typeof roles.$inferSelect;
 export type GrantRow = typeof objectGrants.$inferSelect;
+/** A grant with the names it refers to (role name, permission codename), as every grant listing shows it. */
+export interface GrantListing {
+  id: string;
+  userId: string | null;
+  roleId: string | null;
+  roleName: string | null;
+  codename: string;
+  objectType: string;
+  objectId: string;
+  createdAt: Date;
+}
 
 const likeEscape = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
 const uuidList = (ids: string[]) => `{${ids.join(',')}}`;
+/** The advisory lock key of the role graph ("krbac"). */
+const ROLE_GRAPH_LOCK = 0x6b72626163;
 
 export interface PageArgs {
   limit: number;
@@ -80,6 +93,10 @@ export function createRbacQueries(db: DbOrTx) {
     async deletePermission(id: string): Promise<void> {
       await db.delete(permissions).where(eq(permissions.id, id));
     },
+    /** A built-in permission, unless one with its name or codename exists (safe on concurrent replicas). */
+    async insertBuiltinPermission(codename: string, description: string): Promise<void> {
+      await db.insert(permissions).values({ name: codename, codename, description, builtin: true }).onConflictDoNothing();
+    },
 
     // ---- roles
     async listRoles(args: PageArgs & { name?: string | undefined }): Promise<RoleRow[]> {
@@ -116,6 +133,14 @@ export function createRbacQueries(db: DbOrTx) {
     },
     async deleteRole(id: string): Promise<void> {
       await db.delete(roles).where(eq(roles.id, id));
+    },
+    /** A built-in role, unless one with its name exists (safe on concurrent replicas). */
+    async insertBuiltinRole(name: string, description: string): Promise<void> {
+      await db.insert(roles).values({ name, description, builtin: true }).onConflictDoNothing();
+    },
+    /** Serializes changes to the role graph until the transaction ends, so two concurrent edits cannot close a cycle between them. */
+    async lockRoleGraph(): Promise<void> {
+      await db.execute(sql`select pg_advisory_xact_lock(${ROLE_GRAPH_LOCK})`);
     },
     /** Direct permission codenames and parent names of each role. */
     async findRoleLinks(roleIds: string[]): Promise<Map<string, { permissions: string[]; parents: string[] }>> {
@@ -185,13 +210,13 @@ export function createRbacQueries(db: DbOrTx) {
       );
       return rows.map((r) => r.id);
     },
-    /** Users holding any of these roles through an unexpired assignment. */
-    async findUsersHoldingRoles(roleIds: string[]): Promise<string[]> {
+    /** Users holding any of these roles through an assignment unexpired at `at`. */
+    async findUsersHoldingRoles(roleIds: string[], at: Date): Promise<string[]> {
       if (!roleIds.length) return [];
       const rows = await db
         .selectDistinct({ userId: userRoles.userId })
         .from(userRoles)
-        .where(and(inArray(userRoles.roleId, roleIds), or(isNull(userRoles.expiresAt), gt(userRoles.expiresAt, sql`now()`))));
+        .where(and(inArray(userRoles.roleId, roleIds), or(isNull(userRoles.expiresAt), gt(userRoles.expiresAt, at))));
       return rows.map((r) => r.userId);
     },
     async countRoleHolders(roleId: string): Promise<{ users: number; clients: number; children: number }> {
@@ -258,11 +283,11 @@ export function createRbacQueries(db: DbOrTx) {
         .orderBy(asc(objectGrants.createdAt), asc(objectGrants.id))
         .limit(args.limit + 1);
     },
-    async findGrantById(id: string) {
+    async findGrantById(id: string): Promise<GrantListing | undefined> {
       const [row] = await this.listGrantsById([id]);
       return row;
     },
-    async listGrantsById(ids: string[]) {
+    async listGrantsById(ids: string[]): Promise<GrantListing[]> {
       if (!ids.length) return [];
       return selectGrants().where(inArray(objectGrants.id, ids));
     },

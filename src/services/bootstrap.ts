@@ -12,8 +12,8 @@ import { createUserQueries } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import { clientInputSchema, createClientService, type ClientServiceDeps, type ValidatedClient } from './clients.js';
 import type { PasswordHasher } from './password.js';
-import { applyRbacBootstrap, BootstrapReferenceError, grantEntrySchema, permissionEntrySchema, roleEntrySchema, type RbacBootstrapSummary } from './rbac/bootstrap.js';
-import { nameSchema } from './rbac/service.js';
+import { applyRbacBootstrap, BootstrapReferenceError, grantEntrySchema, permissionEntrySchema, roleEntrySchema, type RbacBootstrapDeps, type RbacBootstrapSummary } from './rbac/bootstrap.js';
+import { nameSchema } from './rbac/names.js';
 import { AppError } from '../errors/index.js';
 import type { PasswordPolicy } from './password-policy.js';
 import { emailSchema, passwordSchema, phoneSchema } from './users.js';
@@ -119,6 +119,8 @@ export function createBootstrapService(deps: {
   passwords: PasswordHasher;
   policy: PasswordPolicy;
   clientDeps: Omit<ClientServiceDeps, 'db' | 'audit'>;
+  /** What the authorization part's writes need beyond the transaction (they go through the rbac write path). */
+  rbac: RbacBootstrapDeps;
 }) {
   return {
     /** Applies a document in one transaction: on any error nothing is written. */
@@ -229,6 +231,7 @@ export function createBootstrapService(deps: {
               actor,
               source,
               events,
+              deps.rbac,
             );
           } catch (err) {
             throw err instanceof BootstrapReferenceError ? new BootstrapError(source, err.problems) : err;

@@ -30,10 +30,9 @@ import { createSecurityNotices } from './mfa/notices.js';
 import { createMailer } from './notify/mailer.js';
 import { createSmsSender } from './notify/sms.js';
 import { createPasswordHasher } from './password.js';
-import { createDecisionCache, RBAC_CHANNEL } from './rbac/cache.js';
+import { createDecisionCache } from './rbac/cache.js';
 import { createRbacService } from './rbac/service.js';
 import { createUserAdminService } from './user-admin.js';
-import { sql } from 'drizzle-orm';
 import { createPasswordManagementService } from './password-management.js';
 import { createPasswordPolicy } from './password-policy.js';
 import { createSessionService } from './sessions.js';
@@ -70,8 +69,8 @@ export function createServices(deps: {
     rotationDelaySeconds: config.keys.rotationDelay,
   });
   const auditSeals = createAuditSealService({ db, audit, log: deps.log, encryptionKey: deriveKey(config.secret, 'audit-signing-key-encryption'), now: clock });
-  const cache = createDecisionCache({ db });
-  const rbac = createRbacService({ db, audit, cache });
+  const cache = createDecisionCache({ db, clock });
+  const rbac = createRbacService({ db, audit, cache, clock });
   // The provider's MFA policy check asks the login service, which is built below: wired lazily.
   let loginService: LoginService | undefined;
   const providerDeps = {
@@ -167,8 +166,7 @@ export function createServices(deps: {
   registerBuiltInMethods(methods, { factors, codes });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
   const notifyRbacChanged = async () => {
-    await db.execute(sql`select pg_notify(${RBAC_CHANNEL}, 'changed')`);
-    cache.invalidate();
+    await rbac.notifyChanged();
   };
 
   return {
@@ -177,6 +175,7 @@ export function createServices(deps: {
     rbac,
     userAdmin: createUserAdminService({
       db,
+      clock,
       audit,
       users,
       unlockIdentifier: (identifier) => bruteForce.unlock(identifier),
@@ -251,7 +250,7 @@ export function createServices(deps: {
         alertChannels: { webhooks: config.alerts.webhookUrls.length, emails: config.alerts.emails.length },
       },
     }),
-    bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
+    bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps, rbac: { cache, clock } }),
     auditSeals,
     auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),
   };

@@ -6,37 +6,36 @@
  * what they would hold if enabled: otherwise disabling an administrator would let anyone re-enable them,
  * reset their factors or delete them.
  */
-import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { decodeCursor, encodeCursor } from '../lib/pagination.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import type { RequestContext } from '../lib/request-context.js';
-import { isUuid, outrankGap, resolveSubject } from './rbac/effective.js';
+import type { Clock } from '../lib/clock.js';
+import { outrankGap, resolveSubject } from './rbac/effective.js';
+import { isUuid } from './rbac/names.js';
 import type { Actor } from './rbac/service.js';
-import { emailSchema, passwordSchema, phoneSchema, type UserService } from './users.js';
+import { emailSchema, type UserService } from './users.js';
 
-export const userCreateSchema = z
-  .object({
-    email: z.string().max(254),
-    name: z.string().min(1).max(200).optional(),
-    phone: phoneSchema.optional(),
-    password: passwordSchema.optional(),
-    email_verified: z.boolean().optional(),
-  })
-  .strict();
+export interface UserCreateInput {
+  email: string;
+  name?: string | undefined;
+  phone?: string | undefined;
+  password?: string | undefined;
+  emailVerified?: boolean | undefined;
+}
 
-export const userUpdateSchema = z
-  .object({
-    name: z.string().min(1).max(200).nullable().optional(),
-    phone: phoneSchema.nullable().optional(),
-    email_verified: z.boolean().optional(),
-    disabled: z.boolean().optional(),
-  })
-  .strict();
+/** Only the fields given change; null clears name and phone. */
+export interface UserUpdateInput {
+  name?: string | null | undefined;
+  phone?: string | null | undefined;
+  emailVerified?: boolean | undefined;
+  disabled?: boolean | undefined;
+}
 
-export function userView(u: UserRow) {
+/** The user as the audit log records it (before and after a change). */
+function userRecord(u: UserRow) {
   return {
     id: u.id,
     email: u.email,
@@ -52,6 +51,7 @@ export function userView(u: UserRow) {
 
 export function createUserAdminService(deps: {
   db: Db;
+  clock: Clock;
   audit: AuditService;
   users: UserService;
   /** Clears brute-force counts and locks of an identifier (the same operation as `keryu user unlock`). */
@@ -70,7 +70,7 @@ export function createUserAdminService(deps: {
 
   async function assertOutranks(actor: Actor, user: UserRow, verb: string) {
     if (actor.effective.superuser) return;
-    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id }, { includeDisabled: true });
+    const target = await resolveSubject(deps.db, { kind: 'user', id: user.id }, { at: deps.clock(), includeDisabled: true });
     const gap = outrankGap(actor.effective, target);
     if (gap) throw new AppError('forbidden', `${verb} ${user.email} needs ${gap.reason}`, 403, { required: gap.required });
   }
@@ -80,25 +80,25 @@ export function createUserAdminService(deps: {
       const rows = await queries.listUsers({ limit: args.limit, after: decodeCursor(args.cursor), email: args.email });
       const items = rows.slice(0, args.limit);
       const last = items[items.length - 1];
-      return { items: items.map(userView), next_cursor: rows.length > args.limit && last ? encodeCursor({ key: last.createdAt.toISOString(), id: last.id }) : null };
+      return { items, nextCursor: rows.length > args.limit && last ? encodeCursor({ key: last.createdAt.toISOString(), id: last.id }) : null };
     },
-    getUser: async (id: string) => userView(await find(id)),
-    async createUser(input: z.output<typeof userCreateSchema>, actor: Actor) {
+    getUser: (id: string): Promise<UserRow> => find(id),
+    async createUser(input: UserCreateInput, actor: Actor): Promise<UserRow> {
       emailSchema.parse(input.email);
       const user = await deps.users.createUser(
-        { email: input.email, name: input.name, phone: input.phone, password: input.password, emailVerified: input.email_verified },
+        { email: input.email, name: input.name, phone: input.phone, password: input.password, emailVerified: input.emailVerified },
         actor.audit,
         actor.context,
       );
-      return userView(user);
+      return user;
     },
-    async updateUser(id: string, input: z.output<typeof userUpdateSchema>, actor: Actor) {
+    async updateUser(id: string, input: UserUpdateInput, actor: Actor): Promise<UserRow> {
       const before = await find(id);
       await assertOutranks(actor, before, 'changing');
       const changes: Record<string, unknown> = {};
       if (input.name !== undefined) changes.name = input.name;
       if (input.phone !== undefined) changes.phone = input.phone;
-      if (input.email_verified !== undefined) changes.emailVerified = input.email_verified;
+      if (input.emailVerified !== undefined) changes.emailVerified = input.emailVerified;
       if (input.disabled !== undefined) changes.disabled = input.disabled;
       const after = Object.keys(changes).length ? await queries.updateUser(id, changes) : before;
       if (!after) throw new AppError('not_found', 'user not found', 404);
@@ -110,9 +110,9 @@ export function createUserAdminService(deps: {
         actor: actor.audit,
         subject: { type: 'user', id },
         context: actor.context,
-        details: { before: userView(before), after: userView(after) },
+        details: { before: userRecord(before), after: userRecord(after) },
       });
-      return userView(after);
+      return after;
     },
     /**
      * Ends a brute-force lockout of the user's email (every device's count too). Only by someone who outranks
@@ -149,7 +149,7 @@ export function createUserAdminService(deps: {
         actor: actor.audit,
         subject: { type: 'user', id },
         context: actor.context,
-        details: { before: userView(before), after: null },
+        details: { before: userRecord(before), after: null },
       });
     },
   };

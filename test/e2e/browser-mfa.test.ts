@@ -17,6 +17,7 @@ import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
 import { authorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { enrolTotpFor } from '../helpers/mfa.js';
+import { operator } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startTwilioServer } from '../helpers/twilio.js';
@@ -110,15 +111,13 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
   }
 
   async function mfaRole() {
-    const existing = await rbac.queries.findRolesByNames(['needs-mfa']);
-    return existing[0] ?? (await rbac.queries.insertRole({ name: 'needs-mfa', description: 'MFA required', level: 0, mfaRequired: true }));
+    return (await rbac.findRole('needs-mfa')) ?? (await rbac.createRole({ name: 'needs-mfa', description: 'MFA required', level: 0, mfaRequired: true }, operator));
   }
 
   /** A user without a factor holding a role that requires MFA. */
   async function mustEnrollUser(email: string) {
     const user = await seedUser(server, email);
-    await rbac.queries.upsertUserRole(user.id, (await mfaRole()).id, null);
-    rbac.cache.invalidate();
+    await rbac.assignRole(user.id, { role: (await mfaRole()).name }, operator);
     return user;
   }
 

@@ -14,6 +14,7 @@ import { auditEvents, oidcPayloads, users } from '../../src/db/schema/index.js';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { enrolTotpFor } from '../helpers/mfa.js';
+import { operator } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 type UserRow = Awaited<ReturnType<typeof seedUser>>;
@@ -343,9 +344,8 @@ t.test('the interaction after the password', async (t) => {
     t.ok((await silent()).searchParams.get('code'), 'SSO before the role');
 
     const { rbac } = server.app.keryu.services;
-    const role = await rbac.queries.insertRole({ name: 'auditors-mfa', description: '', level: 0, mfaRequired: true });
-    await rbac.queries.upsertUserRole(user.id, role.id, null);
-    rbac.cache.invalidate();
+    await rbac.createRole({ name: 'auditors-mfa', description: '', level: 0, mfaRequired: true }, operator);
+    await rbac.assignRole(user.id, { role: 'auditors-mfa' }, operator);
     const after = await silent();
     t.equal(after.searchParams.get('error'), 'login_required', 'a role requiring MFA: the session must sign in again');
   });

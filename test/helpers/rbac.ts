@@ -4,6 +4,8 @@
  */
 import * as client from 'openid-client';
 import { API_SCOPES } from '../../src/services/api-scopes.js';
+import { createRbacQueries } from '../../src/queries/rbac.js';
+import { systemActor } from '../../src/services/rbac/service.js';
 import type { TestServer } from './server.js';
 import { discover, loginWithCode, seedClient, seedUser } from './oidc.js';
 
@@ -28,19 +30,34 @@ export function apiClient(origin: string, token: string | undefined): Api {
   };
 }
 
-async function roleIds(server: TestServer, names: string[]): Promise<string[]> {
-  const q = server.app.keryu.services.rbac.queries;
-  const rows = await q.findRolesByNames(names);
-  if (rows.length !== names.length) throw new Error(`unknown role among ${names.join(', ')}`);
-  return rows.map((r) => r.id);
+/** The operator: what the tests' own set-up acts as (through the same write path as the API). */
+export const operator = systemActor({ type: 'system' });
+
+/**
+ * Test set-up: gives a user (or a service-account client) roles straight in the database, unaudited (so tests
+ * of the audit log and alerts see only what they do themselves), then tells the decision caches through the
+ * rbac service's public seam.
+ */
+export async function assignRoles(server: TestServer, userId: string, roles: string[]): Promise<void> {
+  const q = createRbacQueries(server.app.keryu.database.db);
+  const rows = await q.findRolesByNames(roles);
+  if (rows.length !== roles.length) throw new Error(`unknown role among ${roles.join(', ')}`);
+  for (const role of rows) await q.upsertUserRole(userId, role.id, null);
+  await server.app.keryu.services.rbac.notifyChanged();
+}
+
+export async function assignClientRoles(server: TestServer, clientId: string, roles: string[]): Promise<void> {
+  const q = createRbacQueries(server.app.keryu.database.db);
+  const rows = await q.findRolesByNames(roles);
+  if (rows.length !== roles.length) throw new Error(`unknown role among ${roles.join(', ')}`);
+  for (const role of rows) await q.insertClientRole(clientId, role.id);
+  await server.app.keryu.services.rbac.notifyChanged();
 }
 
 /** A confidential client with the client_credentials grant holding `roles`, and a fresh access token (for the API unless `resource` says otherwise). */
 export async function serviceAccount(server: TestServer, roles: string[], options: { resource?: string } = {}) {
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  const q = server.app.keryu.services.rbac.queries;
-  for (const id of await roleIds(server, roles)) await q.insertClientRole(seeded.clientId, id);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignClientRoles(server, seeded.clientId, roles);
   const config = await discover(server, seeded);
   const params: Record<string, string> = { resource: options.resource ?? server.config.apiAudience };
   const tokens = await client.clientCredentialsGrant(config, params);
@@ -48,14 +65,12 @@ export async function serviceAccount(server: TestServer, roles: string[], option
 }
 
 /**
- * A user holding `roles` (assigned directly in the database), signed in through the code flow of a first-party
+ * A user holding `roles`, signed in through the code flow of a first-party
  * client, with a token for the API carrying `scopes` (every API scope by default).
  */
 export async function userWithToken(server: TestServer, email: string, roles: string[] = [], options: { scopes?: readonly string[] } = {}) {
   const user = await seedUser(server, email);
-  const q = server.app.keryu.services.rbac.queries;
-  for (const id of await roleIds(server, roles)) await q.upsertUserRole(user.id, id, null);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignRoles(server, user.id, roles);
   const seeded = await seedClient(server, { first_party: true });
   const config = await discover(server, seeded);
   const scope = ['openid', 'offline_access', ...(options.scopes ?? API_SCOPES)].join(' ');

@@ -9,7 +9,7 @@ import t from 'tap';
 import { api, login, manualClock, NO_RATE_LIMITS, type Pair } from '../helpers/auth.js';
 import { enrolTotpFor, verify } from '../helpers/mfa.js';
 import { discover, loginWithCode, seedClient, seedUser } from '../helpers/oidc.js';
-import { apiClient, serviceAccount } from '../helpers/rbac.js';
+import { apiClient, assignRoles, serviceAccount } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('permissions of an mfa_required role need a sign-in with a second factor', async (t) => {
@@ -20,8 +20,7 @@ t.test('permissions of an mfa_required role need a sign-in with a second factor'
   const role = await root.api<{ id: string }>('POST', '/api/auth/roles/', { name: 'user-admins', permissions: ['auth.users.manage'], mfa_required: false });
   t.equal(role.status, 201);
   const alice = await seedUser(server, 'alice@example.com');
-  await server.app.keryu.services.rbac.queries.upsertUserRole(alice.id, role.body.id, null);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignRoles(server, alice.id, ['user-admins']);
 
   // Signed in with a password only, while the role did not require more.
   const session = await login(server);

@@ -9,7 +9,7 @@ import * as client from 'openid-client';
 import t from 'tap';
 import { bootstrapSchema } from '../../src/services/bootstrap.js';
 import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
-import { apiClient, serviceAccount, userWithToken } from '../helpers/rbac.js';
+import { apiClient, assignClientRoles, serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('a service account asking for client credentials without resource gets a token for the API', async (t) => {
@@ -21,9 +21,7 @@ t.test('a service account asking for client credentials without resource gets a 
     'test',
   );
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  const rbac = server.app.keryu.services.rbac;
-  await rbac.queries.insertClientRole(seeded.clientId, (await rbac.queries.findRolesByNames(['admin']))[0]!.id);
-  rbac.cache.invalidate();
+  await assignClientRoles(server, seeded.clientId, ['admin']);
   const config = await discover(server, seeded);
 
   const tokens = await client.clientCredentialsGrant(config);
@@ -61,8 +59,7 @@ t.test('only tokens for the API audience reach the management APIs', async (t) =
   t.equal(res.body.error, 'invalid_token');
 
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  await server.app.keryu.services.rbac.queries.insertClientRole(seeded.clientId, (await server.app.keryu.services.rbac.queries.findRolesByNames(['admin']))[0]!.id);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignClientRoles(server, seeded.clientId, ['admin']);
   const config = await discover(server, seeded);
   const other = await client.clientCredentialsGrant(config, { resource: 'https://orders.example.com' });
   t.equal((await apiClient(server.origin, other.access_token)('GET', '/api/auth/roles/')).status, 401, 'a JWT for another resource is refused, even for an admin client');

@@ -10,17 +10,15 @@ import * as client from 'openid-client';
 import t from 'tap';
 import { API_SCOPES } from '../../src/services/api-scopes.js';
 import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, loginWithCode, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
-import { apiClient, serviceAccount, userWithToken } from '../helpers/rbac.js';
+import { apiClient, assignRoles, serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 
 t.test('the API resource goes only to first-party clients and service accounts, within their scopes', async (t) => {
   const server = await startServer();
   t.teardown(() => server.close());
   const API = server.config.apiAudience;
-  const rbac = server.app.keryu.services.rbac;
   const admin = await seedUser(server, 'admin@example.com');
-  await rbac.queries.upsertUserRole(admin.id, (await rbac.queries.findRolesByNames(['admin']))[0]!.id, null);
-  rbac.cache.invalidate();
+  await assignRoles(server, admin.id, ['admin']);
   const allScopes = ['openid', 'offline_access', ...API_SCOPES].join(' ');
 
   t.test('a third-party client asking for the API in its authorization request gets invalid_target', async (t) => {

@@ -15,7 +15,7 @@ import type { CheckResult } from '../../src/services/compliance/checks.js';
 import { createComplianceService } from '../../src/services/compliance/service.js';
 import { api, manualClock, seedAuthUser } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
-import { userWithToken } from '../helpers/rbac.js';
+import { assignRoles, userWithToken } from '../helpers/rbac.js';
 import { startServer, TEST_SECRET } from '../helpers/server.js';
 
 const byId = (checks: CheckResult[]) => Object.fromEntries(checks.map((c) => [c.id, c]));
@@ -47,7 +47,7 @@ t.test('checks on crafted data, compliance_failed once a day, the API', async (t
   );
   await db.execute(sql`update clients set metadata = jsonb_set(metadata, '{redirect_uris}', '["https://*.example.com/cb"]'), created_at = now() - interval '400 days' where client_id = 'legacy'`);
   const admin = await seedAuthUser(server, 'admin-nofactor@example.com');
-  await services.rbac.queries.upsertUserRole(admin.id, (await services.rbac.queries.findRoleByName('admin'))!.id, null);
+  await assignRoles(server, admin.id, ['admin']);
 
   const report = await services.compliance.report();
   const checks = byId(report.checks);
@@ -140,7 +140,7 @@ t.test('keryu compliance: a table, --json, exit status', { skip: !onPostgres && 
   t.equal(byId(parsed.checks).pkce_required?.status, 'pass');
 
   const admin = await seedAuthUser(server, 'cli-admin@example.com');
-  await server.app.keryu.services.rbac.queries.upsertUserRole(admin.id, (await server.app.keryu.services.rbac.queries.findRoleByName('admin'))!.id, null);
+  await assignRoles(server, admin.id, ['admin']);
   const failing = await run(['compliance']);
   t.equal(failing.code, 1, 'a failing check: exit status 1');
   t.match(failing.stdout, /FAIL\s+admins_without_factor/);

@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import type { Effective } from '../../src/services/rbac/effective.js';
-import { roleInputSchema, type Actor } from '../../src/services/rbac/service.js';
+import type { Actor } from '../../src/services/rbac/service.js';
 import { api, seedAuthUser } from '../helpers/auth.js';
 import { auditLog, challengeFor, codeIn, enrolTotp, from, isPair, mailbox, resend, seedWithSession, startMfaServer, subjectOf, totpAt, verify } from '../helpers/mfa.js';
 
@@ -97,7 +97,7 @@ t.test('the new-network rule: a login that proved nothing by code gets a new_ip 
     effective: { subject: { kind: 'client', id: 'test' }, label: 'test', roles: new Map(), permissions: new Map(), grants: new Map(), level: 1_000_000, mfaRequired: false, superuser: true, validUntil: Infinity } satisfies Effective,
   };
   const { rbac } = server.app.keryu.services;
-  await rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
+  await rbac.createRole({ name: 'secops', mfaRequired: true }, superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
   const step = await challengeFor(server, 'ops@example.com', { device_id: 'desk', device_token: verified.body.device_token }, wifi);
   t.match(step, { reason: 'enroll' }, 'from the known network the trusted device goes straight to enrolment');

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import type { Effective } from '../../src/services/rbac/effective.js';
-import { roleInputSchema, type Actor } from '../../src/services/rbac/service.js';
+import type { Actor } from '../../src/services/rbac/service.js';
 import { seedAuthUser } from '../helpers/auth.js';
 import { challengeFor, codeIn, isPair, loginAs, mailbox, startMfaServer, verify } from '../helpers/mfa.js';
 
@@ -70,7 +70,7 @@ t.test('MFA required: enrolment without a code to the account only for a device 
     effective: { subject: { kind: 'client', id: 'test' }, label: 'test', roles: new Map(), permissions: new Map(), grants: new Map(), level: 1_000_000, mfaRequired: false, superuser: true, validUntil: Infinity } satisfies Effective,
   };
   const { rbac } = server.app.keryu.services;
-  await rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
+  await rbac.createRole({ name: 'secops', mfaRequired: true }, superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
 
   const thief = await challengeFor(server, 'alice@example.com', { device_id: 'phone' });

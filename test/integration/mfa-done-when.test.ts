@@ -5,7 +5,7 @@
  * audit log, whose details hold no code, secret, password or token.
  */
 import t from 'tap';
-import { roleInputSchema, type Actor } from '../../src/services/rbac/service.js';
+import type { Actor } from '../../src/services/rbac/service.js';
 import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
 import {
   auditLog,
@@ -65,7 +65,7 @@ t.test('four kinds of account sign in; a stolen password gets nowhere; everythin
   t.equal((await api(server, 'POST', `/api/auth/mfa/email/${emailFactor.body.factor_id}/confirm/`, { token: emailUser.token, body: { code: keep(codeIn(await emailUser.inbox.next())) } })).status, 200);
 
   const admin = await seedAuthUser(server, 'admin@example.com');
-  await server.app.keryu.services.rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
+  await server.app.keryu.services.rbac.createRole({ name: 'secops', mfaRequired: true }, superuser);
   await server.app.keryu.services.rbac.assignRole(admin.id, { role: 'secops' }, superuser);
   clock.advance(30);
 

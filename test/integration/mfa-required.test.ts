@@ -8,7 +8,7 @@
 import { decodeJwt } from 'jose';
 import t from 'tap';
 import type { Effective } from '../../src/services/rbac/effective.js';
-import { roleInputSchema, type Actor } from '../../src/services/rbac/service.js';
+import type { Actor } from '../../src/services/rbac/service.js';
 import { api, seedAuthUser } from '../helpers/auth.js';
 import {
   auditLog,
@@ -44,7 +44,7 @@ const superuser: Actor = {
 async function adminWithMfaRole(env: MfaServer, email: string) {
   const { rbac } = env.server.app.keryu.services;
   const user = await seedAuthUser(env.server, email);
-  if (!(await rbac.queries.findRoleByName('secops'))) await rbac.createRole(roleInputSchema.parse({ name: 'secops', description: 'security operations', mfa_required: true }), superuser);
+  if (!(await rbac.findRole('secops'))) await rbac.createRole({ name: 'secops', description: 'security operations', mfaRequired: true }, superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
   return user;
 }
@@ -120,7 +120,7 @@ t.test('a trusted device goes straight to enrolment when a role starts requiring
   const desk = { device_id: 'desk', device_token: verified.body.device_token };
 
   const { rbac } = server.app.keryu.services;
-  await rbac.createRole(roleInputSchema.parse({ name: 'secops', mfa_required: true }), superuser);
+  await rbac.createRole({ name: 'secops', mfaRequired: true }, superuser);
   await rbac.assignRole(user.id, { role: 'secops' }, superuser);
   const step = await challengeFor(server, 'ops@example.com', desk);
   t.match(step, { reason: 'enroll' }, 'the trusted device (its device token) skips the mailbox step');

@@ -6,14 +6,15 @@
  */
 import t from 'tap';
 import { api, AUTH_PASSWORD, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
+import { createRbacQueries } from '../../src/queries/rbac.js';
+import { assignRoles } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 async function adminUser(server: TestServer, email = 'alice@example.com') {
   const user = await seedAuthUser(server, email);
   const rbac = server.app.keryu.services.rbac;
-  const adminRole = (await rbac.queries.findRolesByNames(['admin']))[0]!;
-  await rbac.queries.upsertUserRole(user.id, adminRole.id, null);
-  rbac.cache.invalidate();
+  const adminRole = (await rbac.findRole('admin'))!;
+  await assignRoles(server, user.id, ['admin']);
   return { user, adminRoleId: adminRole.id };
 }
 
@@ -49,8 +50,8 @@ t.test('a personal token may do only what its scopes name, while its owner holds
   t.equal((await api(server, 'GET', '/api/auth/roles/', { token: everything.body.token })).status, 200, 'auth.superuser stands for every auth.* scope');
 
   // The owner loses the permission: the token loses it with them.
-  await server.app.keryu.services.rbac.queries.deleteUserRole(user.id, adminRoleId);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await createRbacQueries(server.app.keryu.database.db).deleteUserRole(user.id, adminRoleId);
+  await server.app.keryu.services.rbac.notifyChanged();
   t.match(await api(server, 'GET', '/api/auth/users/', { token: pat }), { status: 403, body: { error: 'forbidden', required: 'auth.users.manage' } }, 'scope without permission is nothing');
   t.equal((await api(server, 'GET', '/api/auth/roles/', { token: everything.body.token })).status, 403);
 });

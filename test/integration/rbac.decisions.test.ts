@@ -7,6 +7,7 @@ import t from 'tap';
 import * as client from 'openid-client';
 import { decodeJwt } from 'jose';
 import { serviceAccount, userWithToken } from '../helpers/rbac.js';
+import { manualClock } from '../helpers/auth.js';
 import { discover, loginWithCode, seedClient } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 
@@ -140,13 +141,35 @@ t.test('expiring assignments stop counting without a job', async (t) => {
   t.equal((await api('POST', '/api/auth/users/00000000-0000-0000-0000-000000000000/roles/', { role: 'deployer' })).status, 404, 'unknown user');
 });
 
+t.test('expiry is judged by the injected clock: an assignment stops counting when the clock passes it', async (t) => {
+  const clock = manualClock();
+  const server = await startServer({ clock });
+  t.teardown(() => server.close());
+  const { api } = await serviceAccount(server, ['admin']);
+  await api('POST', '/api/auth/permissions/', { name: 'Deploy', codename: 'prod.deploy' });
+  await api('POST', '/api/auth/roles/', { name: 'deployer', permissions: ['prod.deploy'] });
+  const dave = await userWithToken(server, 'dave@example.com');
+  const expiresAt = new Date(clock().getTime() + 3600_000);
+  t.equal((await api('POST', `/api/auth/users/${dave.user.id}/roles/`, { role: 'deployer', expires_at: expiresAt.toISOString() })).status, 201);
+  const check = async () => (await api('POST', '/api/auth/check/', { subject: dave.user.id, permission: 'prod.deploy' })).body.allowed;
+  t.equal(await check(), true, 'before the expiry (now cached)');
+  clock.advance(3599);
+  t.equal(await check(), true, 'a second before it');
+  t.equal((await api('GET', `/api/auth/users/${dave.user.id}/roles/`)).body.items[0].active, true);
+  clock.advance(2);
+  t.equal(await check(), false, 'once the clock passes it: the cached entry and the query both follow the clock');
+  t.equal((await api('GET', `/api/auth/users/${dave.user.id}/roles/`)).body.items[0].active, false, 'listed as inactive');
+  t.same((await api('GET', `/api/auth/users/${dave.user.id}/permissions/`)).body.permissions, [], 'and not among the effective permissions');
+  const past = new Date(clock().getTime() - 1000).toISOString();
+  t.equal((await api('POST', `/api/auth/users/${dave.user.id}/roles/`, { role: 'deployer', expires_at: past })).status, 400, 'a time before the clock is in the past');
+});
+
 t.test('roles and permissions claims in access tokens, per resource server', async (t) => {
   const server = await startServer();
   t.teardown(() => server.close());
   const { api } = await serviceAccount(server, ['admin']);
   await api('POST', '/api/auth/permissions/', { name: 'Read orders', codename: 'orders.read' });
   await api('POST', '/api/auth/roles/', { name: 'clerk', permissions: ['orders.read'] });
-  await server.app.keryu.services.rbac.queries.findRoleByName('clerk');
   const { createClientQueries } = await import('../../src/queries/clients.js');
   const clients = createClientQueries(server.app.keryu.database.db);
   await clients.upsertResourceServer({ identifier: 'https://orders.example.com', scope: 'orders', accessTokenFormat: 'jwt', authorizationClaims: true });
@@ -178,7 +201,7 @@ t.test('a cycle that slipped into the data cannot hang a check', async (t) => {
   // Bypass the API's cycle refusal: a → b → a.
   const { roleParents } = await import('../../src/db/schema/index.js');
   await server.app.keryu.database.db.insert(roleParents).values({ roleId: a.id, parentId: b.id });
-  server.app.keryu.services.rbac.cache.invalidate();
+  await server.app.keryu.services.rbac.notifyChanged();
   const user = await userWithToken(server, 'loop@example.com', ['b']);
   const started = Date.now();
   const res = await user.api('POST', '/api/auth/check/', { permission: 'loop.p', explain: true });

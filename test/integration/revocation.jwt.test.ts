@@ -11,7 +11,7 @@ import { NO_RATE_LIMITS } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
 import { discover, loginWithCode, oauthError, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServerProcess } from '../helpers/process.js';
-import { apiClient } from '../helpers/rbac.js';
+import { apiClient, assignClientRoles, assignRoles } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 // The replica test needs a database two processes share.
@@ -19,9 +19,7 @@ const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
 
 async function adminServiceAccount(server: TestServer) {
   const seeded = await seedClient(server, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: undefined });
-  const q = server.app.keryu.services.rbac.queries;
-  await q.insertClientRole(seeded.clientId, (await q.findRolesByNames(['admin']))[0]!.id);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignClientRoles(server, seeded.clientId, ['admin']);
   const config = await discover(server, seeded);
   const { access_token: token } = await client.clientCredentialsGrant(config, { resource: server.config.apiAudience });
   return { clientId: seeded.clientId, config, token };
@@ -88,9 +86,7 @@ t.test("a user's JWT is refused by the management API once its grant is revoked"
   const server = await startServer({ env: NO_RATE_LIMITS });
   t.teardown(() => server.close());
   const user = await seedUser(server);
-  const q = server.app.keryu.services.rbac.queries;
-  await q.upsertUserRole(user.id, (await q.findRolesByNames(['admin']))[0]!.id, null);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignRoles(server, user.id, ['admin']);
   // Only first-party clients may obtain user tokens for the API.
   const config = await discover(server, await seedClient(server, { first_party: true }));
   const scope = ['openid', 'offline_access', 'auth.roles.manage'].join(' ');

@@ -5,14 +5,12 @@
  */
 import t from 'tap';
 import { seedUser } from '../helpers/oidc.js';
-import { serviceAccount, userWithToken, type Api } from '../helpers/rbac.js';
+import { assignRoles, serviceAccount, userWithToken, type Api } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 async function userWithRoles(server: TestServer, email: string, roles: string[]) {
   const user = await seedUser(server, email);
-  const q = server.app.keryu.services.rbac.queries;
-  for (const role of await q.findRolesByNames(roles)) await q.upsertUserRole(user.id, role.id, null);
-  server.app.keryu.services.rbac.cache.invalidate();
+  await assignRoles(server, user.id, roles);
   return user;
 }
 
@@ -65,7 +63,6 @@ t.test('a lesser administrator cannot act on users who outrank them', async (t) 
 
   // The same grant held by the caller is enough; so is a lower or equal level with fewer permissions.
   t.equal((await root.api('POST', '/api/auth/grants/', { user_id: mallory.user.id, permission: 'documents.edit', object: { type: 'document', id: '1' } })).status, 201);
-  server.app.keryu.services.rbac.cache.invalidate();
   t.equal((await mallory.api('POST', `/api/auth/users/${editor.id}/unlock/`)).status, 200, 'holding the same object grant');
   const plain = await userWithRoles(server, 'plain@example.com', ['viewer']);
   t.equal((await root.api('PATCH', `/api/auth/users/${plain.id}/`, { disabled: true })).status, 200);

@@ -8,7 +8,20 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
-import { permissionInputSchema, roleInputSchema, type RbacService } from '../../services/rbac/service.js';
+import type { DryRun, RbacService } from '../../services/rbac/service.js';
+import {
+  assignmentInputSchema,
+  assignmentView,
+  dryRunView,
+  effectiveView,
+  grantInputSchema,
+  grantView,
+  permissionInputSchema,
+  permissionView,
+  roleInput,
+  roleInputSchema,
+  roleView,
+} from './rbac-schemas.js';
 import {
   checkSchema,
   decisionSchema,
@@ -20,13 +33,15 @@ import {
   grantSchema,
   idParams,
   listQuery,
-  objectSchema,
   permissionSchema,
   roleSchema,
 } from './schemas.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: forbiddenSchema, 404: errorSchema, 409: errorSchema };
 const MAX_BATCH = 100;
+
+const isDryRun = (result: unknown): result is DryRun => typeof result === 'object' && result !== null && 'dryRun' in result;
+const page = <T, V>(p: { items: T[]; nextCursor: string | null }, view: (item: T) => V) => ({ items: p.items.map(view), next_cursor: p.nextCursor });
 
 export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: RbacService }): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -45,7 +60,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         response: { 200: pageSchema(permissionSchema), ...errors },
       },
     },
-    async (request) => rbac.listPermissions(request.query),
+    async (request) => page(await rbac.listPermissions(request.query), permissionView),
   );
   app.post(
     '/api/auth/permissions/',
@@ -53,12 +68,12 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
       config: { permission: 'auth.permissions.manage' },
       schema: { tags: pTags, summary: 'Create a permission', body: permissionInputSchema, response: { 201: permissionSchema, ...errors } },
     },
-    async (request, reply) => reply.code(201).send(await rbac.createPermission(request.body, actorOf(request))),
+    async (request, reply) => reply.code(201).send(permissionView(await rbac.createPermission(request.body, actorOf(request)))),
   );
   app.get(
     '/api/auth/permissions/:id/',
     { config: { permission: 'auth.permissions.manage' }, schema: { tags: pTags, summary: 'Show a permission', params: idParams, response: { 200: permissionSchema, ...errors } } },
-    async (request) => rbac.getPermission(request.params.id),
+    async (request) => permissionView(await rbac.getPermission(request.params.id)),
   );
   app.put(
     '/api/auth/permissions/:id/',
@@ -66,7 +81,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
       config: { permission: 'auth.permissions.manage' },
       schema: { tags: pTags, summary: 'Replace a permission', params: idParams, body: permissionInputSchema, response: { 200: permissionSchema, ...errors } },
     },
-    async (request) => rbac.updatePermission(request.params.id, request.body, actorOf(request)),
+    async (request) => permissionView(await rbac.updatePermission(request.params.id, request.body, actorOf(request))),
   );
   app.delete(
     '/api/auth/permissions/:id/',
@@ -85,12 +100,12 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
       config: { permission: 'auth.roles.manage' },
       schema: { tags: rTags, summary: 'List roles (by name)', querystring: listQuery.extend({ name: z.string().max(100).optional() }), response: { 200: pageSchema(roleSchema), ...errors } },
     },
-    async (request) => rbac.listRoles(request.query),
+    async (request) => page(await rbac.listRoles(request.query), roleView),
   );
   app.post(
     '/api/auth/roles/',
     { config: { permission: 'auth.roles.manage' }, schema: { tags: rTags, summary: 'Create a role', body: roleInputSchema, response: { 201: roleSchema, ...errors } } },
-    async (request, reply) => reply.code(201).send(await rbac.createRole(request.body, actorOf(request))),
+    async (request, reply) => reply.code(201).send(roleView(await rbac.createRole(roleInput(request.body), actorOf(request)))),
   );
   app.get(
     '/api/auth/roles/:id/',
@@ -103,7 +118,10 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         response: { 200: roleSchema.extend({ effective_permissions: z.array(z.string()), effective_level: z.number() }), ...errors },
       },
     },
-    async (request) => rbac.getRole(request.params.id),
+    async (request) => {
+      const role = await rbac.getRole(request.params.id);
+      return { ...roleView(role), effective_permissions: role.effectivePermissions, effective_level: role.effectiveLevel };
+    },
   );
   app.put(
     '/api/auth/roles/:id/',
@@ -118,7 +136,10 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         response: { 200: z.union([roleSchema, dryRunSchema]), ...errors },
       },
     },
-    async (request) => rbac.updateRole(request.params.id, request.body, actorOf(request), { dryRun: request.query.dry_run === 'true' }),
+    async (request) => {
+      const result = await rbac.updateRole(request.params.id, roleInput(request.body), actorOf(request), { dryRun: request.query.dry_run === 'true' });
+      return isDryRun(result) ? dryRunView(result) : roleView(result);
+    },
   );
   app.delete(
     '/api/auth/roles/:id/',
@@ -138,7 +159,10 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
   app.get(
     '/api/auth/users/:id/roles/',
     { config: { permission: 'auth.roles.manage' }, schema: { tags: aTags, summary: "A user's role assignments", params: idParams, response: { 200: pageSchema(assignmentSchema), ...errors } } },
-    async (request) => rbac.listUserRoles(request.params.id),
+    async (request) => ({
+      items: (await rbac.listUserRoles(request.params.id)).map((a) => ({ ...assignmentView(a), active: a.active, created_at: a.createdAt.toISOString() })),
+      next_cursor: null,
+    }),
   );
   app.post(
     '/api/auth/users/:id/roles/',
@@ -149,13 +173,14 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         summary: 'Assign a role, optionally until expires_at; ?dry_run=true previews',
         params: idParams,
         querystring: dryRunQuery,
-        body: z.object({ role: z.string().min(1).max(100), expires_at: z.iso.datetime({ offset: true }).optional() }).strict(),
+        body: assignmentInputSchema,
         response: { 200: dryRunSchema, 201: z.object({ role_id: z.string(), role: z.string(), expires_at: z.string().nullable() }), ...errors },
       },
     },
     async (request, reply) => {
-      const result = await rbac.assignRole(request.params.id, request.body, actorOf(request), { dryRun: request.query.dry_run === 'true' });
-      return 'dry_run' in result ? result : reply.code(201).send(result);
+      const input = { role: request.body.role, expiresAt: request.body.expires_at === undefined ? undefined : new Date(request.body.expires_at) };
+      const result = await rbac.assignRole(request.params.id, input, actorOf(request), { dryRun: request.query.dry_run === 'true' });
+      return isDryRun(result) ? dryRunView(result) : reply.code(201).send(assignmentView(result));
     },
   );
   app.delete(
@@ -172,7 +197,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
     },
     async (request, reply) => {
       const result = await rbac.unassignRole(request.params.id, request.params.role_id, actorOf(request), { dryRun: request.query.dry_run === 'true' });
-      return result ? result : reply.code(204).send(null);
+      return result ? dryRunView(result) : reply.code(204).send(null);
     },
   );
   app.get(
@@ -181,7 +206,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
       config: { permission: 'auth.roles.manage' },
       schema: { tags: aTags, summary: "A user's effective permissions, roles (inherited included), level and object grants", params: idParams, response: { 200: effectiveSchema, ...errors } },
     },
-    async (request) => rbac.userPermissions(request.params.id),
+    async (request) => effectiveView(await rbac.userPermissions(request.params.id)),
   );
 
   // ---- object grants
@@ -203,7 +228,10 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         response: { 200: pageSchema(grantSchema), ...errors },
       },
     },
-    async (request) => rbac.listGrants(request.query),
+    async (request) => {
+      const { user_id: userId, object_type: objectType, object_id: objectId, ...rest } = request.query;
+      return page(await rbac.listGrants({ ...rest, userId, objectType, objectId }), grantView);
+    },
   );
   app.post(
     '/api/auth/grants/',
@@ -213,16 +241,15 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         tags: gTags,
         summary: 'Grant a permission on one object to a user or a role; ?dry_run=true previews',
         querystring: dryRunQuery,
-        body: z
-          .object({ user_id: z.string().max(100).optional(), role: z.string().min(1).max(100).optional(), permission: z.string().min(1).max(100), object: objectSchema.strict() })
-          .strict()
-          .refine((g) => (g.user_id === undefined) !== (g.role === undefined), { message: 'give exactly one of user_id and role', path: ['user_id'] }),
+        body: grantInputSchema,
         response: { 200: dryRunSchema, 201: grantSchema, ...errors },
       },
     },
     async (request, reply) => {
-      const result = await rbac.createGrant(request.body, actorOf(request), { dryRun: request.query.dry_run === 'true' });
-      return 'dry_run' in result ? result : reply.code(201).send(result);
+      const { user_id: userId, ...grant } = request.body;
+      const result = await rbac.createGrant({ ...grant, userId }, actorOf(request), { dryRun: request.query.dry_run === 'true' });
+      if (!result) throw new Error('a grant created without ifAbsent is always answered');
+      return isDryRun(result) ? dryRunView(result) : reply.code(201).send(grantView(result));
     },
   );
   app.delete(
@@ -233,7 +260,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
     },
     async (request, reply) => {
       const result = await rbac.deleteGrant(request.params.id, actorOf(request), { dryRun: request.query.dry_run === 'true' });
-      return result ? result : reply.code(204).send(null);
+      return result ? dryRunView(result) : reply.code(204).send(null);
     },
   );
 

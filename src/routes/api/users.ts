@@ -7,8 +7,43 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
-import { userCreateSchema, userUpdateSchema, type UserAdminService } from '../../services/user-admin.js';
+import type { UserRow } from '../../queries/users.js';
+import type { UserAdminService } from '../../services/user-admin.js';
+import { passwordSchema, phoneSchema } from '../../services/users.js';
 import { errorSchema, forbiddenSchema, idParams, listQuery, userSchema } from './schemas.js';
+
+const userCreateSchema = z
+  .object({
+    email: z.string().max(254),
+    name: z.string().min(1).max(200).optional(),
+    phone: phoneSchema.optional(),
+    password: passwordSchema.optional(),
+    email_verified: z.boolean().optional(),
+  })
+  .strict();
+
+const userUpdateSchema = z
+  .object({
+    name: z.string().min(1).max(200).nullable().optional(),
+    phone: phoneSchema.nullable().optional(),
+    email_verified: z.boolean().optional(),
+    disabled: z.boolean().optional(),
+  })
+  .strict();
+
+function userView(u: UserRow) {
+  return {
+    id: u.id,
+    email: u.email,
+    email_verified: u.emailVerified,
+    name: u.name,
+    phone: u.phone,
+    phone_verified: u.phoneVerified,
+    disabled: u.disabled,
+    created_at: u.createdAt.toISOString(),
+    updated_at: u.updatedAt.toISOString(),
+  };
+}
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: forbiddenSchema, 404: errorSchema, 409: errorSchema };
 
@@ -21,22 +56,31 @@ export async function userAdminRoutes(fastify: FastifyInstance, options: { userA
   app.get(
     '/api/auth/users/',
     { config, schema: { tags, summary: 'List users (oldest first), filtered by email', querystring: listQuery.extend({ email: z.string().max(254).optional() }), response: { 200: pageSchema(userSchema), ...errors } } },
-    async (request) => userAdmin.listUsers(request.query),
+    async (request) => {
+      const page = await userAdmin.listUsers(request.query);
+      return { items: page.items.map(userView), next_cursor: page.nextCursor };
+    },
   );
   app.post(
     '/api/auth/users/',
     { config, schema: { tags, summary: 'Create a user', body: userCreateSchema, response: { 201: userSchema, ...errors } } },
-    async (request, reply) => reply.code(201).send(await userAdmin.createUser(request.body, actorOf(request))),
+    async (request, reply) => {
+      const { email_verified: emailVerified, ...rest } = request.body;
+      return reply.code(201).send(userView(await userAdmin.createUser({ ...rest, emailVerified }, actorOf(request))));
+    },
   );
   app.get(
     '/api/auth/users/:id/',
     { config, schema: { tags, summary: 'Show a user', params: idParams, response: { 200: userSchema, ...errors } } },
-    async (request) => userAdmin.getUser(request.params.id),
+    async (request) => userView(await userAdmin.getUser(request.params.id)),
   );
   app.patch(
     '/api/auth/users/:id/',
     { config, schema: { tags, summary: 'Update a user (name, phone, email_verified, disabled)', params: idParams, body: userUpdateSchema, response: { 200: userSchema, ...errors } } },
-    async (request) => userAdmin.updateUser(request.params.id, request.body, actorOf(request)),
+    async (request) => {
+      const { email_verified: emailVerified, ...rest } = request.body;
+      return userView(await userAdmin.updateUser(request.params.id, { ...rest, emailVerified }, actorOf(request)));
+    },
   );
   app.post(
     '/api/auth/users/:id/unlock/',

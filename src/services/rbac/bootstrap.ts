@@ -4,16 +4,23 @@
  * changes nothing; it never deletes what it does not declare, except that a declared role's permission and
  * parent lists are what the file says (the built-in admin role only ever gains permissions: it keeps
  * auth.superuser). Assignments and grants are only added. References name their entry in errors.
+ *
+ * Every change goes through the rbac service's write path (the same checks as the management API), as the
+ * operator, inside the bootstrap's transaction; audit events are collected for the caller to record on commit.
  */
-import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { DbOrTx } from '../../db/client.js';
-import { createRbacQueries } from '../../queries/rbac.js';
+import type { Db } from '../../db/client.js';
+import { AppError } from '../../errors/index.js';
+import type { Clock } from '../../lib/clock.js';
 import { createUserQueries } from '../../queries/users.js';
-import type { AuditEvent } from '../audit.js';
+import type { AuditEvent, AuditService } from '../audit.js';
 import { normalizeEmail } from '../users.js';
-import { RBAC_CHANNEL } from './cache.js';
-import { ADMIN_ROLE, codenameSchema, nameSchema, objectSchema, permissionView, roleView } from './service.js';
+import { ADMIN_ROLE } from './builtins.js';
+import type { DecisionCache } from './cache.js';
+import { codenameSchema, nameSchema, objectSchema } from './names.js';
+import type { RoleInput, RoleWithLinks } from './roles.js';
+import { createRbacService, type RbacService } from './service.js';
+import { systemActor } from './write-path.js';
 
 export const permissionEntrySchema = z
   .object({ codename: codenameSchema, name: nameSchema.optional(), description: z.string().max(1000).default('') })
@@ -36,10 +43,11 @@ export const grantEntrySchema = z
   .refine((g) => (g.user === undefined) !== (g.role === undefined), { message: 'give exactly one of user and role', path: ['user'] });
 
 export type Change = 'created' | 'updated' | 'unchanged';
+type RoleEntry = z.output<typeof roleEntrySchema>;
 
 export interface RbacBootstrapInput {
   permissions: Array<z.output<typeof permissionEntrySchema>>;
-  roles: Array<z.output<typeof roleEntrySchema>>;
+  roles: RoleEntry[];
   grants: Array<z.output<typeof grantEntrySchema>>;
   userRoles: Array<{ email: string; roles: string[] }>;
   clientRoles: Array<{ clientId: string; roles: string[] }>;
@@ -52,6 +60,11 @@ export interface RbacBootstrapSummary {
   grants: number;
 }
 
+export interface RbacBootstrapDeps {
+  cache: DecisionCache;
+  clock: Clock;
+}
+
 /** Thrown with entry-named problems; the caller turns it into a BootstrapError (and the transaction rolls back). */
 export class BootstrapReferenceError extends Error {
   constructor(readonly problems: string[]) {
@@ -59,143 +72,152 @@ export class BootstrapReferenceError extends Error {
   }
 }
 
-const same = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
+const sameSet = (a: string[], b: string[]) => a.length === b.length && new Set([...a, ...b]).size === a.length;
+
+/**
+ * Declared roles in an order where every declared parent comes before its children (so each role is written
+ * once, complete); roles on a cycle of declared parents are left out and reported.
+ */
+function parentsFirst(entries: RoleEntry[], existing: Map<string, RoleWithLinks>): { order: RoleEntry[]; cyclic: RoleEntry[] } {
+  const declared = new Map(entries.map((r) => [r.name, r]));
+  const parentsOf = (r: RoleEntry) => (r.parents ?? existing.get(r.name)?.parents ?? []).filter((p) => declared.has(p));
+  const order: RoleEntry[] = [];
+  const placed = new Set<string>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const r of entries) {
+      if (placed.has(r.name) || !parentsOf(r).every((p) => placed.has(p))) continue;
+      placed.add(r.name);
+      order.push(r);
+      progress = true;
+    }
+  }
+  return { order, cyclic: entries.filter((r) => !placed.has(r.name)) };
+}
+
+/** What a declared role becomes: omitted keys keep what the role has (or the defaults for a new role). */
+function desiredRole(r: RoleEntry, current: RoleWithLinks | undefined): Required<RoleInput> {
+  const permissions = r.permissions === undefined ? (current?.permissions ?? []) : r.name === ADMIN_ROLE && current ? [...new Set([...current.permissions, ...r.permissions])] : r.permissions;
+  return {
+    name: r.name,
+    description: r.description ?? current?.description ?? '',
+    permissions,
+    parents: r.parents ?? current?.parents ?? [],
+    level: r.level ?? current?.level ?? 0,
+    mfaRequired: r.mfa_required ?? current?.mfaRequired ?? false,
+  };
+}
+
+function unchanged(want: Required<RoleInput>, have: RoleWithLinks): boolean {
+  return (
+    want.description === have.description &&
+    want.level === have.level &&
+    want.mfaRequired === have.mfaRequired &&
+    sameSet(want.permissions, have.permissions) &&
+    sameSet(want.parents, have.parents)
+  );
+}
 
 export async function applyRbacBootstrap(
-  tx: DbOrTx,
+  tx: Db,
   input: RbacBootstrapInput,
   actor: AuditEvent['actor'],
   source: string,
   events: AuditEvent[],
+  deps: RbacBootstrapDeps,
 ): Promise<RbacBootstrapSummary> {
-  const q = createRbacQueries(tx);
+  const collect: AuditService = { record: async (e) => void events.push({ ...e, details: { ...e.details, source } }), flush: async () => {} };
+  const rbac: RbacService = createRbacService({ db: tx, audit: collect, cache: deps.cache, clock: deps.clock });
+  const operator = systemActor(actor);
   const users = createUserQueries(tx);
   const summary: RbacBootstrapSummary = { permissions: {}, roles: {}, assignments: 0, grants: 0 };
   const problems: string[] = [];
-  const push = (type: AuditEvent['type'], subject: { type: string; id: string }, details: Record<string, unknown>) =>
-    events.push({ type, outcome: 'success', actor, subject, details: { ...details, source } });
 
-  // Permissions, by codename.
-  for (const p of input.permissions) {
-    const [existing] = await q.findPermissionsByCodenames([p.codename]);
+  /**
+   * Runs one write; a refusal (a bad reference, a conflict) becomes a problem named by its entry. `where` names
+   * the entry (`roles[2] (c)`), and the refusal's own field follows it; `field` replaces that field.
+   */
+  async function attempt<T>(where: string, run: () => Promise<T>, field?: string): Promise<T | undefined> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status >= 500) throw err;
+      if (err.code === 'role_cycle') problems.push(`${where}.parents: would create a cycle`);
+      else if (field) problems.push(`${where}.${field}: ${err.message.replace(/^[a-z_]+: /, '')}`);
+      else problems.push(/^[a-z_]+: /.test(err.message) ? `${where}.${err.message}` : `${where}: ${err.message}`);
+      return undefined;
+    }
+  }
+
+  for (const [i, p] of input.permissions.entries()) {
+    const where = `permissions[${i}] (${p.codename})`;
+    const existing = await rbac.findPermission(p.codename);
     const name = p.name ?? p.codename;
     if (!existing) {
-      const row = await q.insertPermission({ codename: p.codename, name, description: p.description });
-      push('permission.created', { type: 'permission', id: row.id }, { before: null, after: permissionView(row) });
-      summary.permissions[p.codename] = 'created';
+      if (await attempt(where, () => rbac.createPermission({ codename: p.codename, name, description: p.description }, operator))) summary.permissions[p.codename] = 'created';
     } else if ((existing.name !== name && !existing.builtin) || existing.description !== p.description) {
-      const row = await q.updatePermission(existing.id, { name: existing.builtin ? existing.name : name, description: p.description });
-      push('permission.updated', { type: 'permission', id: existing.id }, { before: permissionView(existing), after: row ? permissionView(row) : null });
-      summary.permissions[p.codename] = 'updated';
+      const change = { codename: p.codename, name: existing.builtin ? existing.name : name, description: p.description };
+      if (await attempt(where, () => rbac.updatePermission(existing.id, change, operator))) summary.permissions[p.codename] = 'updated';
     } else summary.permissions[p.codename] = 'unchanged';
   }
 
-  // Roles: first the rows (so parents may be declared in any order), then their links.
-  const ids = new Map<string, string>();
+  const existing = new Map<string, RoleWithLinks>();
   for (const r of input.roles) {
-    const existing = await q.findRoleByName(r.name);
-    if (!existing) {
-      const row = await q.insertRole({ name: r.name, description: r.description ?? '', level: r.level ?? 0, mfaRequired: r.mfa_required ?? false });
-      ids.set(r.name, row.id);
-      summary.roles[r.name] = 'created';
+    const role = await rbac.findRole(r.name);
+    if (role) existing.set(r.name, role);
+  }
+  const index = new Map(input.roles.map((r, i) => [r, i]));
+  const { order, cyclic } = parentsFirst(input.roles, existing);
+  for (const r of cyclic) problems.push(`roles[${index.get(r)}] (${r.name}).parents: would create a cycle`);
+  const failed = new Set(cyclic.map((r) => r.name));
+  for (const r of order) {
+    const where = `roles[${index.get(r)}] (${r.name})`;
+    const current = existing.get(r.name);
+    const want = desiredRole(r, current);
+    // A role whose declared parent could not be written is left alone: its parent's problem is the one to fix.
+    if (want.parents.some((p) => failed.has(p))) {
+      failed.add(r.name);
       continue;
     }
-    ids.set(r.name, existing.id);
-    const changes: Record<string, unknown> = {};
-    if (r.description !== undefined && r.description !== existing.description) changes.description = r.description;
-    if (r.level !== undefined && r.level !== existing.level) changes.level = r.level;
-    if (r.mfa_required !== undefined && r.mfa_required !== existing.mfaRequired) changes.mfaRequired = r.mfa_required;
-    summary.roles[r.name] = Object.keys(changes).length ? 'updated' : 'unchanged';
-    if (Object.keys(changes).length) await q.updateRole(existing.id, changes);
-  }
-  for (const [i, r] of input.roles.entries()) {
-    const id = ids.get(r.name) as string;
-    const before = await q.findRoleLinks([id]).then((m) => m.get(id) ?? { permissions: [], parents: [] });
-    if (r.permissions) {
-      const perms = await q.findPermissionsByCodenames(r.permissions);
-      for (const c of r.permissions) if (!perms.some((p) => p.codename === c)) problems.push(`roles[${i}] (${r.name}).permissions: unknown permission ${c}`);
-      const wanted = r.name === ADMIN_ROLE ? [...new Set([...before.permissions, ...r.permissions])] : r.permissions;
-      if (!same(wanted, before.permissions)) {
-        const all = await q.findPermissionsByCodenames(wanted);
-        await q.replaceRolePermissions(id, all.map((p) => p.id));
-        if (summary.roles[r.name] === 'unchanged') summary.roles[r.name] = 'updated';
-      }
+    if (current && unchanged(want, current)) {
+      summary.roles[r.name] = 'unchanged';
+      continue;
     }
-    if (r.parents) {
-      const parents = await q.findRolesByNames(r.parents);
-      for (const n of r.parents) if (!parents.some((p) => p.name === n)) problems.push(`roles[${i}] (${r.name}).parents: unknown role ${n}`);
-      if (!same(r.parents, before.parents)) {
-        await q.replaceRoleParents(id, parents.map((p) => p.id));
-        if (summary.roles[r.name] === 'unchanged') summary.roles[r.name] = 'updated';
-      }
-    }
-    if (summary.roles[r.name] !== 'unchanged') {
-      const row = await q.findRoleById(id);
-      const after = row ? roleView(row, (await q.findRoleLinks([id])).get(id) ?? { permissions: [], parents: [] }) : null;
-      push(summary.roles[r.name] === 'created' ? 'role.created' : 'role.updated', { type: 'role', id }, {
-        before: summary.roles[r.name] === 'created' ? null : before,
-        after,
-      });
-    }
+    const written = await attempt(where, () => (current ? rbac.updateRole(current.id, want, operator) : rbac.createRole(want, operator)));
+    if (written) summary.roles[r.name] = current ? 'updated' : 'created';
+    else failed.add(r.name);
   }
   if (problems.length) throw new BootstrapReferenceError(problems);
-  for (const [i, r] of input.roles.entries()) {
-    const id = ids.get(r.name) as string;
-    const links = await q.findRoleLinks([id]);
-    const parentIds = (await q.findRolesByNames(links.get(id)?.parents ?? [])).map((p) => p.id);
-    if ((await q.findRoleClosure(parentIds)).roleIds.has(id)) problems.push(`roles[${i}] (${r.name}).parents: would create a cycle`);
-  }
-  if (problems.length) throw new BootstrapReferenceError(problems);
-
-  const roleId = async (name: string, where: string) => {
-    const role = await q.findRoleByName(name);
-    if (!role) problems.push(`${where}: unknown role ${name}`);
-    return role;
-  };
 
   for (const [i, u] of input.userRoles.entries()) {
     const user = await users.findUserByEmail(normalizeEmail(u.email));
     if (!user) continue;
+    const held = new Set((await rbac.listUserRoles(user.id)).map((a) => a.role));
     for (const name of u.roles) {
-      const role = await roleId(name, `users[${i}] (${u.email}).roles`);
-      if (!role || (await q.findUserRole(user.id, role.id))) continue;
-      await q.upsertUserRole(user.id, role.id, null);
-      push('role.assigned', { type: 'user', id: user.id }, { before: null, after: { role_id: role.id, role: role.name, expires_at: null } });
-      summary.assignments++;
+      if (held.has(name)) continue;
+      if (await attempt(`users[${i}] (${u.email})`, () => rbac.assignRole(user.id, { role: name }, operator), 'roles')) summary.assignments++;
     }
   }
   for (const [i, c] of input.clientRoles.entries()) {
-    const held = await q.listClientRoleNames(c.clientId);
     for (const name of c.roles) {
-      const role = await roleId(name, `clients[${i}] (${c.clientId}).roles`);
-      if (!role || held.includes(name)) continue;
-      await q.insertClientRole(c.clientId, role.id);
-      push('role.assigned', { type: 'client', id: c.clientId }, { before: null, after: { role_id: role.id, role: role.name } });
-      summary.assignments++;
+      if (await attempt(`clients[${i}] (${c.clientId})`, () => rbac.assignClientRole(c.clientId, name, operator), 'roles')) summary.assignments++;
     }
   }
 
   for (const [i, g] of input.grants.entries()) {
     const where = `grants[${i}]`;
-    let userId: string | null = null;
-    let grantRoleId: string | null = null;
+    let userId: string | undefined;
     if (g.user !== undefined) {
-      const user = await users.findUserByEmail(normalizeEmail(g.user));
-      if (!user) problems.push(`${where}.user: unknown user ${g.user}`);
-      userId = user?.id ?? null;
-    } else {
-      grantRoleId = (await roleId(g.role as string, `${where}.role`))?.id ?? null;
+      userId = (await users.findUserByEmail(normalizeEmail(g.user)))?.id;
+      if (!userId) {
+        problems.push(`${where}.user: unknown user ${g.user}`);
+        continue;
+      }
     }
-    const [permission] = await q.findPermissionsByCodenames([g.permission]);
-    if (!permission) problems.push(`${where}.permission: unknown permission ${g.permission}`);
-    if (!permission || (!userId && !grantRoleId)) continue;
-    const values = { userId, roleId: grantRoleId, permissionId: permission.id, objectType: g.object.type, objectId: g.object.id };
-    if (await q.findGrant(values)) continue;
-    const row = await q.insertGrant(values);
-    push('grant.created', { type: 'grant', id: row.id }, { before: null, after: { user: g.user ?? null, role: g.role ?? null, permission: g.permission, object: g.object } });
-    summary.grants++;
+    const grant = { userId, role: g.role, permission: g.permission, object: g.object };
+    if (await attempt(where, () => rbac.createGrant(grant, operator, { ifAbsent: true }))) summary.grants++;
   }
   if (problems.length) throw new BootstrapReferenceError(problems);
-  await tx.execute(sql`select pg_notify(${RBAC_CHANNEL}, 'bootstrap')`);
   return summary;
 }

@@ -9,8 +9,11 @@
  * - While the notification connection is down the cache is bypassed: every decision resolves from the database,
  *   because a cache that may have missed a notification is known to be stale. It is used again once LISTEN is back.
  * - An assignment with `expires_at` bounds its entry's lifetime, so expiry needs no job and no notification.
+ *   Expiry is judged by the injected clock (in the query too), so tests move time instead of sleeping; an entry
+ *   that never expires skips the clock, keeping a cache hit free of allocations.
  */
 import type { DbOrTx } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
 import { resolveSubject, type Effective, type SubjectRef } from './effective.js';
 
 export const RBAC_CHANNEL = 'keryu_rbac';
@@ -28,8 +31,9 @@ export interface DecisionCache {
   readonly size: number;
 }
 
-export function createDecisionCache(deps: { db: DbOrTx; now?: () => number }): DecisionCache {
-  const now = deps.now ?? Date.now;
+export function createDecisionCache(deps: { db: DbOrTx; clock: Clock }): DecisionCache {
+  const { clock } = deps;
+  const resolve = (subject: SubjectRef) => resolveSubject(deps.db, subject, { at: clock() });
   const entries = new Map<string, Effective>();
   const pending = new Map<string, Promise<Effective>>();
   let generation = 0;
@@ -39,7 +43,7 @@ export function createDecisionCache(deps: { db: DbOrTx; now?: () => number }): D
     const inflight = pending.get(key);
     if (inflight) return inflight;
     const started = generation;
-    const promise = resolveSubject(deps.db, subject).then(
+    const promise = resolve(subject).then(
       (effective) => {
         if (pending.get(key) === promise) pending.delete(key);
         if (live && generation === started) {
@@ -59,10 +63,10 @@ export function createDecisionCache(deps: { db: DbOrTx; now?: () => number }): D
 
   return {
     get(subject) {
-      if (!live) return resolveSubject(deps.db, subject);
+      if (!live) return resolve(subject);
       const key = `${subject.kind}:${subject.id}`;
       const hit = entries.get(key);
-      if (hit && hit.validUntil > now()) return Promise.resolve(hit);
+      if (hit && (hit.validUntil === Number.POSITIVE_INFINITY || hit.validUntil > clock().getTime())) return Promise.resolve(hit);
       if (hit) entries.delete(key);
       return load(key, subject);
     },

@@ -1,6 +1,7 @@
 /**
  * Effective permissions of a subject (a user or a service-account client), resolved from the database in ONE
- * recursive query, and the decision rules applied to them. Pure functions apart from `resolveSubjects`.
+ * recursive query (queries/rbac-resolution.ts), and the decision rules applied to them. Pure functions apart
+ * from `resolveSubjects`.
  *
  * Rules:
  * - a subject holds a role through an unexpired assignment, and every ancestor of it (role_parents);
@@ -9,13 +10,14 @@
  * - `auth.superuser` implies every `auth.*` permission (not product permissions: those are modelled explicitly);
  * - a disabled user holds nothing (what it would hold if enabled is resolved with `includeDisabled`, for
  *   the outrank rule: re-enabling it gives everything back).
- * The recursive step is a UNION over (subject, role, reached-from) tuples, a finite set, so even a cycle that
- * slipped into the data can never make the query (or a check) run forever.
+ * The query's recursion is over a finite set and the walks here keep a visited set, so even a cycle that
+ * slipped into the data can never make a check run forever.
  */
-import { sql, type SQL } from 'drizzle-orm';
-import { selectRows, type DbOrTx } from '../../db/client.js';
+import type { DbOrTx } from '../../db/client.js';
+import { findResolutionRows, type SubjectKind } from '../../queries/rbac-resolution.js';
+import { isUuid } from './names.js';
 
-export type SubjectKind = 'user' | 'client';
+export type { SubjectKind };
 export interface SubjectRef {
   kind: SubjectKind;
   id: string;
@@ -57,72 +59,11 @@ export interface Effective {
 export const SUPERUSER = 'auth.superuser';
 export const grantKey = (codename: string, type: string, id: string) => `${codename}\u0000${type}\u0000${id}`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (v: string) => UUID.test(v);
-
-/** A PostgreSQL array literal of quoted strings (values never contain NUL: ids are validated by the caller). */
-function arrayLiteral(values: string[]): string {
-  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
-}
-
-interface ResolutionRow extends Record<string, unknown> {
-  kind: 'subject' | 'role' | 'perm' | 'grant';
-  subject: string;
-  a: string | null;
-  b: string | null;
-  c: string | null;
-  d: string | null;
-  e: string | null;
-  n: number | null;
-  t: Date | string | null;
-  f: boolean | null;
-}
-
 export interface ResolveOptions {
+  /** The time assignments' expiry is judged at: the injected clock's now. */
+  at: Date;
   /** Resolve disabled users as if enabled (for comparisons, never for decisions). */
   includeDisabled?: boolean | undefined;
-}
-
-function resolutionQuery(kind: SubjectKind, ids: string[], options: ResolveOptions): SQL {
-  const list = arrayLiteral(ids);
-  const enabled = options.includeDisabled ? sql`` : sql`and not u.disabled`;
-  const subjects =
-    kind === 'user'
-      ? sql`select u.id::text as subject, u.email as label from users u where u.id = any(${list}::uuid[]) ${enabled}`
-      : sql`select c.client_id as subject, c.client_id as label from clients c where c.client_id = any(${list}::text[])`;
-  const seeds =
-    kind === 'user'
-      ? sql`select ur.user_id::text, ur.role_id, null::uuid, ur.expires_at from user_roles ur join subjects s on s.subject = ur.user_id::text
-            where ur.user_id = any(${list}::uuid[]) and (ur.expires_at is null or ur.expires_at > now())`
-      : sql`select cr.client_id, cr.role_id, null::uuid, null::timestamptz from client_roles cr join subjects s on s.subject = cr.client_id`;
-  const subjectGrants =
-    kind === 'user'
-      ? sql`union all
-            select 'grant', s.subject, g.id::text, null, p.codename, g.object_type, g.object_id, null, null, null
-            from subjects s join object_grants g on g.user_id = s.subject::uuid join permissions p on p.id = g.permission_id`
-      : sql``;
-  return sql`
-    with recursive
-      subjects(subject, label) as (${subjects}),
-      held(subject, role_id, via, expires_at) as (
-        ${seeds}
-        union
-        select h.subject, rp.parent_id, h.role_id, null::timestamptz from held h join role_parents rp on rp.role_id = h.role_id
-      ),
-      held_roles as (select distinct subject, role_id from held)
-    select 'subject' as kind, s.subject, s.label as a, null::text as b, null::text as c, null::text as d, null::text as e,
-           null::int as n, null::timestamptz as t, null::boolean as f
-      from subjects s
-    union all
-    select 'role', h.subject, h.role_id::text, h.via::text, r.name, null, null, r.level, h.expires_at, r.mfa_required
-      from held h join roles r on r.id = h.role_id
-    union all
-    select 'perm', x.subject, x.role_id::text, null, p.codename, null, null, null, null, null
-      from held_roles x join role_permissions rp on rp.role_id = x.role_id join permissions p on p.id = rp.permission_id
-    union all
-    select 'grant', x.subject, g.id::text, g.role_id::text, p.codename, g.object_type, g.object_id, null, null, null
-      from held_roles x join object_grants g on g.role_id = x.role_id join permissions p on p.id = g.permission_id
-    ${subjectGrants}`;
 }
 
 function emptyEffective(subject: SubjectRef): Effective {
@@ -164,11 +105,11 @@ function depths(effective: Effective): Map<string, number> {
 }
 
 /** Resolves many subjects of one kind with one query. Unknown (or, unless included, disabled) subjects resolve to holding nothing. */
-export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string[], options: ResolveOptions = {}): Promise<Map<string, Effective>> {
+export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string[], options: ResolveOptions): Promise<Map<string, Effective>> {
   const valid = [...new Set(ids)].filter((id) => (kind === 'user' ? isUuid(id) : /^[A-Za-z0-9._~-]{1,100}$/.test(id)));
   const out = new Map<string, Effective>(ids.map((id) => [id, emptyEffective({ kind, id })]));
   if (!valid.length) return out;
-  const rows = await selectRows<ResolutionRow>(db, resolutionQuery(kind, valid, options));
+  const rows = await findResolutionRows(db, kind, valid, options);
   const rolePerms: Array<[Effective, string, string]> = [];
   for (const row of rows) {
     const eff = out.get(row.subject);
@@ -207,7 +148,7 @@ export async function resolveSubjects(db: DbOrTx, kind: SubjectKind, ids: string
   return out;
 }
 
-export async function resolveSubject(db: DbOrTx, subject: SubjectRef, options: ResolveOptions = {}): Promise<Effective> {
+export async function resolveSubject(db: DbOrTx, subject: SubjectRef, options: ResolveOptions): Promise<Effective> {
   return (await resolveSubjects(db, subject.kind, [subject.id], options)).get(subject.id) ?? emptyEffective(subject);
 }
 

@@ -1,0 +1,29 @@
+/** The permissions keryu-auth's own APIs require and the admin role holding auth.superuser; ensured at every start-up. */
+import type { Db } from '../../db/client.js';
+import { createRbacQueries } from '../../queries/rbac.js';
+import { SUPERUSER } from './effective.js';
+
+export const BUILTIN_PERMISSIONS = {
+  'auth.superuser': 'Everything in keryu-auth, and granting anything',
+  'auth.roles.manage': 'Manage roles and role assignments',
+  'auth.permissions.manage': 'Manage permissions',
+  'auth.users.manage': 'Manage users',
+  'auth.grants.manage': 'Manage object-level grants',
+  'auth.tokens.manage': 'Manage tokens and sessions',
+  'auth.audit.read': 'Read the audit log',
+  'auth.check': 'Ask authorization decisions about other subjects',
+} as const;
+export type AuthPermission = keyof typeof BUILTIN_PERMISSIONS;
+export const ADMIN_ROLE = 'admin';
+
+/** Idempotent: the auth.* permissions and the admin role holding auth.superuser. Safe on concurrent replicas. */
+export async function ensureBuiltins(db: Db): Promise<void> {
+  await db.transaction(async (tx) => {
+    const q = createRbacQueries(tx);
+    for (const [codename, description] of Object.entries(BUILTIN_PERMISSIONS)) await q.insertBuiltinPermission(codename, description);
+    await q.insertBuiltinRole(ADMIN_ROLE, 'Built-in: holds auth.superuser');
+    const admin = await q.findRoleByName(ADMIN_ROLE);
+    const [su] = await q.findPermissionsByCodenames([SUPERUSER]);
+    if (admin && su) await q.addRolePermission(admin.id, su.id);
+  });
+}
