@@ -131,7 +131,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.log.info({ summary }, 'bootstrap file applied');
   }
 
-  const revokedTokens = createRevokedTokenQueries(database.db);
+  // Revocation of JWT access tokens, answered from memory while notifications flow (API bearer, introspection).
+  const revokedTokenCache = createRevokedTokenCache(createRevokedTokenQueries(database.db));
   const metrics =
     config.metricsPort > 0
       ? createMetrics({
@@ -163,7 +164,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registerTokenEndpoints(provider, {
         issuer: config.issuer,
         publicJwks: { keys: keySet.jwks.keys.map(publicPart) },
-        revokedTokens,
+        revokedTokens: revokedTokenCache.queries,
         firstParty: services.sessions,
         audit: (event) => services.audit.record(event).catch((err: unknown) => app.log.error({ err, type: event.type }, 'audit event lost')),
       });
@@ -196,7 +197,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => stopRbacSync());
   const stopClientSync = await syncClientMetadataCache(services.clientCache, database, app.log);
   app.addHook('onClose', async () => stopClientSync());
-  const revokedTokenCache = createRevokedTokenCache(revokedTokens);
   const stopRevocationSync = await syncRevokedTokenCache(revokedTokenCache, database, app.log);
   app.addHook('onClose', async () => stopRevocationSync());
   if (config.cleanupInterval > 0) {

@@ -13,6 +13,9 @@
  * - An answer from a query that started before the subscription was lost or restored is not remembered (epoch).
  * - While the subscription is down every check reads the database: a replica that may have missed a
  *   notification cannot trust what it remembers. It starts again empty once LISTEN is back.
+ * - A revocation written through `queries` (the revocation endpoint) is applied here at once, so this replica
+ *   refuses the token from its next request; grant tombstones written elsewhere (the adapter, logout) reach it,
+ *   like every other replica, by notification.
  * - Bounded: remembered answers are evicted oldest first; a revoked set that outgrows its bound is dropped with
  *   every remembered answer (the database answers again), never trimmed.
  * @see RFC 7009 §2.1
@@ -28,6 +31,8 @@ const MAX_CHECKED = 10_000;
 const MAX_REVOKED = 100_000;
 
 export interface RevokedTokenCache {
+  /** Revoked-token queries whose check is answered from the cache and whose writes update it on commit. */
+  readonly queries: RevokedTokenQueries;
   /** Whether the token, or the grant it was issued under, is revoked. */
   isRevoked(token: RevocableToken): Promise<boolean>;
   /** Applies one notification: `j <exp> <jti>` or `g <exp> <grant id>` (exp in seconds); anything else drops all. */
@@ -41,7 +46,7 @@ export interface RevokedTokenCache {
 const jtiKey = (jti: string) => `j ${jti}`;
 const grantKey = (grantId: string) => `g ${grantId}`;
 
-export function createRevokedTokenCache(queries: Pick<RevokedTokenQueries, 'isAccessTokenRevoked'>, now: () => number = Date.now): RevokedTokenCache {
+export function createRevokedTokenCache(queries: RevokedTokenQueries, now: () => number = Date.now): RevokedTokenCache {
   /** Revoked jti and grant keys → when the revocation row expires (ms). */
   const revoked = new Map<string, number>();
   /** Tokens the database said were not revoked → the epoch of that answer. */
@@ -66,22 +71,32 @@ export function createRevokedTokenCache(queries: Pick<RevokedTokenQueries, 'isAc
     revoked.set(key, expiresAtMs);
   }
 
+  async function isRevoked(token: RevocableToken): Promise<boolean> {
+    if (!live) return queries.isAccessTokenRevoked(token);
+    if (knownRevoked(token)) return true;
+    const key = `${token.jti}\n${token.grantId ?? ''}`;
+    if (checked.get(key) === epoch) return false;
+    const started = epoch;
+    if (await queries.isAccessTokenRevoked(token)) return true;
+    // A notification may have arrived while the query ran: it wins over the answer.
+    if (knownRevoked(token)) return true;
+    if (live && epoch === started) {
+      if (checked.size >= MAX_CHECKED) checked.delete(checked.keys().next().value as string);
+      checked.set(key, started);
+    }
+    return false;
+  }
+
   return {
-    async isRevoked(token) {
-      if (!live) return queries.isAccessTokenRevoked(token);
-      if (knownRevoked(token)) return true;
-      const key = `${token.jti}\n${token.grantId ?? ''}`;
-      if (checked.get(key) === epoch) return false;
-      const started = epoch;
-      if (await queries.isAccessTokenRevoked(token)) return true;
-      // A notification may have arrived while the query ran: it wins over the answer.
-      if (knownRevoked(token)) return true;
-      if (live && epoch === started) {
-        if (checked.size >= MAX_CHECKED) checked.delete(checked.keys().next().value as string);
-        checked.set(key, started);
-      }
-      return false;
+    queries: {
+      ...queries,
+      isAccessTokenRevoked: isRevoked,
+      async insertRevokedToken(input) {
+        await queries.insertRevokedToken(input);
+        if (live) addRevoked(jtiKey(input.jti), input.expiresAt.getTime());
+      },
     },
+    isRevoked,
     notified(payload) {
       const match = /^([jg]) (\d+) (.+)$/s.exec(payload);
       if (!match) return reset();
