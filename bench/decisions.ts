@@ -16,13 +16,14 @@
  *
  * Environment: BENCH_DURATION (s, default 10; `--smoke`: 1), BENCH_CONNECTIONS (default 32), BENCH_DATABASE_URL
  * (default postgres://postgres@127.0.0.1:5432/test), BENCH_CORE (CPU for the server, default 0),
- * BENCH_KERYU_<NAME>=value (passed to the server as <NAME>).
+ * BENCH_KERYU_<NAME>=value (passed to the server as <NAME>), BENCH_CPU_PROF=1 (runs the server under --cpu-prof;
+ * the profile lands in bench/results/profiles/ and its summary is printed).
  * Results: bench/results/decisions.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,8 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { stringify } from 'yaml';
 import { freePort } from '../test/helpers/server.js';
+import { countPostgresDatabase, cpuSnapshot, cpuUse } from './lib/cpu.js';
+import { formatProfileSummary, latestProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { formatRss, rssMiB, sampleRssPeak } from './lib/rss.js';
 import { durationSeconds, KERYU_ENTRY, KERYU_ENTRY_NOTE, keryuExtraEnv, LIMITS_NOTE, SMOKE, THROUGHPUT_LIMITS } from './lib/settings.js';
 
@@ -41,7 +44,8 @@ const adminUrl = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/t
 const core = env.BENCH_CORE ?? '0';
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const CLIENT_SECRET = 'bench-client-secret-0123456789abcdef0123';
-
+const CPU_PROF = env.BENCH_CPU_PROF === '1';
+const profileDir = join(root, 'bench', 'results', 'profiles');
 
 function bootstrapDocument() {
   const levels = 5;
@@ -81,6 +85,10 @@ async function main() {
   url.pathname = `/${dbName}`;
   const dir = await mkdtemp(join(tmpdir(), 'keryu-bench-'));
   let child: ChildProcess | undefined;
+  const started = Date.now();
+  // Wall-clock times of the load and of the server's exit, so the profile summary covers the load only.
+  let load: { start: number; end: number } | undefined;
+  let exitedAt = 0;
   try {
     const port = await freePort();
     const origin = `http://127.0.0.1:${port}`;
@@ -90,7 +98,8 @@ async function main() {
     await writeFile(bootstrap, stringify(bootstrapDocument()));
 
     const pin = existsSync('/usr/bin/taskset') ? ['taskset', '-c', core] : [];
-    const argv = [...pin, process.execPath, ...KERYU_ENTRY];
+    const profileArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+    const argv = [...pin, process.execPath, ...profileArgs, ...KERYU_ENTRY];
     child = spawn(argv[0] as string, argv.slice(1), {
       cwd: root,
       env: {
@@ -172,12 +181,18 @@ async function main() {
 
     const idleMiB = await rssMiB(child.pid);
     const peak = sampleRssPeak(child.pid);
+    countPostgresDatabase(dbName);
+    const cpuBefore = await cpuSnapshot(child.pid, true);
+    const loadStart = Date.now();
     const result = await autocannon({
       url: `${origin}/api/auth/check/`,
       connections,
       duration,
       requests: bodies.map((b) => ({ method: 'POST' as const, path: '/api/auth/check/', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(b) })),
     });
+    load = { start: loadStart, end: Date.now() };
+    const cpu = cpuUse(cpuBefore, await cpuSnapshot(child.pid, true));
+    const perCheckMs = (seconds: number | undefined) => (seconds === undefined ? undefined : +((seconds * 1000) / Math.max(result.requests.total, 1)).toFixed(3));
     const rss = { idleMiB, peakMiB: await peak.stop() };
     const non2xx = result.non2xx + result.errors + result.timeouts;
     const summary = {
@@ -195,6 +210,12 @@ async function main() {
       latency_p99_ms: result.latency.p99,
       errors: non2xx,
       cold_check_ms: Number(coldMs.toFixed(1)),
+      // CPU per check, from /proc: unlike req/s, it holds when other work shares the machine. One core's capacity
+      // is 1000 / server_cpu_ms_per_check (the server alone, PostgreSQL is idle on a warm cache).
+      server_cpu_ms_per_check: perCheckMs(cpu.serverSeconds),
+      postgres_cpu_ms_per_check: perCheckMs(cpu.postgresSeconds),
+      checks_per_server_cpu_second: cpu.serverSeconds ? Math.round(result.requests.total / cpu.serverSeconds) : undefined,
+      machine_busy: cpu.machineBusy,
       target_rps: 20_000,
       at: new Date().toISOString(),
     };
@@ -212,11 +233,16 @@ async function main() {
       const exited = new Promise((r) => child?.once('exit', r));
       child.kill('SIGTERM');
       await exited;
+      exitedAt = Date.now();
     }
     await admin.unsafe(`drop database if exists ${dbName} with (force)`);
     await admin.end();
     await rm(dir, { recursive: true, force: true });
   }
+  // The profile is written when the server exits.
+  const profile = CPU_PROF ? await latestProfile(profileDir, started, child?.pid) : undefined;
+  const window = load && exitedAt ? { fromEndMs: exitedAt - load.start, toEndMs: exitedAt - load.end } : undefined;
+  if (profile) console.log(formatProfileSummary(profile, summarizeProfile(JSON.parse(await readFile(profile, 'utf8')), root, 30, window)));
 }
 
 main().catch((err: unknown) => {

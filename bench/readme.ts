@@ -53,6 +53,8 @@ interface DecisionsReport {
   cold_check_ms: number;
   errors: number;
   rss?: { idleMiB?: number; peakMiB?: number };
+  server_cpu_ms_per_check?: number;
+  checks_per_server_cpu_second?: number;
 }
 
 const TITLES: Record<string, string> = {
@@ -120,7 +122,8 @@ function block(tokens: TokenReport, auth: AuthReport, decisions: DecisionsReport
   );
   lines.push(
     `Decisions (\`bench/decisions.ts\`, server pinned to one core): ${decisions.requests_per_second} checks/s (p50 ${decisions.latency_p50_ms} ms, p99 ${decisions.latency_p99_ms} ms; ` +
-      `target 20,000), cold resolution ${decisions.cold_check_ms} ms; ${rss('RSS', decisions.rss)}.`,
+      `target 20,000)${decisions.server_cpu_ms_per_check === undefined ? '' : `, ${decisions.server_cpu_ms_per_check} ms of server CPU per check (${decisions.checks_per_server_cpu_second} checks per CPU-second)`}, ` +
+      `cold resolution ${decisions.cold_check_ms} ms; ${rss('RSS', decisions.rss)}.`,
   );
   lines.push('');
   lines.push(

@@ -30,7 +30,7 @@
  * any scenario, warm-ups included, 2 when the bench itself failed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, freemem, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -39,7 +39,7 @@ import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
 import { Browser, PASSWORD } from '../test/helpers/oidc.js';
 import { countPostgresDatabase, cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
-import { summarizeProfile, formatProfileSummary } from './lib/cpuprofile.js';
+import { formatProfileSummary, latestProfile, summarizeProfile } from './lib/cpuprofile.js';
 import {
   acquire,
   basicAuth,
@@ -601,17 +601,6 @@ function notes(results: ScenarioResult[]): string[] {
     }
   }
   return out;
-}
-
-/** The main thread's profile of process `pid` (a tsx loader thread writes one of its own). */
-async function latestProfile(dir: string, since: number, pid: number | undefined): Promise<string | undefined> {
-  const files = await readdir(dir).catch(() => [] as string[]);
-  let best: { file: string; mtime: number } | undefined;
-  for (const f of files.filter((f) => f.endsWith('.cpuprofile') && (pid === undefined || f.includes(`.${pid}.0.`)))) {
-    const mtime = (await stat(join(dir, f))).mtimeMs;
-    if (mtime >= since && (!best || mtime > best.mtime)) best = { file: join(dir, f), mtime };
-  }
-  return best?.file;
 }
 
 // ---------------------------------------------------------------------------------------------------------

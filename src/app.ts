@@ -34,6 +34,7 @@ import { userAdminRoutes } from './routes/api/users.js';
 import { auditRoutes } from './routes/api/audit.js';
 import { scheduleAuditSealing } from './jobs/audit-seal.js';
 import { syncClientMetadataCache } from './services/client-cache.js';
+import { createRevokedTokenCache, syncRevokedTokenCache } from './services/revoked-token-cache.js';
 import { syncDecisionCache } from './services/rbac/cache.js';
 import { firstPartySessionStrategy, personalTokenStrategy } from './plugins/first-party-bearer.js';
 import { canonicalPath, registerRateLimits } from './plugins/rate-limit.js';
@@ -131,7 +132,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.log.info({ summary }, 'bootstrap file applied');
   }
 
-  const revokedTokens = createRevokedTokenQueries(database.db);
+  // Revocation of JWT access tokens, answered from memory while notifications flow (API bearer, introspection).
+  const revokedTokenCache = createRevokedTokenCache(createRevokedTokenQueries(database.db));
   const metrics =
     config.metricsPort > 0
       ? createMetrics({
@@ -163,7 +165,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registerTokenEndpoints(provider, {
         issuer: config.issuer,
         publicJwks: { keys: keySet.jwks.keys.map(publicPart) },
-        revokedTokens,
+        revokedTokens: revokedTokenCache.queries,
         firstParty: services.sessions,
         audit: (event) => services.audit.record(event).catch((err: unknown) => app.log.error({ err, type: event.type }, 'audit event lost')),
       });
@@ -196,6 +198,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => stopRbacSync());
   const stopClientSync = await syncClientMetadataCache(services.clientCache, database, app.log);
   app.addHook('onClose', async () => stopClientSync());
+  const stopRevocationSync = await syncRevokedTokenCache(revokedTokenCache, database, app.log);
+  app.addHook('onClose', async () => stopRevocationSync());
   if (config.cleanupInterval > 0) {
     const stopCleanup = scheduleCleanup(database.db, config.cleanupInterval, app.log, (result) => {
       if (result.ran) metrics?.jobSucceeded('cleanup');
@@ -272,11 +276,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await registerApiConventions(app, { version: packageVersion });
   await app.register(authenticate, {
-    // First-party session tokens first: the OIDC JWT strategy leaves them alone (their session is checked).
+    // Provider JWTs first: the hot path of relying services, answered from memory once verified. The OIDC JWT
+    // strategy leaves first-party session tokens alone without verifying them (their session is checked).
     strategies: [
+      oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience, isRevoked: (token) => revokedTokenCache.isRevoked(token) }),
       firstPartySessionStrategy(services.sessions),
       personalTokenStrategy(services.sessions),
-      oidcJwtAccessTokenStrategy(host, { issuer: config.issuer, audience: config.apiAudience, isRevoked: (token) => revokedTokens.isAccessTokenRevoked(token) }),
     ],
   });
 

@@ -1,4 +1,6 @@
 /** Reads a V8 .cpuprofile (node --cpu-prof): where the on-CPU time went, by function and by package. */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
 interface CallFrame {
   functionName: string;
@@ -64,7 +66,11 @@ function locationOf(frame: CallFrame, root: string): string {
   return `${path}:${frame.lineNumber + 1}`;
 }
 
-export function summarizeProfile(profile: CpuProfile, projectRoot: string, top = 30): ProfileSummary {
+/**
+ * `window`: only the samples taken between `fromEndMs` and `toEndMs` before the profile ended (a profile runs from
+ * start-up to exit; the caller knows when its load ran relative to the process's exit, start-up excluded).
+ */
+export function summarizeProfile(profile: CpuProfile, projectRoot: string, top = 30, window?: { fromEndMs: number; toEndMs: number }): ProfileSummary {
   const root = projectRoot.endsWith('/') ? projectRoot : `${projectRoot}/`;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -80,8 +86,12 @@ export function summarizeProfile(profile: CpuProfile, projectRoot: string, top =
   let totalUs = 0;
   let idleUs = 0;
 
+  const windowUs = window && { from: profile.endTime - window.fromEndMs * 1000, to: profile.endTime - window.toEndMs * 1000 };
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     const us = profile.timeDeltas[i] ?? 0;
+    at += us;
+    if (windowUs && (at < windowUs.from || at > windowUs.to)) continue;
     const node = byId.get(profile.samples[i]!);
     if (!node || us <= 0) continue;
     totalUs += us;
@@ -145,4 +155,15 @@ export function formatProfileSummary(file: string, s: ProfileSummary, top = 25):
     ...s.topInclusiveProject.slice(0, 15).map((f) => `    ${f.pct.toFixed(1).padStart(5)} %  ${f.function}  ${f.location}`),
   ];
   return lines.join('\n');
+}
+
+/** The main thread's profile of process `pid` (a tsx loader thread writes one of its own). */
+export async function latestProfile(dir: string, since: number, pid: number | undefined): Promise<string | undefined> {
+  const files = await readdir(dir).catch(() => [] as string[]);
+  let best: { file: string; mtime: number } | undefined;
+  for (const f of files.filter((f) => f.endsWith('.cpuprofile') && (pid === undefined || f.includes(`.${pid}.0.`)))) {
+    const mtime = (await stat(join(dir, f))).mtimeMs;
+    if (mtime >= since && (!best || mtime > best.mtime)) best = { file: join(dir, f), mtime };
+  }
+  return best?.file;
 }

@@ -4,25 +4,34 @@
  * provider's keys, naming that audience. A token a relying party holds for userinfo or for another
  * resource is refused here, so no relying party can call the management APIs with its users' tokens
  * (confused deputy). A token revoked at the revocation endpoint, or whose grant was revoked, is refused on
- * every replica: the shared revocation state is read on every request, cached signature check or not.
- * First-party session tokens are checked against their session instead.
+ * every replica: revocation is checked on every request, cached signature check or not (against each
+ * replica's revocation cache, kept by notifications: services/revoked-token-cache.ts).
+ * First-party session tokens are checked against their session instead: this strategy leaves them alone
+ * without verifying them, so it can be tried first at no cost to them.
  */
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { BearerStrategy, Principal } from '../plugins/authenticate.js';
+import type { RevocableToken } from '../queries/revoked-tokens.js';
 import { FIRST_PARTY_CLIENT_ID } from '../services/access-tokens.js';
 import type { ProviderHost } from './provider-host.js';
 import { GRANT_ID_CLAIM } from './token-endpoints.js';
 
-/** What identifies a JWT's revocation: its own id, and the grant it was issued under. */
-interface Revocable {
-  jti: string;
-  grantId?: string | undefined;
-}
-
 interface VerifiedJwt {
   principal: Principal;
   exp: number | undefined;
-  revocable: Revocable;
+  revocable: RevocableToken;
+}
+
+/**
+ * Whether the token claims to be a first-party session token (unverified: only to skip it; the session strategy
+ * verifies it, and a token that lies about its client fails there).
+ */
+function claimsFirstParty(token: string): boolean {
+  try {
+    return decodeJwt(token).client_id === FIRST_PARTY_CLIENT_ID;
+  } catch {
+    return false;
+  }
 }
 
 const scopesOf = (scope: unknown) => new Set(typeof scope === 'string' && scope ? scope.split(' ') : []);
@@ -35,19 +44,19 @@ const MAX_VERIFIED_JWTS = 10_000;
 
 export function oidcJwtAccessTokenStrategy(
   host: ProviderHost,
-  options: { issuer: string; audience: string; isRevoked(token: Revocable): Promise<boolean> },
+  options: { issuer: string; audience: string; isRevoked(token: RevocableToken): Promise<boolean> },
 ): BearerStrategy & { verifyUncached(token: string): Promise<VerifiedJwt | undefined> } {
   const verified = new Map<string, VerifiedJwt & { exp: number }>();
   const unlessRevoked = async (found: VerifiedJwt) => ((await options.isRevoked(found.revocable)) ? undefined : found.principal);
   return {
     name: 'oidc-jwt',
     async verify(token) {
-      if (token.split('.').length !== 3) return undefined;
       const hit = verified.get(token);
       if (hit) {
         if (hit.exp > Date.now() / 1000) return unlessRevoked(hit);
         verified.delete(token);
       }
+      if (token.split('.').length !== 3 || claimsFirstParty(token)) return undefined;
       const found = await this.verifyUncached(token);
       if (!found) return undefined;
       if (found.exp !== undefined) {
