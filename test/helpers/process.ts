@@ -47,7 +47,8 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
-  const deadline = Date.now() + 30_000;
+  // Generous: on a busy machine (concurrent test files, tsx compiling the app) a start can take 20 s and more.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server process exited early:\n${log}`);
     try {
