@@ -37,7 +37,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { runCli } from '../src/cli.js';
-import { Browser, PASSWORD } from '../test/helpers/oidc.js';
+import { TEST_PASSWORD as PASSWORD } from '../test/helpers/defaults.js';
+import { Browser } from '../test/helpers/oidc.js';
 import { countPostgresDatabase, cpuSnapshot, cpuUse, machineLoad, type CpuUse } from './lib/cpu.js';
 import { formatProfileSummary, latestProfile, summarizeProfile } from './lib/cpuprofile.js';
 import {

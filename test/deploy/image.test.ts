@@ -11,7 +11,8 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import t from 'tap';
 import { onPostgres } from '../helpers/db.js';
-import { freePort, TEST_SECRET } from '../helpers/server.js';
+import { TEST_SECRET } from '../helpers/defaults.js';
+import { freePort } from '../helpers/ports.js';
 import { createEmptyDatabase, waitFor } from '../helpers/replicas.js';
 import { buildRuntimeTree, type RuntimeTree } from './dockerfile.js';
 

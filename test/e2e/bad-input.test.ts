@@ -8,13 +8,13 @@ import t from 'tap';
 import { and, eq } from 'drizzle-orm';
 import * as client from 'openid-client';
 import { oidcPayloads } from '../../src/db/schema/index.js';
+import { createUserQueries } from '../../src/queries/users.js';
 import {
   authorizeThroughForms,
   Browser,
   discover,
   hiddenField,
   oauthError,
-  PASSWORD,
   REDIRECT_URI,
   recordResponses,
   seedClient,
@@ -22,8 +22,9 @@ import {
   type SeededClient,
 } from '../helpers/oidc.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
-const ALICE = { email: 'alice@example.com', password: PASSWORD };
+const ALICE = { email: 'alice@example.com', password: TEST_PASSWORD };
 
 /** The type of a subtest's `t` (the last overload of t.test takes only the callback). */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -395,7 +396,7 @@ t.test('bad input', async (t) => {
 
     await t.test('wrong password, unknown email and disabled account look the same', async (t) => {
       const disabled = await seedUser(server, 'mallory@example.com');
-      await server.app.keryu.services.providerDeps.users.updateUser(disabled.id, { disabled: true });
+      await createUserQueries(server.app.keryu.database.db).updateUser(disabled.id, { disabled: true });
       const login = await openLogin();
 
       const attempt = async (email: string, password: string) => {
@@ -406,7 +407,7 @@ t.test('bad input', async (t) => {
       };
       const wrongPassword = await attempt('alice@example.com', 'not the right password');
       const unknown = await attempt('nobody@example.com', 'not the right password');
-      const locked = await attempt('mallory@example.com', PASSWORD);
+      const locked = await attempt('mallory@example.com', TEST_PASSWORD);
 
       t.equal(wrongPassword.res.status, 401, 'wrong password: 401');
       t.equal(unknown.res.status, wrongPassword.res.status, 'unknown email: same status');

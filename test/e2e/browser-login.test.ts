@@ -9,8 +9,9 @@
 import tap from 'tap';
 import * as client from 'openid-client';
 import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
-import { authorizationRequest as newAuthorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest as newAuthorizationRequest, discover, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const GENERIC_ERROR = 'The email or password is incorrect.';
 
@@ -37,7 +38,7 @@ tap.test('authorization code + PKCE in a real browser', { skip: SKIP_WITHOUT_CHR
     t.equal(await page.title(), 'Sign in · keryu-auth', 'titled Sign in');
 
     await page.getByLabel('Email').fill('alice@example.com');
-    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
     const allow = page.getByRole('button', { name: 'Allow', exact: true });
@@ -93,14 +94,14 @@ tap.test('authorization code + PKCE in a real browser', { skip: SKIP_WITHOUT_CHR
 
     // An unknown account gets exactly the same message.
     await page.getByLabel('Email').fill('nobody@example.com');
-    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByLabel('Email').and(page.locator('[value="nobody@example.com"]')).waitFor();
     t.equal((await page.getByRole('alert').textContent())?.trim(), GENERIC_ERROR, 'an unknown email gets the same message');
 
     // And the right password still works from the error page.
     await page.getByLabel('Email').fill('alice@example.com');
-    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('button', { name: 'Allow', exact: true }).waitFor();
     t.pass('after a failure, the right password reaches the consent page');

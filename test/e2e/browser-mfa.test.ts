@@ -15,12 +15,13 @@ import * as client from 'openid-client';
 import type { Page } from 'playwright-core';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
-import { authorizationRequest, discover, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest, discover, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { enrolTotpFor } from '../helpers/mfa.js';
 import { operator } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startTwilioServer } from '../helpers/twilio.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) => {
   const smtp = await startSmtpServer();
@@ -50,7 +51,7 @@ tap.test('MFA steps of the login interaction in a real browser', { skip: SKIP_WI
     const { url, verifier, state, nonce } = await authorizationRequest(config, { scope: 'openid email' });
     await page.goto(url.href);
     await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     return { verifier, state, nonce };
   }

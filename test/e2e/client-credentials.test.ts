@@ -5,6 +5,7 @@
 import { and, eq } from 'drizzle-orm';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
+import { createClientQueries } from '../../src/queries/clients.js';
 import * as client from 'openid-client';
 import { discover, oauthError, recordResponses, seedClient } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
@@ -17,7 +18,7 @@ t.test('client credentials', async (t) => {
 
   t.test('a machine client is registered without redirect URIs or response types', async (t) => {
     t.ok(machine.clientSecret, 'a secret was generated');
-    const stored = await server.app.keryu.services.providerDeps.clients.findClientMetadataById(machine.clientId);
+    const stored = await createClientQueries(server.app.keryu.database.db).findClientMetadataById(machine.clientId);
     t.same(stored?.response_types, [], 'response_types derived empty');
     t.same(stored?.redirect_uris, [], 'no redirect URIs');
     t.same(stored?.grant_types, ['client_credentials']);

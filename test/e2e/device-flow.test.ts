@@ -4,11 +4,12 @@
  */
 import t from 'tap';
 import * as client from 'openid-client';
-import { Browser, discover, hiddenField, oauthError, PASSWORD, seedClient, seedUser } from '../helpers/oidc.js';
+import { Browser, discover, hiddenField, oauthError, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-const ALICE = { email: 'alice@example.com', password: PASSWORD };
+const ALICE = { email: 'alice@example.com', password: TEST_PASSWORD };
 
 function formAction(html: string, formId: string): string {
   const match = new RegExp(`<form id="${formId.replace('.', '\\.')}"[^>]*action="([^"]+)"`).exec(html);

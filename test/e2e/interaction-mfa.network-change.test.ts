@@ -7,8 +7,9 @@ import t, { type Test } from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
 import { enrolTotpFor } from '../helpers/mfa.js';
-import { authorizationRequest, Browser, discover, hiddenField, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest, Browser, discover, hiddenField, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const form = (browser: Browser, url: string, fields: Record<string, string>, ip: string) =>
   browser.fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip }, body: new URLSearchParams(fields).toString() });
@@ -30,7 +31,7 @@ async function signInFromWifi(t: Test, env: Record<string, string>) {
   }
   const uid = new URL(url).pathname.split('/').pop()!;
   const csrf = hiddenField(await res.text(), 'csrf');
-  const password = await form(browser, `${server.origin}/interaction/${uid}/login`, { csrf, email: 'alice@example.com', password: PASSWORD }, '203.0.113.7');
+  const password = await form(browser, `${server.origin}/interaction/${uid}/login`, { csrf, email: 'alice@example.com', password: TEST_PASSWORD }, '203.0.113.7');
   t.equal(password.status, 303, 'the password step passes on Wi-Fi');
   const events = async () => {
     await server.app.keryu.services.audit.flush();

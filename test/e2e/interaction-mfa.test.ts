@@ -12,10 +12,11 @@ import * as client from 'openid-client';
 import t from 'tap';
 import { auditEvents, oidcPayloads, users } from '../../src/db/schema/index.js';
 import { manualClock, NO_RATE_LIMITS } from '../helpers/auth.js';
-import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, oauthError, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { enrolTotpFor } from '../helpers/mfa.js';
 import { operator } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 type UserRow = Awaited<ReturnType<typeof seedUser>>;
 
@@ -81,7 +82,7 @@ t.test('the interaction after the password', async (t) => {
     const loginPage = await follow(browser, request.url);
     const uid = new URL(loginPage.url).pathname.split('/').pop() ?? '';
     const csrf = hiddenField(loginPage.html, 'csrf');
-    const res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf, email, password: PASSWORD });
+    const res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf, email, password: TEST_PASSWORD });
     if (res.status !== 303) throw new Error(`password step answered ${res.status}`);
     const location = new URL(res.headers.get('location') ?? '', server.origin);
     return { request, uid, csrf, location, page: await follow(browser, location.toString()) };
@@ -143,7 +144,7 @@ t.test('the interaction after the password', async (t) => {
     // The whole login, done properly, still works.
     const next = new URL(resumed.url).pathname.split('/').pop() ?? '';
     const nextCsrf = hiddenField(resumed.html, 'csrf');
-    const codePage = await submit(browser, server.origin, `/interaction/${next}/login`, { csrf: nextCsrf, email: 'pending@example.com', password: PASSWORD });
+    const codePage = await submit(browser, server.origin, `/interaction/${next}/login`, { csrf: nextCsrf, email: 'pending@example.com', password: TEST_PASSWORD });
     t.match(codePage.html, '<label for="code">Code</label>');
     const consentPage = await submit(browser, server.origin, `/interaction/${next}/verify`, { csrf: nextCsrf, method: 'totp', code: await totp() });
     t.equal(consentPage.postStatus, 303, 'the right code answers 303');
@@ -275,7 +276,7 @@ t.test('the interaction after the password', async (t) => {
     t.equal(page.status, 200);
     t.match(page.html, 'name="password"', 'the interaction shows the password page again');
 
-    const again = await submit(browser, server.origin, `/interaction/${uid}/login`, { csrf, email: 'slow@example.com', password: PASSWORD });
+    const again = await submit(browser, server.origin, `/interaction/${uid}/login`, { csrf, email: 'slow@example.com', password: TEST_PASSWORD });
     t.match(again.html, '<label for="code">Code</label>', 'a new password attempt opens a new step');
     const done = await submit(browser, server.origin, `/interaction/${uid}/verify`, { csrf, method: 'totp', code: await totp() });
     t.match(done.html, 'Allow access?', 'which completes');
@@ -287,7 +288,7 @@ t.test('the interaction after the password', async (t) => {
     const browser = new Browser();
     const loginPage = await follow(browser, (await authorization()).url);
     const uid = new URL(loginPage.url).pathname.split('/').pop() ?? '';
-    const res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf: hiddenField(loginPage.html, 'csrf'), email: 'reset@example.com', password: PASSWORD });
+    const res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf: hiddenField(loginPage.html, 'csrf'), email: 'reset@example.com', password: TEST_PASSWORD });
     t.equal(res.status, 403);
     const html = await res.text();
     t.match(html, 'Reset your password to sign in');
@@ -299,7 +300,7 @@ t.test('the interaction after the password', async (t) => {
     const user = await seedUser(server, 'sso@example.com');
     const browser = new Browser();
     const first = await authorization({ prompt: 'consent' });
-    const callback = await authorizeThroughForms(server, first.url, { email: 'sso@example.com', password: PASSWORD }, browser);
+    const callback = await authorizeThroughForms(server, first.url, { email: 'sso@example.com', password: TEST_PASSWORD }, browser);
     const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
     t.same(tokens.claims()?.amr, ['pwd'], 'no factor yet: a password login');
 
@@ -325,7 +326,7 @@ t.test('the interaction after the password', async (t) => {
     t.match(page.html, 'name="password"', 'which asks for the password again');
     const uid = new URL(page.url).pathname.split('/').pop() ?? '';
     const csrf = hiddenField(page.html, 'csrf');
-    const codePage = await submit(browser, server.origin, `/interaction/${uid}/login`, { csrf, email: 'sso@example.com', password: PASSWORD });
+    const codePage = await submit(browser, server.origin, `/interaction/${uid}/login`, { csrf, email: 'sso@example.com', password: TEST_PASSWORD });
     t.match(codePage.html, '<label for="code">Code</label>', 'then for the code');
     const done = await submit(browser, server.origin, `/interaction/${uid}/verify`, { csrf, method: 'totp', code: await totp() });
     t.ok(done.url.startsWith(REDIRECT_URI), 'consent was given before: straight to the callback');
@@ -338,7 +339,7 @@ t.test('the interaction after the password', async (t) => {
     const user = await seedUser(server, 'role@example.com');
     const browser = new Browser();
     const first = await authorization({ prompt: 'consent' });
-    const callback = await authorizeThroughForms(server, first.url, { email: 'role@example.com', password: PASSWORD }, browser);
+    const callback = await authorizeThroughForms(server, first.url, { email: 'role@example.com', password: TEST_PASSWORD }, browser);
     t.ok(callback.searchParams.get('code'));
     const silent = async () => new URL((await follow(browser, (await authorization({ prompt: 'none' })).url)).url);
     t.ok((await silent()).searchParams.get('code'), 'SSO before the role');

@@ -5,11 +5,13 @@
 import t from 'tap';
 import * as client from 'openid-client';
 import { clients } from '../../src/db/schema/index.js';
+import { createClientQueries } from '../../src/queries/clients.js';
 import { bootstrapSchema } from '../../src/services/bootstrap.js';
-import { authorizeThroughForms, discover, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizeThroughForms, discover, oauthError, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
-const ALICE = { email: 'alice@example.com', password: PASSWORD };
+const ALICE = { email: 'alice@example.com', password: TEST_PASSWORD };
 
 t.test('PKCE opt-out', async (t) => {
   const server = await startServer();
@@ -64,7 +66,7 @@ t.test('PKCE opt-out', async (t) => {
       () => bootstrapSchema.parse({ clients: [{ client_id: 'spa-no-pkce', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT_URI], require_pkce: false }] }),
       'a bootstrap file declaring it is invalid',
     );
-    t.equal(await server.app.keryu.services.providerDeps.clients.findClientById('spa-no-pkce'), undefined, 'nothing was stored');
+    t.equal(await createClientQueries(server.app.keryu.database.db).findClientById('spa-no-pkce'), undefined, 'nothing was stored');
   });
 
   t.test('a public client row with require_pkce:false written behind the service still needs PKCE', async (t) => {

@@ -4,8 +4,9 @@
  */
 import t from 'tap';
 import * as client from 'openid-client';
-import { authorizeThroughForms, discover, loginWithCode, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizeThroughForms, discover, loginWithCode, oauthError, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 t.test('refresh tokens', async (t) => {
   const server = await startServer();
@@ -99,7 +100,7 @@ t.test('refresh tokens', async (t) => {
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
     });
-    const callback = await authorizeThroughForms(server, url, { email: 'alice@example.com', password: PASSWORD });
+    const callback = await authorizeThroughForms(server, url, { email: 'alice@example.com', password: TEST_PASSWORD });
     const stolen = await oauthError(client.authorizationCodeGrant(configB, callback, { pkceCodeVerifier: verifier, idTokenExpected: true }));
     t.equal(stolen.error, 'invalid_grant', 'client B cannot redeem client A code');
   });

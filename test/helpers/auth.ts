@@ -2,8 +2,7 @@
  * Helpers for the first-party auth API tests: JSON requests, a seeded user, a login.
  */
 import type { TestServer } from './server.js';
-
-export const AUTH_PASSWORD = 'correct horse battery staple';
+import { TEST_PASSWORD } from './defaults.js';
 
 export interface JsonResponse<T = Record<string, unknown>> {
   status: number;
@@ -43,12 +42,12 @@ export interface Pair {
   session_id: string;
 }
 
-export async function seedAuthUser(server: TestServer, email = 'alice@example.com', password = AUTH_PASSWORD) {
+export async function seedAuthUser(server: TestServer, email = 'alice@example.com', password = TEST_PASSWORD) {
   return server.app.keryu.services.users.createUser({ email, password, name: 'Alice', emailVerified: true }, { type: 'system' });
 }
 
 export async function login(server: { origin: string }, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Pair> {
-  const res = await api<Pair>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD, ...body }, headers });
+  const res = await api<Pair>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD, ...body }, headers });
   if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }

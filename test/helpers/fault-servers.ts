@@ -8,8 +8,8 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import postgres from 'postgres';
-import { freePort } from './server.js';
+import { createDatabase } from './db.js';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -71,10 +71,7 @@ export async function startPostgresCluster(bin: string): Promise<PostgresCluster
 
 /** Creates a database on the cluster and returns its URL. */
 export async function createClusterDatabase(cluster: PostgresCluster, name: string): Promise<string> {
-  const admin = postgres(cluster.url(), { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  return cluster.url(name);
+  return (await createDatabase(cluster.url(), { name })).url;
 }
 
 export interface RedisServer {

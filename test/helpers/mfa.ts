@@ -7,10 +7,11 @@ import { generate } from 'otplib';
 import type { Test } from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
 import type { UserRow } from '../../src/queries/users.js';
-import { api, AUTH_PASSWORD, manualClock, NO_RATE_LIMITS, seedAuthUser, type JsonResponse, type Pair } from './auth.js';
+import { api, manualClock, NO_RATE_LIMITS, seedAuthUser, type JsonResponse, type Pair } from './auth.js';
 import { startServer, type TestServer } from './server.js';
 import { startSmtpServer, type ReceivedMail } from './smtp.js';
 import { startTwilioServer } from './twilio.js';
+import { TEST_PASSWORD } from './defaults.js';
 
 export interface Challenge {
   mfa_required: true;
@@ -44,7 +45,7 @@ export type MfaServer = Awaited<ReturnType<typeof startMfaServer>>;
 export const from = (ip: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': ip, ...headers });
 
 export function loginAs(server: TestServer, email: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<JsonResponse<LoginAnswer>> {
-  return api<LoginAnswer>(server, 'POST', '/api/auth/login/', { body: { email, password: AUTH_PASSWORD, ...extra }, headers });
+  return api<LoginAnswer>(server, 'POST', '/api/auth/login/', { body: { email, password: TEST_PASSWORD, ...extra }, headers });
 }
 
 export function verify(server: TestServer, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<JsonResponse<LoginAnswer>> {

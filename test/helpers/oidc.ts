@@ -4,8 +4,8 @@
  */
 import * as client from 'openid-client';
 import type { TestServer } from './server.js';
+import { TEST_PASSWORD } from './defaults.js';
 
-export const PASSWORD = 'correct horse battery staple';
 export const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
 /** Remembers cookies per name (path scoping is not needed for these flows: names are unique). */
@@ -114,7 +114,7 @@ export interface SeededClient {
   clientSecret: string | undefined;
 }
 
-export async function seedUser(server: TestServer, email = 'alice@example.com', password = PASSWORD) {
+export async function seedUser(server: TestServer, email = 'alice@example.com', password = TEST_PASSWORD) {
   return server.app.keryu.services.users.createUser({ email, password, name: 'Alice', emailVerified: true }, { type: 'system' });
 }
 
@@ -157,7 +157,7 @@ export async function loginWithCode(
   };
   if (options.resource) params.resource = options.resource;
   const url = client.buildAuthorizationUrl(config, params);
-  const callback = await authorizeThroughForms(server, url, { email: options.email ?? 'alice@example.com', password: options.password ?? PASSWORD }, options.browser);
+  const callback = await authorizeThroughForms(server, url, { email: options.email ?? 'alice@example.com', password: options.password ?? TEST_PASSWORD }, options.browser);
   const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
   return { tokens, callback, verifier };
 }

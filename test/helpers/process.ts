@@ -3,7 +3,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort, TEST_SECRET } from './server.js';
+import { testServerEnv } from './defaults.js';
+import { freePort } from './ports.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -31,19 +32,11 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
     cwd: root,
     env: {
       PATH: process.env.PATH,
-      NODE_ENV: 'test',
-      PORT: String(port),
-      HOST: '127.0.0.1',
+      ...testServerEnv(port),
       ISSUER: issuer,
       DATABASE_URL: options.databaseUrl,
-      KERYU_SECRET: TEST_SECRET,
+      // A replica's warnings and errors are kept (output()) to explain a failed start.
       LOG_LEVEL: 'warn',
-      KEY_REFRESH_INTERVAL: '1',
-      // As in startServer: the new-device and new-IP checks are off unless a test turns them on.
-      DEVICE_VERIFICATION: 'off',
-      IP_VERIFICATION: 'off',
-      // Tests stop replicas at once; the shutdown test sets its own delay.
-      SHUTDOWN_DELAY: '0',
       ...options.env,
       METRICS_PORT: metricsPort,
     },
@@ -54,7 +47,8 @@ export async function startServerProcess(options: { databaseUrl: string; issuer?
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
-  const deadline = Date.now() + 30_000;
+  // Generous: on a busy machine (concurrent test files, tsx compiling the app) a start can take 20 s and more.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server process exited early:\n${log}`);
     try {

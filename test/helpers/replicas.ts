@@ -3,13 +3,12 @@
  * `keryu` CLI in-process, raw protocol requests to a given replica, JWT/JWKS inspection, and an empty
  * (unmigrated) database for migration tests.
  */
-import { randomBytes, verify as verifySignature, createPublicKey, type JsonWebKey } from 'node:crypto';
+import { verify as verifySignature, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { Readable } from 'node:stream';
-import postgres from 'postgres';
 import { runCli } from '../../src/cli.js';
-import { testDatabaseUrl } from './db.js';
+import { createDatabase, testDatabaseUrl, type CreatedDatabase } from './db.js';
+import { testCliEnv } from './defaults.js';
 import { startServerProcess, type ServerProcess } from './process.js';
-import { TEST_SECRET } from './server.js';
 
 export interface CliResult {
   code: number;
@@ -19,7 +18,7 @@ export interface CliResult {
 
 /** The environment a replica's operator would give `keryu`: same database, same root secret. */
 export function cliEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { NODE_ENV: 'test', DATABASE_URL: databaseUrl, KERYU_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...extra };
+  return { ...testCliEnv(databaseUrl), ...extra };
 }
 
 /** Runs `keryu ARGV` in this process and captures what it prints. */
@@ -152,24 +151,9 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs:
 }
 
 /** A new, empty PostgreSQL database (no migrations applied) on the TEST_DATABASE_URL server. */
-export async function createEmptyDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+export async function createEmptyDatabase(): Promise<CreatedDatabase> {
   if (!testDatabaseUrl) throw new Error('createEmptyDatabase needs TEST_DATABASE_URL');
-  const admin = testDatabaseUrl;
-  const name = `keryu_test_${randomBytes(6).toString('hex')}`;
-  const sql = postgres(admin, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`create database ${name}`);
-  await sql.end();
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const cleanup = postgres(admin, { max: 1, onnotice: () => {} });
-      await cleanup.unsafe(`drop database if exists ${name} with (force)`);
-      await cleanup.end();
-    },
-  };
+  return createDatabase(testDatabaseUrl);
 }
 
 export type { ServerProcess };

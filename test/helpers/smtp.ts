@@ -3,7 +3,7 @@
  * mail the service sent, as a mail client would.
  */
 import { SMTPServer } from 'smtp-server';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 
 export interface ReceivedMail {
   to: string[];

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 
 export interface ReceivedSms {
   to: string;

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 
 export interface ReceivedWebhook {
   id: string;

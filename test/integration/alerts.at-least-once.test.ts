@@ -11,11 +11,12 @@ import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { selectRows } from '../../src/db/client.js';
 import type { AlertCandidate } from '../../src/services/alerts/catalogue.js';
-import { api, manualClock, seedAuthUser, AUTH_PASSWORD } from '../helpers/auth.js';
+import { api, manualClock, seedAuthUser } from '../helpers/auth.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/replicas.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -59,7 +60,7 @@ t.test('a receiver down, then answering 500, gets every alert once it is back', 
 
   // A login is not slowed or blocked by a receiver that is down: delivery is off the request path.
   await seedAuthUser(server);
-  t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD } })).status, 200);
+  t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD } })).status, 200);
 
   await receiver.up();
   receiver.error();

@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { selectRows } from '../../src/db/client.js';
-import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
+import { api, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
 import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { sealAll } from '../helpers/audit.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -150,7 +151,7 @@ t.test('every rule fires on its trigger, not below it, and every alert arrives s
     t.equal((await api(server, 'GET', '/api/auth/alerts/')).status, 401);
     t.equal((await listed.api('GET', '/api/auth/alerts/?type=nope')).status, 400);
   });
-  void AUTH_PASSWORD;
+  void TEST_PASSWORD;
 });
 
 t.test('rate_limit_exceeded: one alert per limit and key per window, not one per request', async (t) => {

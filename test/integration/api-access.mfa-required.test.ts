@@ -11,6 +11,7 @@ import { enrolTotpFor, verify } from '../helpers/mfa.js';
 import { discover, loginWithCode, seedClient, seedUser } from '../helpers/oidc.js';
 import { apiClient, assignRoles, serviceAccount } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 t.test('permissions of an mfa_required role need a sign-in with a second factor', async (t) => {
   const clock = manualClock();
@@ -49,7 +50,7 @@ t.test('permissions of an mfa_required role need a sign-in with a second factor'
 
   // Signing in again with the second factor restores access.
   const totp = await enrolTotpFor(server, alice, clock);
-  const challenge = await api<{ challenge_id: string; methods: string[] }>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: 'correct horse battery staple' } });
+  const challenge = await api<{ challenge_id: string; methods: string[] }>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD } });
   t.ok(challenge.body.challenge_id, 'the sign-in asks for the second factor');
   const passed = await verify(server, { challenge_id: challenge.body.challenge_id, method: 'totp', code: await totp() });
   t.equal(passed.status, 200);

@@ -9,9 +9,10 @@
 import * as client from 'openid-client';
 import t from 'tap';
 import { API_SCOPES } from '../../src/services/api-scopes.js';
-import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, loginWithCode, oauthError, PASSWORD, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { authorizationRequest, authorizeThroughForms, Browser, discover, hiddenField, loginWithCode, oauthError, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { apiClient, assignRoles, serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 t.test('the API resource goes only to first-party clients and service accounts, within their scopes', async (t) => {
   const server = await startServer();
@@ -25,7 +26,7 @@ t.test('the API resource goes only to first-party clients and service accounts, 
     const rp = await seedClient(server);
     const config = await discover(server, rp);
     const { url } = await authorizationRequest(config, { resource: API, scope: allScopes, prompt: 'consent' });
-    const callback = await authorizeThroughForms(server, url, { email: 'admin@example.com', password: PASSWORD });
+    const callback = await authorizeThroughForms(server, url, { email: 'admin@example.com', password: TEST_PASSWORD });
     t.equal(callback.origin + callback.pathname, REDIRECT_URI);
     t.equal(callback.searchParams.get('error'), 'invalid_target', 'refused before any sign-in or consent');
     t.notOk(callback.searchParams.get('code'), 'no code');
@@ -42,7 +43,7 @@ t.test('the API resource goes only to first-party clients and service accounts, 
       code_challenge_method: 'S256',
       prompt: 'consent',
     });
-    const callback = await authorizeThroughForms(server, url, { email: 'admin@example.com', password: PASSWORD });
+    const callback = await authorizeThroughForms(server, url, { email: 'admin@example.com', password: TEST_PASSWORD });
     const failure = await oauthError(client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier }, { resource: API }));
     t.equal(failure.error, 'invalid_target', 'the code exchange refuses the API resource');
 
@@ -95,7 +96,7 @@ t.test('the API resource goes only to first-party clients and service accounts, 
     let location = new URL(res.headers.get('location')!, url);
     res = await browser.fetch(location);
     const uid = location.pathname.split('/').pop()!;
-    res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf: hiddenField(await res.text(), 'csrf'), email: 'admin@example.com', password: PASSWORD });
+    res = await browser.postForm(`${server.origin}/interaction/${uid}/login`, { csrf: hiddenField(await res.text(), 'csrf'), email: 'admin@example.com', password: TEST_PASSWORD });
     location = new URL(res.headers.get('location')!, url);
     for (let i = 0; i < 5 && !location.pathname.startsWith('/interaction/'); i++) {
       res = await browser.fetch(location);

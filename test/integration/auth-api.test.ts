@@ -6,8 +6,9 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { generate } from 'otplib';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
-import { api, AUTH_PASSWORD, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
+import { api, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 async function events(server: TestServer) {
   await server.app.keryu.services.audit.flush();
@@ -19,7 +20,7 @@ t.test('login, list, refresh and logout', async (t) => {
   t.teardown(() => server.close());
   const user = await seedAuthUser(server);
 
-  const res = await api<Pair>(server, 'POST', '/api/auth/login/', { body: { email: ' Alice@Example.com ', password: AUTH_PASSWORD, device_name: 'Work laptop' } });
+  const res = await api<Pair>(server, 'POST', '/api/auth/login/', { body: { email: ' Alice@Example.com ', password: TEST_PASSWORD, device_name: 'Work laptop' } });
   t.equal(res.status, 200);
   t.equal(res.headers.get('cache-control'), 'no-store');
   const pair = res.body;
@@ -89,7 +90,7 @@ t.test('wrong credentials and malformed input', async (t) => {
     'oversized body',
   );
   t.match(await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: 'x'.repeat(2000) } }), { status: 400 }, 'password over 1024');
-  t.match(await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD, device_id: 'has spaces in it' } }), { status: 400 });
+  t.match(await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD, device_id: 'has spaces in it' } }), { status: 400 });
   t.match(await api(server, 'POST', '/api/auth/refresh/', { body: { refresh_token: 'krt_unknown' } }), { status: 401, body: { error: 'invalid_token' } });
   t.match(await api(server, 'POST', '/api/auth/refresh/', { body: { refresh_token: 'x'.repeat(600) } }), { status: 400 });
   t.match(await api(server, 'GET', '/api/auth/login/'), { status: 405 }, 'unsupported method');
@@ -226,7 +227,7 @@ t.test('a further check (the verify step)', async (t) => {
   clock.advance(30);
   const start = async (deviceId?: string) => {
     const res = await api<{ mfa_required: boolean; challenge_id: string; methods: string[]; expires_in: number; access_token?: string }>(server, 'POST', '/api/auth/login/', {
-      body: { email: 'mfa@example.com', password: AUTH_PASSWORD, ...(deviceId ? { device_id: deviceId } : {}) },
+      body: { email: 'mfa@example.com', password: TEST_PASSWORD, ...(deviceId ? { device_id: deviceId } : {}) },
     });
     t.equal(res.status, 200);
     return res.body;

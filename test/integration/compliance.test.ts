@@ -16,7 +16,8 @@ import { createComplianceService } from '../../src/services/compliance/service.j
 import { api, manualClock, seedAuthUser } from '../helpers/auth.js';
 import { onPostgres } from '../helpers/db.js';
 import { assignRoles, userWithToken } from '../helpers/rbac.js';
-import { startServer, TEST_SECRET } from '../helpers/server.js';
+import { TEST_SECRET } from '../helpers/defaults.js';
+import { startServer } from '../helpers/server.js';
 
 const byId = (checks: CheckResult[]) => Object.fromEntries(checks.map((c) => [c.id, c]));
 

@@ -5,9 +5,10 @@
  * reported sign-in (and the one a factor-change email reported), and its email and page say so.
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { hiddenField } from '../helpers/oidc.js';
 import { challengeFor, codeIn, enrolTotp, enrolTotpFor, isPair, mailbox, reportLinkIn, seedWithSession, startMfaServer, subjectOf, totpAt, verify, type MfaServer } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const listTypes = async (env: MfaServer, token: string) =>
   (await api<{ items: Array<{ type: string }> }>(env.server, 'GET', '/api/auth/mfa/', { token })).body.items.map((f) => f.type).sort();
@@ -46,13 +47,13 @@ t.test('after 5 minutes a session adds no factor and regenerates no codes withou
   t.equal(env.twilio.messages.length, 0, 'no code went to the thief\'s phone');
   t.match(await listTypes(env, token), ['recovery_code', 'totp'], 'nothing was added');
 
-  t.equal((await api(server, 'POST', '/api/auth/mfa/email/', { token: stolen, body: { email: 'alice.codes@example.org', password: AUTH_PASSWORD } })).status, 201, 'the password re-authenticates');
+  t.equal((await api(server, 'POST', '/api/auth/mfa/email/', { token: stolen, body: { email: 'alice.codes@example.org', password: TEST_PASSWORD } })).status, 201, 'the password re-authenticates');
   t.equal((await api(server, 'POST', '/api/auth/mfa/recovery-codes/', { token: stolen, body: { method: 'totp', code: await totpAt(secret, clock) } })).status, 201, 'so does a code from a factor');
   clock.advance(30);
   t.match(await api(server, 'POST', '/api/auth/mfa/totp/', { token: stolen, body: { method: 'totp', code: '000000' } }), { status: 401 }, 'a wrong code does not');
 
   clock.advance(61);
-  const fresh = await api<{ access_token: string }>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD } });
+  const fresh = await api<{ access_token: string }>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD } });
   const next = await verify(server, { challenge_id: (fresh.body as unknown as { challenge_id: string }).challenge_id, method: 'totp', code: await totpAt(secret, clock) });
   t.ok(isPair(next.body));
   t.equal((await api(server, 'POST', '/api/auth/mfa/totp/', { token: next.body.access_token })).status, 201, 'a new sign-in is recent again');
@@ -72,7 +73,7 @@ t.test('"This wasn\'t me" removes the factors added since the reported sign-in, 
   clock.advance(120);
   const stolen = ownPair.body.access_token!;
   const thiefBox = mailbox(smtp, 'thief@example.org');
-  const added = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/email/', { token: stolen, body: { email: 'thief@example.org', password: AUTH_PASSWORD } });
+  const added = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/email/', { token: stolen, body: { email: 'thief@example.org', password: TEST_PASSWORD } });
   await api(server, 'POST', `/api/auth/mfa/email/${added.body.factor_id}/confirm/`, { token: stolen, body: { code: codeIn(await thiefBox.next()) } });
   const notice = await inbox.next();
   t.match(subjectOf(notice), /sign-in methods changed/);

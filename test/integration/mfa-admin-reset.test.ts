@@ -3,10 +3,11 @@ import { eq } from 'drizzle-orm';
 import { generate } from 'otplib';
 import t from 'tap';
 import { auditEvents } from '../../src/db/schema/index.js';
-import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
+import { api, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
 import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 t.test('an MFA reset removes every factor and trusted device, tells the user, and needs to outrank them', async (t) => {
   const smtp = await startSmtpServer();
@@ -18,7 +19,7 @@ t.test('an MFA reset removes every factor and trusted device, tells the user, an
   const enrolled = await factors.enrollTotp(user);
   await factors.confirm(user, 'totp', enrolled.factor_id, await generate({ secret: enrolled.secret }));
   await factors.generateRecoveryCodes(user);
-  const login = () => api<{ mfa_required?: boolean; access_token?: string }>(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: AUTH_PASSWORD } });
+  const login = () => api<{ mfa_required?: boolean; access_token?: string }>(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: TEST_PASSWORD } });
   t.equal((await login()).body.mfa_required, true, 'a factor is needed before the reset');
   const mailsBefore = smtp.messages.length;
 

@@ -6,8 +6,9 @@
  * out, do not buy fresh counts.
  */
 import t, { type Test } from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { auditLog, challengeFor, codeIn, mailbox, enrolTotp, from, isPair, loginAs, seedWithSession, startMfaServer, totpAt, verify, wrongCode, type MfaServer } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 async function totpUser(env: MfaServer) {
   const { server, clock } = env;
@@ -96,7 +97,7 @@ t.test('new device ids, new IPs or device cookies from a half-finished sign-in d
   t.match(await loginAs(server, 'alice@example.com', { device_id: 'd2' }), { status: 429 }, 'and so is another device id that only ever passed the password');
   t.match(await loginAs(server, 'alice@example.com', { device_id: 'd9' }), { status: 429 }, 'and a new one');
   for (const cookie of cookies.filter(Boolean)) {
-    t.match(await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD }, headers: { cookie } }), { status: 429 }, 'and a device cookie handed out at the password step');
+    t.match(await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD }, headers: { cookie } }), { status: 429 }, 'and a device cookie handed out at the password step');
   }
   t.match(await loginAs(server, 'alice@example.com', {}, from('198.51.100.23')), { status: 429 }, 'and another IP address');
 });

@@ -6,7 +6,7 @@
  * possible again. The link is single use and lives at most 7 days.
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { hiddenField } from '../helpers/oidc.js';
 import {
   auditLog,
@@ -23,6 +23,7 @@ import {
   verify,
   type MfaServer,
 } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const NEW_PASSWORD = 'purple elephants juggle quietly';
 
@@ -175,5 +176,5 @@ t.test('new-IP notices and factor-change emails carry a working link too', async
   const ipPage = await openReport(env, ipLink);
   t.equal(ipPage.status, 200);
   t.equal((await postReport(env, { token: ipLink.searchParams.get('token')!, csrf: hiddenField(ipPage.html, 'csrf') })).status, 200);
-  t.match(await loginAs(server, 'alice@example.com', { device_id: 'phone', password: AUTH_PASSWORD }, from('192.0.2.1')), { status: 403 });
+  t.match(await loginAs(server, 'alice@example.com', { device_id: 'phone', password: TEST_PASSWORD }, from('192.0.2.1')), { status: 403 });
 });

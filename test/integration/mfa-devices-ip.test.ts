@@ -23,6 +23,7 @@ import {
   verify,
   wrongCode,
 } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 interface Device {
   id: string;
@@ -128,7 +129,7 @@ t.test('with a factor and device verification: one step, and passing it trusts t
   t.match(notice.text, /signed in to from a new device\./);
   t.match(notice.text, /\/security\/report\?token=/, 'with a "This wasn\'t me" link');
 
-  t.equal((await api(server, 'DELETE', `/api/auth/mfa/${factorId}/`, { token: done.body.access_token!, body: { password: 'correct horse battery staple' } })).status, 204);
+  t.equal((await api(server, 'DELETE', `/api/auth/mfa/${factorId}/`, { token: done.body.access_token!, body: { password: TEST_PASSWORD } })).status, 204);
   t.ok(isPair((await loginAs(server, 'alice@example.com', phone, from('198.51.100.78'))).body), 'without the factor, the device it trusted signs in directly');
   t.match(await challengeFor(server, 'alice@example.com', { device_id: 'other' }, from('198.51.100.78')), { reason: 'new_device' });
 });

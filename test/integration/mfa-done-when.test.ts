@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import type { Actor } from '../../src/services/rbac/service.js';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import {
   auditLog,
   challengeFor,
@@ -21,6 +21,7 @@ import {
   wrongCode,
   type LoginAnswer,
 } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const superuser: Actor = {
   audit: { type: 'system' },
@@ -31,7 +32,7 @@ t.test('four kinds of account sign in; a stolen password gets nowhere; everythin
   const env = await startMfaServer(t, { DEVICE_VERIFICATION: 'challenge', IP_VERIFICATION: 'notify', OTP_SENDS_PER_HOUR: '100' });
   const { server, smtp, twilio, clock } = env;
   /** Everything secret seen in this test: none of it may appear in the audit log. */
-  const secrets: string[] = [AUTH_PASSWORD];
+  const secrets: string[] = [TEST_PASSWORD];
   const keep = <T extends string | undefined>(value: T): T => {
     if (value) secrets.push(value);
     return value;
@@ -113,7 +114,7 @@ t.test('four kinds of account sign in; a stolen password gets nowhere; everythin
   clock.advance(301);
   t.match(await verify(server, { challenge_id: expiring.challenge_id!, method: 'totp', code: wrongCode('123456'), device_id: 'totp-phone' }), { status: 400, body: { error: 'challenge_expired' } });
   const list = await api<{ items: Array<{ id: string }> }>(server, 'GET', '/api/auth/mfa/', { token: adminDone.access_token! });
-  t.equal((await api(server, 'DELETE', `/api/auth/mfa/${list.body.items[0]!.id}/`, { token: adminDone.access_token!, body: { password: AUTH_PASSWORD } })).status, 204);
+  t.equal((await api(server, 'DELETE', `/api/auth/mfa/${list.body.items[0]!.id}/`, { token: adminDone.access_token!, body: { password: TEST_PASSWORD } })).status, 204);
 
   // The log.
   const events = await auditLog(server);

@@ -6,7 +6,7 @@
 import { eq } from 'drizzle-orm';
 import t from 'tap';
 import { mfaFactors, mfaRecoveryCodes } from '../../src/db/schema/index.js';
-import { api, AUTH_PASSWORD } from '../helpers/auth.js';
+import { api } from '../helpers/auth.js';
 import { TWILIO_FROM } from '../helpers/twilio.js';
 import {
   auditLog,
@@ -23,6 +23,7 @@ import {
   wrongCode,
   type LoginAnswer,
 } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 interface FactorItem {
   id: string;
@@ -75,7 +76,7 @@ t.test('TOTP: shown once, inactive until confirmed with a code, encrypted at res
   t.notOk(stored?.secret?.toLowerCase().includes(base32Bytes(secret).toString('hex')), 'nor as hex');
   t.notOk(stored?.secret?.includes(base32Bytes(secret).toString('base64').slice(0, 20)), 'nor as base64');
 
-  t.ok(isPair((await api<LoginAnswer>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: 'correct horse battery staple' } })).body), 'an unconfirmed factor asks nothing at sign-in');
+  t.ok(isPair((await api<LoginAnswer>(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD } })).body), 'an unconfirmed factor asks nothing at sign-in');
 
   const code = await totpAt(secret, clock);
   t.match(await api(server, 'POST', `/api/auth/mfa/totp/${factorId}/confirm/`, { token, body: { code: wrongCode(code) } }), { status: 401, body: { error: 'invalid_code' } }, 'a wrong code is refused');
@@ -228,7 +229,7 @@ t.test('an enrolment code: five wrong tries end it, it expires after five minute
   t.match(await confirm(second.body.factor_id, late), { status: 400, body: { error: 'challenge_expired' } }, 'expired after five minutes');
 
   // The session signed in more than five minutes ago: adding a factor now needs the password (mfa-add-factor.reauth.test.ts).
-  const third = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/sms/', { token, body: { phone: '+14155552671', password: AUTH_PASSWORD } });
+  const third = await api<{ factor_id: string }>(server, 'POST', '/api/auth/mfa/sms/', { token, body: { phone: '+14155552671', password: TEST_PASSWORD } });
   const good = await twilio.codeOf(3);
   t.match(await confirm(second.body.factor_id, good), { status: 404 }, 'a replaced enrolment is gone');
   t.match(await confirm(third.body.factor_id, good), { status: 200, body: { active: true } });
@@ -292,7 +293,7 @@ t.test('personal tokens read factors but cannot enrol, confirm or change them', 
   t.match(await api(server, 'POST', '/api/auth/mfa/email/', { token: pat }), { status: 403 });
   t.match(await api(server, 'POST', '/api/auth/mfa/recovery-codes/', { token: pat }), { status: 403 });
   t.match(await api(server, 'PUT', `/api/auth/mfa/${totp.factorId}/`, { token: pat, body: { preferred: true } }), { status: 403 });
-  t.match(await api(server, 'DELETE', `/api/auth/mfa/${totp.factorId}/`, { token: pat, body: { password: 'correct horse battery staple' } }), { status: 403 });
+  t.match(await api(server, 'DELETE', `/api/auth/mfa/${totp.factorId}/`, { token: pat, body: { password: TEST_PASSWORD } }), { status: 403 });
   t.match(await api(server, 'POST', '/api/auth/mfa/totp/', { token: pat, body: { challenge_id: 'x' } }), { status: 403 }, 'a challenge id next to a token does not bypass the token check');
   t.equal((await listFactors(server, pair.access_token)).length, 1, 'nothing changed');
 });

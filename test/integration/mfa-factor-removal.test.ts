@@ -4,7 +4,7 @@
  * factor decides which code is sent first, and every change mails a factor-change notice.
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD } from '../helpers/auth.js';
+import { api } from '../helpers/auth.js';
 import {
   loginAs,
   auditLog,
@@ -22,6 +22,7 @@ import {
   wrongCode,
   type MfaServer,
 } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 interface FactorItem {
   id: string;
@@ -87,10 +88,10 @@ t.test('removal: re-authentication required, another user\'s id is 404, the noti
   t.match(await remove(alice.totp.factorId, { method: 'recovery_code', code: 'aaaa-bbbb-cccc' }), { status: 401 }, 'wrong recovery code');
   t.match(await remove(alice.totp.factorId, { method: 'sms', code: '123456' }), { status: 401 }, 'an SMS code nobody asked for');
   t.match(await remove(alice.totp.factorId, {}), { status: 400 }, 'no re-authentication at all');
-  t.match(await remove(alice.totp.factorId, { password: AUTH_PASSWORD, method: 'totp', code: '123456' }), { status: 400 }, 'not both');
-  t.match(await remove(alice.totp.factorId, { method: 'password', code: AUTH_PASSWORD }), { status: 400 });
-  t.match(await remove(alice.totp.factorId, { password: AUTH_PASSWORD }, bob.access_token), { status: 404, body: { error: 'not_found' } }, 'bob, with his own right password, cannot remove alice\'s factor');
-  t.match(await remove('00000000-0000-0000-0000-000000000000', { password: AUTH_PASSWORD }), { status: 404 });
+  t.match(await remove(alice.totp.factorId, { password: TEST_PASSWORD, method: 'totp', code: '123456' }), { status: 400 }, 'not both');
+  t.match(await remove(alice.totp.factorId, { method: 'password', code: TEST_PASSWORD }), { status: 400 });
+  t.match(await remove(alice.totp.factorId, { password: TEST_PASSWORD }, bob.access_token), { status: 404, body: { error: 'not_found' } }, 'bob, with his own right password, cannot remove alice\'s factor');
+  t.match(await remove('00000000-0000-0000-0000-000000000000', { password: TEST_PASSWORD }), { status: 404 });
   t.equal((await alice.list()).length, 3, 'nothing was removed');
 
   // With a TOTP code (spent: the same code cannot sign in afterwards).
@@ -121,8 +122,8 @@ t.test('removal: re-authentication required, another user\'s id is 404, the noti
   t.match(await remove(sms.body.factor_id, { method: 'sms', code: reauth }), { status: 401 }, 'the SMS code was spent');
 
   // With the password.
-  t.equal((await remove(sms.body.factor_id, { password: AUTH_PASSWORD })).status, 204, 'removed with the password');
-  t.match(await remove(sms.body.factor_id, { password: AUTH_PASSWORD }), { status: 404 }, 'once');
+  t.equal((await remove(sms.body.factor_id, { password: TEST_PASSWORD })).status, 204, 'removed with the password');
+  t.match(await remove(sms.body.factor_id, { password: TEST_PASSWORD }), { status: 404 }, 'once');
   await alice.inbox.next();
   t.same(await alice.list(), []);
   t.ok(await pairFor(server, 'alice@example.com'), 'no factor left: the password signs in again');
@@ -131,7 +132,7 @@ t.test('removal: re-authentication required, another user\'s id is 404, the noti
   t.equal(events.filter((e) => e.outcome === 'success').length, 4);
   t.ok(events.filter((e) => e.outcome === 'failure').length >= 4, 'failed re-authentications are audited');
   const dump = JSON.stringify(events);
-  t.notOk(dump.includes(AUTH_PASSWORD) || dump.includes(code) || dump.includes(reauth) || dump.includes(alice.codes[0]!), 'no password or code in the audit log');
+  t.notOk(dump.includes(TEST_PASSWORD) || dump.includes(code) || dump.includes(reauth) || dump.includes(alice.codes[0]!), 'no password or code in the audit log');
 });
 
 t.test('an emailed re-authentication code removes a factor', async (t) => {
@@ -156,11 +157,11 @@ t.test('re-authentication counts against the brute-force limits: a stolen sessio
   const alice = await aliceWithFactors(env);
   const remove = (body: unknown) => api<{ error?: string }>(server, 'DELETE', `/api/auth/mfa/${alice.totp.factorId}/`, { token: alice.token, body });
   for (let i = 0; i < 3; i++) t.equal((await remove({ password: `guess number ${i}` })).status, 401);
-  const slowed = await remove({ password: AUTH_PASSWORD });
+  const slowed = await remove({ password: TEST_PASSWORD });
   t.match(slowed, { status: 429, body: { error: 'too_many_attempts' } }, 'after three failures even the right password waits');
   t.ok(Number(slowed.headers.get('retry-after')) > 0, 'with Retry-After');
   t.equal((await alice.list()).length, 3, 'nothing was removed');
   t.equal((await loginAs(server, 'alice@example.com')).status, 429, 'the failures count for sign-ins of that identifier too');
   clock.advance(2);
-  t.equal((await remove({ password: AUTH_PASSWORD })).status, 204, 'after the delay the right password works');
+  t.equal((await remove({ password: TEST_PASSWORD })).status, 204, 'after the delay the right password works');
 });

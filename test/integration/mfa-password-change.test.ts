@@ -1,7 +1,8 @@
 /** A password change or reset ends the sign-ins still waiting for a step: they passed the old password. */
 import t from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { challengeFor, codeIn, enrolTotp, mailbox, seedWithSession, startMfaServer, totpAt, verify } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const NEW_PASSWORD = 'a different passphrase entirely';
 
@@ -11,7 +12,7 @@ t.test('changing the password ends a sign-in in progress', async (t) => {
   const { secret } = await enrolTotp(server, pair.access_token, clock);
   const pending = await challengeFor(server, 'alice@example.com', { device_id: 'thief' });
 
-  const changed = await api(server, 'POST', '/api/auth/password/change/', { token: pair.access_token, body: { current_password: AUTH_PASSWORD, new_password: NEW_PASSWORD } });
+  const changed = await api(server, 'POST', '/api/auth/password/change/', { token: pair.access_token, body: { current_password: TEST_PASSWORD, new_password: NEW_PASSWORD } });
   t.equal(changed.status, 204);
   const late = await verify(server, { challenge_id: pending.challenge_id, method: 'totp', code: await totpAt(secret, clock), device_id: 'thief' });
   t.match(late, { status: 400, body: { error: 'challenge_consumed' } }, 'the old password\'s sign-in cannot complete');

@@ -5,8 +5,9 @@
  * nothing. The first code of a sign-in skips the interval, so a user is never kept waiting for it.
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { auditLog, challengeFor, codeIn, enrolTotp, isPair, loginAs, mailbox, resend, seedWithSession, startMfaServer, totpAt, verify, type MfaServer } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 async function smsUser(env: MfaServer, email: string, phone = '+14155552671') {
   const { server, twilio } = env;
@@ -89,7 +90,7 @@ t.test('OTP_SENDS_PER_HOUR per user and per destination; enrolment and re-authen
   t.match(next, { status: 429, body: { error: 'too_many_requests' } }, 'the first code of a new sign-in is not sent over the hourly cap either');
   t.ok(Number(next.headers.get('retry-after')) > 0);
   t.equal(twilio.messages.length, sent, 'nothing was sent');
-  t.match(await api(server, 'POST', '/api/auth/mfa/sms/', { token: alice.pair.access_token, body: { phone: '+14155550123', password: AUTH_PASSWORD } }), { status: 429 }, 'an enrolment to another number counts against the user');
+  t.match(await api(server, 'POST', '/api/auth/mfa/sms/', { token: alice.pair.access_token, body: { phone: '+14155550123', password: TEST_PASSWORD } }), { status: 429 }, 'an enrolment to another number counts against the user');
   t.match(await api(server, 'POST', '/api/auth/mfa/reauthenticate/', { token: alice.pair.access_token, body: { method: 'sms' } }), { status: 429 }, 'and a re-authentication code');
   t.equal(twilio.messages.length, sent);
 

@@ -10,6 +10,7 @@ import { authTokens } from '../../src/db/schema/index.js';
 import { api, seedAuthUser } from '../helpers/auth.js';
 import { discover, seedClient } from '../helpers/oidc.js';
 import { challengeFor, codeIn, enrolTotp, isPair, mailbox, seedWithSession, startMfaServer, totpAt, verify, type MfaServer } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 async function sessionRows(env: MfaServer, userId: string) {
   return env.server.app.keryu.database.db.select().from(authTokens).where(eq(authTokens.userId, userId));
@@ -56,7 +57,7 @@ t.test('a half-finished sign-in (TOTP step) yields nothing that works as a token
     }));
   t.match(await token({ grant_type: 'refresh_token', refresh_token: id }), { status: 400, body: { error: 'invalid_grant' } }, 'the challenge id is no refresh token');
   t.match(await token({ grant_type: 'authorization_code', code: id, redirect_uri: 'http://127.0.0.1:9/callback', code_verifier: 'a'.repeat(43) }), { status: 400, body: { error: 'invalid_grant' } }, 'nor an authorization code');
-  const ropc = await token({ grant_type: 'password', username: 'alice@example.com', password: 'correct horse battery staple' });
+  const ropc = await token({ grant_type: 'password', username: 'alice@example.com', password: TEST_PASSWORD });
   t.equal(ropc.status, 400, 'no password grant to go around the step');
   t.notOk(ropc.body.access_token);
   const userinfo = await fetch(meta.userinfo_endpoint!, { headers: { authorization: `Bearer ${id}` } });

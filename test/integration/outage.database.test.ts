@@ -15,8 +15,9 @@ import postgres from 'postgres';
 import t from 'tap';
 import { createClusterDatabase, postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/fault-servers.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { PASSWORD, REDIRECT_URI } from '../helpers/oidc.js';
+import { REDIRECT_URI } from '../helpers/oidc.js';
 import { basicAuth, cliEnv, endpoint, keryuJson } from '../helpers/replicas.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const bin = postgresBinaries();
 const SKIP = bin ? false : 'needs the PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql)';
@@ -55,7 +56,7 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
         { client_id: machine.clientId, client_secret: machine.clientSecret, grant_types: ['client_credentials'] },
         { client_id: 'web', client_secret: 'w'.repeat(40), redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], scope: 'openid' },
       ],
-      users: [{ email: 'alice@example.com', password: PASSWORD, email_verified: true }],
+      users: [{ email: 'alice@example.com', password: TEST_PASSWORD, email_verified: true }],
     }),
   );
   await keryuJson(['bootstrap', file], env);
@@ -105,7 +106,7 @@ t.test('a database outage under load: fast 503s, no hang, recovery, no lost audi
         const res = await fetch(`${server.origin}/api/auth/login/`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ email: 'alice@example.com', password: PASSWORD }),
+          body: JSON.stringify({ email: 'alice@example.com', password: TEST_PASSWORD }),
           signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
         });
         const body = (await res.json()) as { error?: unknown };

@@ -4,8 +4,9 @@
  * device even after they reset their password.
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD, seedAuthUser } from '../helpers/auth.js';
+import { api, seedAuthUser } from '../helpers/auth.js';
 import { loginAs, mailbox, startMfaServer } from '../helpers/mfa.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const NEW_PASSWORD = 'purple elephants juggle quietly';
 
@@ -21,6 +22,6 @@ t.test('the lock ends with a completed reset, not with a reset request', async (
   t.match(await loginAs(server, 'alice@example.com'), { status: 429 }, 'a reset request alone changes nothing');
   t.equal((await api(server, 'POST', '/api/auth/password/reset/confirm/', { body: { token, new_password: NEW_PASSWORD } })).status, 204);
 
-  t.match(await loginAs(server, 'alice@example.com', { password: AUTH_PASSWORD }), { status: 401 }, 'the old password is gone (and the lock with it: 401, not 429)');
+  t.match(await loginAs(server, 'alice@example.com', { password: TEST_PASSWORD }), { status: 401 }, 'the old password is gone (and the lock with it: 401, not 429)');
   t.equal((await loginAs(server, 'alice@example.com', { password: NEW_PASSWORD })).status, 200, 'the new password signs in at once');
 });

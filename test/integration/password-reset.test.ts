@@ -4,10 +4,11 @@
  */
 import t from 'tap';
 import { auditEvents, passwordResetTokens } from '../../src/db/schema/index.js';
-import { api, AUTH_PASSWORD, login, manualClock, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
+import { api, login, manualClock, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
 import { hiddenField } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const NEW_PASSWORD = 'purple elephants juggle quietly';
 
@@ -68,7 +69,7 @@ t.test('reset by emailed link: single use, every session revoked', async (t) => 
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: before.access_token })).status, 401, 'every session revoked');
   t.equal((await api(server, 'POST', '/api/auth/refresh/', { body: { refresh_token: before.refresh_token } })).status, 401);
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: pat.body.token })).status, 401, 'personal tokens too');
-  t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: AUTH_PASSWORD } })).status, 401, 'the old password is gone');
+  t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: TEST_PASSWORD } })).status, 401, 'the old password is gone');
   t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: NEW_PASSWORD } })).status, 200, 'the new one works');
 
   // Expiry, with the injected clock (past the per-account resend interval first).
@@ -103,10 +104,10 @@ t.test('password change revokes the other sessions', async (t) => {
   const change = (body: Record<string, unknown>, token = current.access_token) => api(server, 'POST', '/api/auth/password/change/', { token, body });
 
   t.match(await change({ current_password: 'wrong password!', new_password: NEW_PASSWORD }), { status: 401, body: { error: 'invalid_credentials' } });
-  t.match(await change({ current_password: AUTH_PASSWORD, new_password: 'short' }), { status: 400, body: { error: 'weak_password' } });
-  t.match(await change({ current_password: AUTH_PASSWORD, new_password: 'aaaaaaaaaaaaaaaa' }), { status: 400, body: { error: 'weak_password' } }, 'weak');
-  t.match(await change({ current_password: AUTH_PASSWORD, new_password: NEW_PASSWORD }, 'garbage'), { status: 401 });
-  t.equal((await change({ current_password: AUTH_PASSWORD, new_password: NEW_PASSWORD })).status, 204);
+  t.match(await change({ current_password: TEST_PASSWORD, new_password: 'short' }), { status: 400, body: { error: 'weak_password' } });
+  t.match(await change({ current_password: TEST_PASSWORD, new_password: 'aaaaaaaaaaaaaaaa' }), { status: 400, body: { error: 'weak_password' } }, 'weak');
+  t.match(await change({ current_password: TEST_PASSWORD, new_password: NEW_PASSWORD }, 'garbage'), { status: 401 });
+  t.equal((await change({ current_password: TEST_PASSWORD, new_password: NEW_PASSWORD })).status, 204);
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: current.access_token })).status, 200, 'this session stays');
   t.equal((await api(server, 'GET', '/api/auth/tokens/', { token: other.access_token })).status, 401, 'the other is revoked');
   t.equal((await api(server, 'POST', '/api/auth/login/', { body: { email: 'alice@example.com', password: NEW_PASSWORD } })).status, 200);
@@ -119,7 +120,7 @@ t.test('the current password of a change is checked under the brute-force limits
   const current = await login(server);
   const change = (currentPassword: string) => api(server, 'POST', '/api/auth/password/change/', { token: current.access_token, body: { current_password: currentPassword, new_password: NEW_PASSWORD } });
   for (let i = 0; i < 3; i++) t.equal((await change(`guess number ${i}`)).status, 401);
-  const slowed = await change(AUTH_PASSWORD);
+  const slowed = await change(TEST_PASSWORD);
   t.match(slowed, { status: 429, body: { error: 'too_many_attempts' } }, 'a stolen session cannot guess the password at the request rate');
   t.ok(Number(slowed.headers.get('retry-after')) > 0);
 });

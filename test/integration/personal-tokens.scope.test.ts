@@ -5,10 +5,11 @@
  * comes back; "log out all" and a password change end them (a reset and a compromise report already did).
  */
 import t from 'tap';
-import { api, AUTH_PASSWORD, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
+import { api, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
 import { createRbacQueries } from '../../src/queries/rbac.js';
 import { assignRoles } from '../helpers/rbac.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 async function adminUser(server: TestServer, email = 'alice@example.com') {
   const user = await seedAuthUser(server, email);
@@ -116,7 +117,7 @@ t.test('"log out all" and a password change end personal tokens', async (t) => {
   pat = (await createPat(server, session, { scopes: ['auth.users.manage'] })).body.token;
   const changed = await api(server, 'POST', '/api/auth/password/change/', {
     token: session.access_token,
-    body: { current_password: AUTH_PASSWORD, new_password: 'an entirely different passphrase 42' },
+    body: { current_password: TEST_PASSWORD, new_password: 'an entirely different passphrase 42' },
   });
   t.equal(changed.status, 204);
   t.equal((await api(server, 'GET', '/api/auth/users/', { token: pat })).status, 401, 'a password change ends them');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import * as client from 'openid-client';
 import { createTestDatabase, onPostgres } from '../helpers/db.js';
-import { Browser, discover, loginWithCode, PASSWORD, REDIRECT_URI } from '../helpers/oidc.js';
+import { Browser, discover, loginWithCode, REDIRECT_URI } from '../helpers/oidc.js';
 import {
   cliEnv,
   endpoint,
@@ -25,6 +25,7 @@ import {
   verifyJwt,
   type ServerProcess,
 } from '../helpers/replicas.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
 const API = 'https://api.example.test';
@@ -65,7 +66,7 @@ t.test('replicas share tokens and signing keys', { skip: SKIP }, async (t) => {
           scope: 'openid profile email offline_access',
         },
       ],
-      users: [{ email: 'alice@example.com', password: PASSWORD, email_verified: true }],
+      users: [{ email: 'alice@example.com', password: TEST_PASSWORD, email_verified: true }],
       resource_servers: [{ identifier: API, scope: 'read', access_token_format: 'jwt' }],
     }),
   );

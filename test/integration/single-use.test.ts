@@ -8,8 +8,9 @@ import tap from 'tap';
 import * as client from 'openid-client';
 import { oidcRevokedGrants } from '../../src/db/schema/index.js';
 import { createTestDatabase, onPostgres } from '../helpers/db.js';
-import { authorizeThroughForms, Browser, discover, PASSWORD, REDIRECT_URI } from '../helpers/oidc.js';
+import { authorizeThroughForms, Browser, discover, REDIRECT_URI } from '../helpers/oidc.js';
 import { cliEnv, introspect, keryuJson, startReplicas, tokenRequest, type ServerProcess } from '../helpers/replicas.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 const SKIP = onPostgres ? false : 'needs PostgreSQL (TEST_DATABASE_URL)';
 const ROUNDS = 20;
@@ -41,7 +42,7 @@ tap.test('codes and refresh tokens are single-use across two replicas', { skip: 
   });
 
   const env = cliEnv(db.url!);
-  await keryuJson(['user', 'create', '--email', 'alice@example.com', '--email-verified', '--password-stdin'], env, `${PASSWORD}\n`);
+  await keryuJson(['user', 'create', '--email', 'alice@example.com', '--email-verified', '--password-stdin'], env, `${TEST_PASSWORD}\n`);
   const created = await keryuJson<{ client_id: string; client_secret: string }>(
     [
       'client', 'create', '--client-id', 'web', '--redirect-uri', REDIRECT_URI,
@@ -69,7 +70,7 @@ tap.test('codes and refresh tokens are single-use across two replicas', { skip: 
       // offline_access is only granted with prompt=consent (OIDC Core §11).
       prompt: 'consent',
     });
-    const callback = await authorizeThroughForms(a, url, { email: 'alice@example.com', password: PASSWORD }, browser);
+    const callback = await authorizeThroughForms(a, url, { email: 'alice@example.com', password: TEST_PASSWORD }, browser);
     if (callback.searchParams.get('state') !== state) throw new Error(`unexpected callback ${callback.href}`);
     const code = callback.searchParams.get('code');
     if (!code) throw new Error(`no code in ${callback.href}`);

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { createClusterDatabase, postgresBinaries, startPostgresCluster } from '../helpers/fault-servers.js';
 import { startServerProcess } from '../helpers/process.js';
-import { freePort, TEST_SECRET } from '../helpers/server.js';
+import { TEST_SECRET } from '../helpers/defaults.js';
+import { freePort } from '../helpers/ports.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = postgresBinaries();

@@ -1,14 +1,15 @@
 /** Admins end a brute-force lockout through the API: POST /api/auth/users/{id}/unlock/ (auth.users.manage). */
 import t from 'tap';
-import { api, AUTH_PASSWORD, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
+import { api, NO_RATE_LIMITS, seedAuthUser } from '../helpers/auth.js';
 import { serviceAccount, userWithToken } from '../helpers/rbac.js';
 import { startServer } from '../helpers/server.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 
 t.test('unlock through the admin API', async (t) => {
   const server = await startServer({ env: { ...NO_RATE_LIMITS, LOGIN_DELAY_AFTER: '1000', LOGIN_LOCK_AFTER: '3' } });
   t.teardown(() => server.close());
   const user = await seedAuthUser(server);
-  const login = () => api(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: AUTH_PASSWORD } });
+  const login = () => api(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: TEST_PASSWORD } });
 
   for (let i = 0; i < 3; i++) await api(server, 'POST', '/api/auth/login/', { body: { email: user.email, password: 'wrong password!' } });
   t.equal((await login()).status, 429, 'locked');

@@ -7,7 +7,8 @@ import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { loggerOptions, redactUrl } from '../../src/plugins/logger.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { freePort, testConfig } from '../helpers/server.js';
+import { freePort } from '../helpers/ports.js';
+import { testConfig } from '../helpers/server.js';
 
 t.test('redactUrl masks secret query parameters only', async (t) => {
   t.equal(redactUrl('/cb?code=abc&state=xyz&x=1'), '/cb?code=%5Bredacted%5D&state=%5Bredacted%5D&x=1');

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import t from 'tap';
 import { runCli } from '../../src/cli.js';
 import { createTestDatabase, onPostgres } from '../helpers/db.js';
-import { TEST_SECRET } from '../helpers/server.js';
+import { TEST_SECRET } from '../helpers/defaults.js';
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
   const dir = await mkdtemp(join(tmpdir(), 'keryu-cli-'));
