@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { InteractionContext } from './context.js';
 
 export function abortRoutes(app: FastifyInstance, ctx: InteractionContext): void {
-  app.post('/interaction/:uid/abort', async (request, reply) => {
+  app.post('/interaction/:uid/abort', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadForm(request, reply);
     if (!details) return reply;
     return ctx.finish(request, reply, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);

@@ -16,7 +16,7 @@ const verifyBody = z.object({ method: methodId, code });
 const resendBody = z.object({ method: codeMethod });
 
 export function codeStepRoutes(app: FastifyInstance, ctx: InteractionContext, steps: InteractionSteps): void {
-  app.post('/interaction/:uid/verify', async (request, reply) => {
+  app.post('/interaction/:uid/verify', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const body = verifyBody.safeParse(request.body);
@@ -37,7 +37,7 @@ export function codeStepRoutes(app: FastifyInstance, ctx: InteractionContext, st
     return ctx.seeOther(reply, details);
   });
 
-  app.post('/interaction/:uid/resend', async (request, reply) => {
+  app.post('/interaction/:uid/resend', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const body = resendBody.safeParse(request.body);

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Details, InteractionContext } from './context.js';
 import { consentView, expiredView, refusedView } from './views.js';
+import { sendPage } from '../../views/page.js';
 
 interface MissingGrant {
   missingOIDCScope?: string[];
@@ -17,20 +18,20 @@ export async function consentPage(ctx: InteractionContext, reply: FastifyReply, 
   const name = await ctx.clientName(details);
   const missing = details.prompt.details as MissingGrant;
   const scopes = [...(missing.missingOIDCScope ?? []), ...Object.values(missing.missingResourceScopes ?? {}).flat()];
-  return ctx.send(reply, consentView(ctx.pageOf(details), name, scopes));
+  return sendPage(reply, consentView(ctx.pageOf(details), name, scopes));
 }
 
 export function consentRoutes(app: FastifyInstance, ctx: InteractionContext): void {
-  app.post('/interaction/:uid/confirm', async (request, reply) => {
+  app.post('/interaction/:uid/confirm', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadForm(request, reply);
     if (!details) return reply;
-    if (details.prompt.name !== 'consent' || !details.session) return ctx.send(reply, refusedView());
+    if (details.prompt.name !== 'consent' || !details.session) return sendPage(reply, refusedView());
     const provider = ctx.deps.host.provider;
     const missing = details.prompt.details as MissingGrant;
     const grant = details.grantId
       ? await provider.Grant.find(details.grantId)
       : new provider.Grant({ accountId: details.session.accountId, clientId: String(details.params.client_id) });
-    if (!grant) return ctx.send(reply, expiredView());
+    if (!grant) return sendPage(reply, expiredView());
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));

@@ -6,34 +6,32 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from 'oidc-provider';
 import { z } from 'zod';
-import { constantTimeEqual, hmacDigest } from '../../lib/crypto.js';
 import type { ProviderHost } from '../../oidc/provider-host.js';
 import type { AuditService } from '../../services/audit.js';
 import type { LoginService } from '../../services/login.js';
 import type { FactorService } from '../../services/mfa/factors.js';
-import { pageSecurityHeaders, renderPage } from '../../views/render.js';
-import { expiredView, refusedView, type InteractionPageContext, type PageView } from './views.js';
+import type { FormCsrf } from '../../views/csrf.js';
+import { seeOther, sendPage } from '../../views/page.js';
+import { expiredView, refusedView, type InteractionPageContext } from './views.js';
 
 export interface InteractionRouteDeps {
   host: ProviderHost;
   login: LoginService;
   factors: FactorService;
   audit: AuditService;
-  csrfKey: Buffer;
+  csrf: FormCsrf;
   secureCookies: boolean;
 }
 
 export type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
 
 const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
-const csrfBody = z.object({ csrf: z.string().max(100) });
 
 export interface InteractionContext {
   deps: InteractionRouteDeps;
-  send(reply: FastifyReply, view: PageView): FastifyReply;
   /** The uid and CSRF token the pages of this interaction carry. */
   pageOf(details: Details): InteractionPageContext;
-  csrfValid(details: Details, token: string): boolean;
+  csrfValid(details: Details, token: unknown): boolean;
   /** Loads the interaction this browser is in, or answers with the expired page. */
   load(request: FastifyRequest, reply: FastifyReply): Promise<Details | undefined>;
   /** A POST's interaction with a valid CSRF token (refused page otherwise), or undefined when a page was sent. */
@@ -48,26 +46,24 @@ export interface InteractionContext {
 }
 
 export function createInteractionContext(deps: InteractionRouteDeps): InteractionContext {
-  const csrfFor = (uid: string) => hmacDigest(deps.csrfKey, `interaction:${uid}`);
-  const send = (reply: FastifyReply, view: PageView) =>
-    reply.code(view.status).headers(pageSecurityHeaders).type('text/html; charset=utf-8').send(renderPage(view.template, view.model));
+  const csrfValid = (details: Details, token: unknown) => deps.csrf.verify('interaction', details.uid, token);
 
   async function load(request: FastifyRequest, reply: FastifyReply): Promise<Details | undefined> {
     const params = uidParams.safeParse(request.params);
     if (!params.success) {
-      await send(reply, expiredView());
+      await sendPage(reply, expiredView());
       return undefined;
     }
     try {
       const details = await deps.host.provider.interactionDetails(request.raw, reply.raw);
       if (details.uid !== params.data.uid) {
-        await send(reply, expiredView());
+        await sendPage(reply, expiredView());
         return undefined;
       }
       return details;
     } catch (err) {
       if (err instanceof errors.SessionNotFound || (err as { name?: string }).name === 'SessionNotFound') {
-        await send(reply, expiredView());
+        await sendPage(reply, expiredView());
         return undefined;
       }
       throw err;
@@ -78,9 +74,8 @@ export function createInteractionContext(deps: InteractionRouteDeps): Interactio
     const details = await load(request, reply);
     if (!details) return undefined;
     // Checked before the rest of the body is looked at.
-    const csrf = csrfBody.safeParse(request.body);
-    if (!csrf.success || !constantTimeEqual(csrfFor(details.uid), csrf.data.csrf)) {
-      await send(reply, refusedView());
+    if (!csrfValid(details, (request.body as { csrf?: unknown } | undefined)?.csrf)) {
+      await sendPage(reply, refusedView());
       return undefined;
     }
     return details;
@@ -88,16 +83,15 @@ export function createInteractionContext(deps: InteractionRouteDeps): Interactio
 
   return {
     deps,
-    send,
-    pageOf: (details) => ({ uid: details.uid, csrf: csrfFor(details.uid) }),
-    csrfValid: (details, token) => constantTimeEqual(csrfFor(details.uid), token),
+    pageOf: (details) => ({ uid: details.uid, csrf: deps.csrf.issue('interaction', details.uid) }),
+    csrfValid,
     load,
     loadForm,
     async loadStepForm(request, reply) {
       const details = await loadForm(request, reply);
       if (!details) return undefined;
       if (details.prompt.name !== 'login') {
-        await send(reply, expiredView());
+        await sendPage(reply, expiredView());
         return undefined;
       }
       return details;
@@ -109,12 +103,11 @@ export function createInteractionContext(deps: InteractionRouteDeps): Interactio
     },
     async finish(request, reply, result, merge) {
       const location = await deps.host.provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: merge });
-      // 303: the browser must follow with GET, never re-POST the credentials (RFC 9700 §4.12).
-      return reply.code(303).header('cache-control', 'no-store').redirect(location, 303);
+      return seeOther(reply, location);
     },
     seeOther(reply, details, query = {}) {
       const search = new URLSearchParams(query).toString();
-      return reply.code(303).header('cache-control', 'no-store').redirect(`/interaction/${details.uid}${search ? `?${search}` : ''}`, 303);
+      return seeOther(reply, `/interaction/${details.uid}${search ? `?${search}` : ''}`);
     },
   };
 }

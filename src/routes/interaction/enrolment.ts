@@ -10,6 +10,7 @@ import type { CompletedLogin } from '../../services/login.js';
 import type { InteractionContext } from './context.js';
 import type { InteractionSteps } from './steps.js';
 import { notFoundView, TOTP_WRONG_CODE, totpRetryView, totpView } from './views.js';
+import { sendPage } from '../../views/page.js';
 
 const enrollType = z.enum(['totp', 'sms', 'email']);
 const code = z.string().trim().min(1).max(64);
@@ -21,16 +22,16 @@ const confirmBody = z.object({ factor_id: z.uuid(), code });
 export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, steps: InteractionSteps): void {
   const { factors } = ctx.deps;
 
-  app.post('/interaction/:uid/enroll/totp', async (request, reply) => {
+  app.post('/interaction/:uid/enroll/totp', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const user = await steps.enrollingUser(request, reply, details);
     if (!user) return reply;
     // The one POST that answers with a page: the secret exists only on the page that shows it.
-    return ctx.send(reply, totpView(ctx.pageOf(details), await factors.enrollTotp(user, request.requestContext)));
+    return sendPage(reply, totpView(ctx.pageOf(details), await factors.enrollTotp(user, request.requestContext)));
   });
 
-  app.post('/interaction/:uid/enroll/sms', async (request, reply) => {
+  app.post('/interaction/:uid/enroll/sms', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const body = phoneBody.safeParse(request.body);
@@ -46,7 +47,7 @@ export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, s
     return ctx.seeOther(reply, details, { enroll: 'sms', factor: factorId });
   });
 
-  app.post('/interaction/:uid/enroll/email', async (request, reply) => {
+  app.post('/interaction/:uid/enroll/email', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const body = emailBody.safeParse(request.body);
@@ -65,9 +66,9 @@ export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, s
     return ctx.seeOther(reply, details, { enroll: 'email', factor: factorId });
   });
 
-  app.post('/interaction/:uid/enroll/:type/confirm', async (request, reply) => {
+  app.post('/interaction/:uid/enroll/:type/confirm', { config: { page: true } }, async (request, reply) => {
     const params = confirmParams.safeParse(request.params);
-    if (!params.success) return ctx.send(reply, notFoundView());
+    if (!params.success) return sendPage(reply, notFoundView());
     const details = await ctx.loadStepForm(request, reply);
     if (!details) return reply;
     const { type } = params.data;
@@ -76,7 +77,7 @@ export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, s
     const body = confirmBody.safeParse(request.body);
     if (!body.success) {
       const factorId = z.uuid().safeParse((request.body as { factor_id?: unknown } | undefined)?.factor_id);
-      if (type === 'totp' && factorId.success) return ctx.send(reply, totpRetryView(page, factorId.data, 400, 'Enter the code.'));
+      if (type === 'totp' && factorId.success) return sendPage(reply, totpRetryView(page, factorId.data, 400, 'Enter the code.'));
       return steps.stepPage(request, reply, details, { enroll, factorId: factorId.success ? factorId.data : undefined, status: 400, error: 'Enter the code.' });
     }
     const user = await steps.enrollingUser(request, reply, details);
@@ -85,7 +86,7 @@ export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, s
     try {
       await factors.confirm(user, type, factorId, body.data.code.replace(/[\s-]+/g, ''), request.requestContext);
     } catch (err) {
-      if (type === 'totp' && err instanceof AppError && err.code === 'invalid_code') return ctx.send(reply, totpRetryView(page, factorId, 401, TOTP_WRONG_CODE));
+      if (type === 'totp' && err instanceof AppError && err.code === 'invalid_code') return sendPage(reply, totpRetryView(page, factorId, 401, TOTP_WRONG_CODE));
       return steps.enrollError(request, reply, details, type, err, { factorId });
     }
     let completed: CompletedLogin | undefined;

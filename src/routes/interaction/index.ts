@@ -12,10 +12,8 @@
  * code-step.ts, enrolment.ts, consent.ts, abort.ts.
  */
 import formbody from '@fastify/formbody';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { AppError } from '../../errors/index.js';
-import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../errors/unavailable.js';
 import { abortRoutes } from './abort.js';
 import { codeMethod, codeStepRoutes, methodId } from './code-step.js';
 import { consentPage, consentRoutes } from './consent.js';
@@ -24,6 +22,7 @@ import { enrolmentRoutes } from './enrolment.js';
 import { passwordRoutes } from './password.js';
 import { createInteractionSteps } from './steps.js';
 import { expiredView } from './views.js';
+import { sendPage } from '../../views/page.js';
 
 export type { InteractionRouteDeps } from './context.js';
 
@@ -41,24 +40,9 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
   const ctx = createInteractionContext(deps);
   const steps = createInteractionSteps(ctx);
 
-  // These routes answer browsers: failures the handlers did not render (a body that is not a form, a
-  // service error) become a page too, in plain words; 5xx are masked and logged.
-  app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
-    const message = (status: number, title: string, line: string) => ctx.send(reply, { status, template: 'message', model: { title, heading: title, lines: [line] } });
-    if (isDatabaseUnavailable(err)) {
-      request.log.warn({ err }, 'database unavailable');
-      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
-      return message(503, 'Temporarily unavailable', 'The service cannot complete this request right now. Try again in a moment.');
-    }
-    const status = err instanceof AppError ? err.status : typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) {
-      request.log.error({ err }, 'request failed');
-      return message(500, 'Something went wrong', 'The request could not be completed. Try again in a moment.');
-    }
-    return message(status, 'Request not understood', 'The form was not valid. Go back and try again.');
-  });
-
-  app.get('/interaction/:uid', async (request, reply) => {
+  // Failures the handlers do not render themselves (a body that is not a form, a service error) go to the
+  // one error handler, which answers these page routes (`config.page`) with a page in plain words.
+  app.get('/interaction/:uid', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.load(request, reply);
     if (!details) return reply;
     if (details.prompt.name === 'login') {
@@ -67,7 +51,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
       return steps.stepPage(request, reply, details, { method: q.method, enroll: q.enroll, factorId: q.factor, sent: q.sent === '1' });
     }
     if (details.prompt.name === 'consent') return consentPage(ctx, reply, details);
-    return ctx.send(reply, expiredView());
+    return sendPage(reply, expiredView());
   });
 
   passwordRoutes(app, ctx, steps);

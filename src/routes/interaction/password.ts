@@ -11,16 +11,17 @@ import type { LoginService } from '../../services/login.js';
 import type { InteractionContext } from './context.js';
 import type { InteractionSteps } from './steps.js';
 import { expiredView, loginView, passwordErrorOutcome, passwordResetRequiredView, refusedView } from './views.js';
+import { sendPage } from '../../views/page.js';
 
 const loginBody = z.object({ csrf: z.string().max(100), email: z.string().max(320), password: z.string().max(1024) });
 
 export function passwordRoutes(app: FastifyInstance, ctx: InteractionContext, steps: InteractionSteps): void {
-  app.post('/interaction/:uid/login', async (request, reply) => {
+  app.post('/interaction/:uid/login', { config: { page: true } }, async (request, reply) => {
     const details = await ctx.load(request, reply);
     if (!details) return reply;
     const body = loginBody.safeParse(request.body);
-    if (!body.success || !ctx.csrfValid(details, body.data.csrf)) return ctx.send(reply, refusedView());
-    if (details.prompt.name !== 'login') return ctx.send(reply, expiredView());
+    if (!body.success || !ctx.csrfValid(details, body.data.csrf)) return sendPage(reply, refusedView());
+    if (details.prompt.name !== 'login') return sendPage(reply, expiredView());
     const name = await ctx.clientName(details);
 
     const { email, password } = body.data;
@@ -34,9 +35,9 @@ export function passwordRoutes(app: FastifyInstance, ctx: InteractionContext, st
     } catch (err) {
       const shown = err instanceof AppError ? passwordErrorOutcome(err) : undefined;
       if (!shown) throw err;
-      if (shown === 'reset_required') return ctx.send(reply, passwordResetRequiredView());
+      if (shown === 'reset_required') return sendPage(reply, passwordResetRequiredView());
       if (shown.retryAfter !== undefined) reply.header('retry-after', String(shown.retryAfter));
-      return ctx.send(reply, loginView(ctx.pageOf(details), name, shown.status, shown.error, email));
+      return sendPage(reply, loginView(ctx.pageOf(details), name, shown.status, shown.error, email));
     }
     if (result.deviceCookie) reply.header('set-cookie', deviceCookieHeader(result.deviceCookie, ctx.deps.secureCookies));
     if (result.completed) return steps.completeLogin(request, reply, details, result.completed);

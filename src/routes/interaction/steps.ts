@@ -7,10 +7,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.js';
 import type { CompletedLogin, LoginService } from '../../services/login.js';
 import { OTP_TTL_SECONDS } from '../../services/mfa/codes.js';
+import { durationInWords } from '../../views/words.js';
 import type { Details, InteractionContext } from './context.js';
 import {
   challengeGoneOutcome,
-  durationInWords,
   endedView,
   enrollAddressView,
   enrollChoiceView,
@@ -26,6 +26,7 @@ import {
   type StepOutcome,
   type StepView,
 } from './views.js';
+import { sendPage } from '../../views/page.js';
 
 export type EnrollingUser = Awaited<ReturnType<LoginService['enrollmentForForm']>>;
 
@@ -55,9 +56,9 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
       case 'retry':
         return stepPage(request, reply, details, outcome.view);
       case 'ended':
-        return ctx.send(reply, endedView(ctx.pageOf(details)));
+        return sendPage(reply, endedView(ctx.pageOf(details)));
       case 'restart':
-        return ctx.send(reply, loginView(ctx.pageOf(details), await ctx.clientName(details), outcome.status, outcome.error));
+        return sendPage(reply, loginView(ctx.pageOf(details), await ctx.clientName(details), outcome.status, outcome.error));
       case 'rethrow':
         throw err;
     }
@@ -72,19 +73,19 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
       return outcomePage(request, reply, details, err, challengeGoneOutcome(err, view.status ?? 200));
     }
     const page = ctx.pageOf(details);
-    if (!step) return ctx.send(reply, loginView(page, await ctx.clientName(details), view.status ?? 200, view.error));
+    if (!step) return sendPage(reply, loginView(page, await ctx.clientName(details), view.status ?? 200, view.error));
     if (view.retryAfter !== undefined) reply.header('retry-after', String(view.retryAfter));
-    if (step.reason !== 'enroll') return ctx.send(reply, verifyView(page, step, view, codeTtl) ?? endedView(page));
+    if (step.reason !== 'enroll') return sendPage(reply, verifyView(page, step, view, codeTtl) ?? endedView(page));
 
     const type = view.enroll && step.methods.includes(view.enroll) ? view.enroll : undefined;
-    if (!type) return ctx.send(reply, enrollChoiceView(page, step, view));
+    if (!type) return sendPage(reply, enrollChoiceView(page, step, view));
     let error = view.error;
     if (view.factorId) {
       const pending = (await deps.factors.list(step.user.id)).find((f) => f.id === view.factorId && f.type === type && !f.active);
-      if (pending) return ctx.send(reply, enrollCodeView(page, type, pending, view, codeTtl));
+      if (pending) return sendPage(reply, enrollCodeView(page, type, pending, view, codeTtl));
       error ??= ENROLMENT_EXPIRED;
     }
-    return ctx.send(reply, enrollAddressView(page, type, { ...view, error }, step.user.email));
+    return sendPage(reply, enrollAddressView(page, type, { ...view, error }, step.user.email));
   }
 
   async function stepError(request: FastifyRequest, reply: FastifyReply, details: Details, err: unknown, view: StepView = {}) {
@@ -123,7 +124,7 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
       if (!enrolled || (await deps.factors.countUnusedRecoveryCodes(user.id)) > 0) return ctx.finish(request, reply, { login: { accountId: user.id, amr } }, false);
       const codes = await deps.factors.generateRecoveryCodes(user, request.requestContext);
       const location = await deps.host.provider.interactionResult(request.raw, reply.raw, { login: { accountId: user.id, amr } }, { mergeWithLastSubmission: false });
-      return ctx.send(reply, recoveryCodesView(codes, location, enrolled));
+      return sendPage(reply, recoveryCodesView(codes, location, enrolled));
     },
   };
 }

@@ -7,18 +7,11 @@
 import { AppError } from '../../errors/index.js';
 import type { LoginService } from '../../services/login.js';
 import { describeScope } from '../../services/api-scopes.js';
-import type { PageModel } from '../../views/render.js';
+import { messagePage as message, type PageView } from '../../views/page.js';
 
 export type PendingStep = NonNullable<Awaited<ReturnType<LoginService['pendingForm']>>>;
 export type EnrollType = 'totp' | 'sms' | 'email';
 export type CodeMethod = 'sms' | 'email';
-
-/** A page to send: the template, its model and the status it answers with. */
-export interface PageView {
-  status: number;
-  template: string;
-  model: PageModel;
-}
 
 /** What a step page shows besides the step itself: the method asked for, an error, and its status. */
 export interface StepView {
@@ -48,16 +41,16 @@ const tries = (left: number) => (left === 1 ? 'You have 1 more try.' : `You have
 export const isCodeMethod = (method: string): method is CodeMethod => method === 'sms' || method === 'email';
 const path = (page: InteractionPageContext, rest = '') => `/interaction/${page.uid}${rest}`;
 
-const message = (status: number, title: string, heading: string, lines: string[]): PageView => ({ status, template: 'message', model: { title, heading, lines } });
-
-export const expiredView = (): PageView => message(400, 'Sign-in expired', 'This sign-in has expired', ['Go back to the application and start again.']);
-export const refusedView = (): PageView => message(403, 'Request refused', 'Request refused', ['The form was not valid. Go back and try again.']);
-export const notFoundView = (): PageView => message(404, 'Not found', 'Page not found', ['Go back and try again.']);
+export const expiredView = (): PageView => message(400, 'Sign-in expired', ['Go back to the application and start again.'], 'This sign-in has expired');
+export const refusedView = (): PageView => message(403, 'Request refused', ['The form was not valid. Go back and try again.']);
+export const notFoundView = (): PageView => message(404, 'Not found', ['Go back and try again.'], 'Page not found');
 export const passwordResetRequiredView = (): PageView =>
-  message(403, 'Password reset required', 'Reset your password to sign in', [
-    'This account must get a new password before anyone can sign in to it again.',
-    'Reset your password, then sign in with the new one.',
-  ]);
+  message(
+    403,
+    'Password reset required',
+    ['This account must get a new password before anyone can sign in to it again.', 'Reset your password, then sign in with the new one.'],
+    'Reset your password to sign in',
+  );
 
 export function loginView(page: InteractionPageContext, clientName: string, status = 200, error?: string, email?: string): PageView {
   return {
@@ -332,11 +325,4 @@ export function passwordErrorOutcome(err: AppError): { status: number; error: st
   if (err.code === 'invalid_credentials') return { status: 401, error: GENERIC_LOGIN_ERROR };
   if (err.code === 'password_reset_required') return 'reset_required';
   return undefined;
-}
-
-/** "5 minutes", "1 minute", "90 seconds": a configured lifetime in the words a page uses. */
-export function durationInWords(seconds: number): string {
-  if (seconds % 60 !== 0) return seconds === 1 ? '1 second' : `${seconds} seconds`;
-  const minutes = seconds / 60;
-  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
 }
