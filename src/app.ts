@@ -52,6 +52,7 @@ import { healthRoutes } from './routes/health.js';
 import { interactionRoutes } from './routes/interaction/index.js';
 import { readBootstrapFile } from './services/bootstrap.js';
 import { createServices, type Services } from './services/container.js';
+import { createFormCsrf } from './views/csrf.js';
 import { stylesheet } from './views/render.js';
 
 export interface BuildOptions {
@@ -295,20 +296,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.get('/assets/keryu.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
   );
+  // One CSRF key for every form; each form binds its token to its own purpose and subject.
+  const formCsrf = createFormCsrf(deriveKey(config.secret, 'csrf'));
   await app.register(interactionRoutes, {
     host,
     login: services.login,
     factors: services.factors,
     audit: services.audit,
-    csrfKey: deriveKey(config.secret, 'csrf'),
+    csrf: formCsrf,
     secureCookies: config.secureCookies,
   });
   await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });
-  await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
+  await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });
   await app.register(alertRoutes, { alerts: services.alerts });
   await app.register(complianceRoutes, { compliance: services.compliance });
-  await app.register(passwordResetPages, { passwords: services.passwordManagement, csrfKey: deriveKey(config.secret, 'csrf-reset'), minLength: config.passwordPolicy.minLength });
+  await app.register(passwordResetPages, {
+    passwords: services.passwordManagement,
+    csrf: formCsrf,
+    minLength: config.passwordPolicy.minLength,
+    resetTtlSeconds: config.auth.passwordResetTtl,
+  });
 
   // Last: every /api/ route is known now, so unsupported methods can answer 405.
   app.registerMethodNotAllowed();

@@ -10,7 +10,7 @@ import { deriveKey } from '../lib/crypto.js';
 import type { ClientQueries } from '../queries/clients.js';
 import type { UserQueries } from '../queries/users.js';
 import type { KeySet } from '../services/signing-keys.js';
-import { renderPage } from '../views/render.js';
+import { pageSecurityHeaders, renderPage, type PageModel } from '../views/render.js';
 import { createAdapterClass } from './adapter.js';
 import { registerDeviceFormRecovery } from './device-form.js';
 import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './token-endpoints.js';
@@ -48,10 +48,10 @@ export function cookieNames(secure: boolean) {
     : { session: 'keryu.session', interaction: 'keryu.interaction', resume: 'keryu.resume' };
 }
 
-export function page(ctx: KoaContextWithOIDC, template: string, model: { title: string; [k: string]: unknown }): void {
+/** The provider's own pages (device flow, logout, its errors) carry the same headers as ours (views/render.ts). */
+export function page(ctx: KoaContextWithOIDC, template: string, model: PageModel): void {
   ctx.type = 'html';
-  ctx.set('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
-  ctx.set('x-frame-options', 'DENY');
+  ctx.set(pageSecurityHeaders);
   ctx.body = renderPage(template, model);
 }
 

@@ -9,34 +9,47 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../errors/index.js';
-import { constantTimeEqual, hmacDigest, sha256 } from '../lib/crypto.js';
 import type { PasswordManagementService } from '../services/password-management.js';
-import { pageSecurityHeaders, renderPage } from '../views/render.js';
+import type { FormCsrf } from '../views/csrf.js';
+import { messagePage, seeOther, sendPage } from '../views/page.js';
+import { durationInWords } from '../views/words.js';
 
 const tokenQuery = z.object({ token: z.string().min(1).max(200) });
-const resetForm = z.object({ token: z.string().min(1).max(200), csrf: z.string().max(100), new_password: z.string().max(1024) });
+const resetForm = z.object({ token: z.string().min(1).max(200), csrf: z.string(), new_password: z.string().max(1024) });
 
-export async function passwordResetPages(app: FastifyInstance, deps: { passwords: PasswordManagementService; csrfKey: Buffer; minLength: number }): Promise<void> {
+export interface PasswordResetPageDeps {
+  passwords: PasswordManagementService;
+  csrf: FormCsrf;
+  minLength: number;
+  /** PASSWORD_RESET_TTL, which the expired-link page states. */
+  resetTtlSeconds: number;
+}
+
+const CSRF_PURPOSE = 'password-reset';
+
+export async function passwordResetPages(app: FastifyInstance, deps: PasswordResetPageDeps): Promise<void> {
   if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(formbody, { bodyLimit: 8 * 1024 });
-  const csrfFor = (token: string) => hmacDigest(deps.csrfKey, `password-reset:${sha256(token)}`);
+  const page = { config: { page: true }, schema: { hide: true } };
 
-  const send = (reply: FastifyReply, status: number, template: string, model: { title: string; [k: string]: unknown }) =>
-    reply.code(status).headers(pageSecurityHeaders).type('text/html; charset=utf-8').send(renderPage(template, model));
   const invalidLink = (reply: FastifyReply) =>
-    send(reply, 400, 'message', { title: 'Link expired', heading: 'This link can no longer be used', lines: ['Reset links work once and for 30 minutes. Ask for a new one.'] });
+    sendPage(reply, messagePage(400, 'Link expired', [`Reset links work once and for ${durationInWords(deps.resetTtlSeconds)}. Ask for a new one.`], 'This link can no longer be used'));
   const form = (reply: FastifyReply, status: number, token: string, error?: string) =>
-    send(reply, status, 'password-reset', { title: 'Choose a new password', action: '/password/reset', csrf: csrfFor(token), token, error, minLength: deps.minLength });
+    sendPage(reply, {
+      status,
+      template: 'password-reset',
+      model: { title: 'Choose a new password', action: '/password/reset', csrf: deps.csrf.issue(CSRF_PURPOSE, token), token, error, minLength: deps.minLength },
+    });
 
-  app.get('/password/reset', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/password/reset', page, async (request, reply) => {
     const query = tokenQuery.safeParse(request.query);
     if (!query.success || !(await deps.passwords.isResetTokenUsable(query.data.token))) return invalidLink(reply);
     return form(reply, 200, query.data.token);
   });
 
-  app.post('/password/reset', { schema: { hide: true } }, async (request, reply) => {
+  app.post('/password/reset', page, async (request, reply) => {
     const body = resetForm.safeParse(request.body);
-    if (!body.success || !constantTimeEqual(csrfFor(body.data.token), body.data.csrf)) {
-      return send(reply, 403, 'message', { title: 'Request refused', heading: 'Request refused', lines: ['The form was not valid. Open the link from your email again.'] });
+    if (!body.success || !deps.csrf.verify(CSRF_PURPOSE, body.data.token, body.data.csrf)) {
+      return sendPage(reply, messagePage(403, 'Request refused', ['The form was not valid. Open the link from your email again.']));
     }
     try {
       await deps.passwords.confirmReset(body.data.token, body.data.new_password, request.requestContext);
@@ -45,10 +58,10 @@ export async function passwordResetPages(app: FastifyInstance, deps: { passwords
       if (err instanceof AppError && err.code === 'invalid_reset_token') return invalidLink(reply);
       throw err;
     }
-    return reply.code(303).header('cache-control', 'no-store').redirect('/password/reset/done', 303);
+    return seeOther(reply, '/password/reset/done');
   });
 
-  app.get('/password/reset/done', { schema: { hide: true } }, async (_request, reply) =>
-    send(reply, 200, 'message', { title: 'Password changed', heading: 'Your password has been changed', lines: ['You have been signed out everywhere. Sign in again with your new password.'] }),
+  app.get('/password/reset/done', page, async (_request, reply) =>
+    sendPage(reply, messagePage(200, 'Password changed', ['You have been signed out everywhere. Sign in again with your new password.'], 'Your password has been changed')),
   );
 }

@@ -8,42 +8,53 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { constantTimeEqual, hmacDigest, sha256 } from '../lib/crypto.js';
 import type { SecurityNotices } from '../services/mfa/notices.js';
-import { pageSecurityHeaders, renderPage } from '../views/render.js';
+import type { FormCsrf } from '../views/csrf.js';
+import { messagePage, sendPage } from '../views/page.js';
 
 const tokenQuery = z.object({ token: z.string().min(1).max(200) });
-const reportForm = z.object({ token: z.string().min(1).max(200), csrf: z.string().max(100) });
+const reportForm = z.object({ token: z.string().min(1).max(200), csrf: z.string() });
 
-export async function securityReportPages(app: FastifyInstance, deps: { notices: SecurityNotices; csrfKey: Buffer }): Promise<void> {
+const CSRF_PURPOSE = 'security-report';
+
+export async function securityReportPages(app: FastifyInstance, deps: { notices: SecurityNotices; csrf: FormCsrf }): Promise<void> {
   if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(formbody, { bodyLimit: 8 * 1024 });
-  const csrfFor = (token: string) => hmacDigest(deps.csrfKey, `security-report:${sha256(token)}`);
-  const send = (reply: FastifyReply, status: number, template: string, model: { title: string; [k: string]: unknown }) =>
-    reply.code(status).headers(pageSecurityHeaders).type('text/html; charset=utf-8').send(renderPage(template, model));
+  const page = { config: { page: true }, schema: { hide: true } };
   const invalidLink = (reply: FastifyReply) =>
-    send(reply, 400, 'message', { title: 'Link expired', heading: 'This link can no longer be used', lines: ['It was used already or has expired. If you think someone else is using your account, reset your password.'] });
+    sendPage(
+      reply,
+      messagePage(400, 'Link expired', ['It was used already or has expired. If you think someone else is using your account, reset your password.'], 'This link can no longer be used'),
+    );
 
-  app.get('/security/report', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/security/report', page, async (request, reply) => {
     const query = tokenQuery.safeParse(request.query);
     if (!query.success || !(await deps.notices.isReportUsable(query.data.token))) return invalidLink(reply);
-    return send(reply, 200, 'security-report', { title: 'Secure your account', action: '/security/report', csrf: csrfFor(query.data.token), token: query.data.token });
+    return sendPage(reply, {
+      status: 200,
+      template: 'security-report',
+      model: { title: 'Secure your account', action: '/security/report', csrf: deps.csrf.issue(CSRF_PURPOSE, query.data.token), token: query.data.token },
+    });
   });
 
-  app.post('/security/report', { schema: { hide: true } }, async (request, reply) => {
+  app.post('/security/report', page, async (request, reply) => {
     const body = reportForm.safeParse(request.body);
-    if (!body.success || !constantTimeEqual(csrfFor(body.data.token), body.data.csrf)) {
-      return send(reply, 403, 'message', { title: 'Request refused', heading: 'Request refused', lines: ['The form was not valid. Open the link from your email again.'] });
+    if (!body.success || !deps.csrf.verify(CSRF_PURPOSE, body.data.token, body.data.csrf)) {
+      return sendPage(reply, messagePage(403, 'Request refused', ['The form was not valid. Open the link from your email again.']));
     }
     const secured = await deps.notices.report(body.data.token, request.requestContext);
     if (!secured) return invalidLink(reply);
-    return send(reply, 200, 'message', {
-      title: 'Account secured',
-      heading: 'Your account is secured',
-      lines: [
-        'Every session has been signed out and the device was forgotten.',
-        ...(secured.removedFactors.length ? [`These sign-in methods, added since, were removed: ${secured.removedFactors.join(', ')}.`] : []),
-        'Reset your password before you sign in again: use "Forgot password" or the password reset link in the app.',
-      ],
-    });
+    return sendPage(
+      reply,
+      messagePage(
+        200,
+        'Account secured',
+        [
+          'Every session has been signed out and the device was forgotten.',
+          ...(secured.removedFactors.length ? [`These sign-in methods, added since, were removed: ${secured.removedFactors.join(', ')}.`] : []),
+          'Reset your password before you sign in again: use "Forgot password" or the password reset link in the app.',
+        ],
+        'Your account is secured',
+      ),
+    );
   });
 }

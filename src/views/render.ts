@@ -1,6 +1,8 @@
 /**
- * Server-rendered pages. Eta with auto-escaping: `<%= %>` escapes; `<%~ %>` is used only for HTML the
- * provider itself generated (its hidden forms). Handlers pass view models, never database rows.
+ * The template engine and the headers of every page. Eta with auto-escaping: `<%= %>` escapes; `<%~ %>` is
+ * used only for HTML the provider itself generated (its hidden forms). Handlers pass view models, never
+ * database rows. Framework-free: the Fastify pages (views/page.ts) and the provider's pages (Koa, in
+ * oidc/provider.ts) both render and set headers through here.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +23,17 @@ export function renderPage(template: string, model: PageModel): string {
   return eta.render(template, model);
 }
 
-/** Headers every HTML page carries: no framing (clickjacking), no caching of pages holding forms. */
-export const pageSecurityHeaders: Record<string, string> = {
+/**
+ * Headers every HTML page carries, ours and the provider's alike. The Content-Security-Policy allows no
+ * script at all and styles only from our stylesheet (no inline script or style); `frame-ancestors 'none'`
+ * and X-Frame-Options stop framing (clickjacking); pages holding forms or secrets are never cached
+ * (`no-store`); no Referer leaves a page whose URL may carry a token. No `form-action`: browsers apply it to
+ * the redirects after a POST, and a finished sign-in redirects to the client's own origin.
+ */
+export const pageSecurityHeaders: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
   'referrer-policy': 'no-referrer',
   'x-content-type-options': 'nosniff',
-};
+});

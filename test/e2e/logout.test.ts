@@ -10,6 +10,7 @@
 import t from 'tap';
 import * as client from 'openid-client';
 import { cookieNames } from '../../src/oidc/provider.js';
+import { pageSecurityHeaders } from '../../src/views/render.js';
 import { Browser, discover, hiddenField, loginWithCode, oauthError, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -73,6 +74,8 @@ t.test('RP-initiated logout', async (t) => {
     const logout = await openLogoutPage(server, offline, browser, a.tokens.id_token!);
     t.equal(logout.page.status, 200, 'confirmation page');
     t.match(logout.page.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, 'not frameable');
+    t.equal(logout.page.headers.get('content-security-policy'), pageSecurityHeaders['content-security-policy'], "the provider's page: the same policy as ours");
+    t.equal(logout.page.headers.get('cache-control'), 'no-store', "the provider's page is not cached");
     t.match(logout.html, 'Sign out?');
 
     const confirmed = await browser.postForm(logout.action, { xsrf: logout.xsrf, logout: 'yes' });

@@ -135,3 +135,13 @@ t.test('without SMTP_URL the development transport logs the message', async (t) 
   t.match(JSON.stringify(logged[0]), /secret-value/, 'development: whole, so the flow works locally');
   t.notMatch(JSON.stringify(logged[1]), /secret-value/, 'production: the link never reaches a log');
 });
+
+t.test('the expired-link page states the configured PASSWORD_RESET_TTL, not a fixed figure', async (t) => {
+  const server = await startServer({ env: { ...NO_RATE_LIMITS, PASSWORD_RESET_TTL: '600' } });
+  t.teardown(() => server.close());
+  const page = await fetch(`${server.origin}/password/reset?token=not-a-token`);
+  t.equal(page.status, 400);
+  const html = await page.text();
+  t.match(html, 'Reset links work once and for 10 minutes.');
+  t.notMatch(html, '30 minutes');
+});
