@@ -28,15 +28,45 @@ export function decrypt(key: Buffer, sealed: string, aad: string): string {
 }
 
 /**
- * Keyed digest for high-entropy secrets (client secrets, tokens). A slow password hash would add nothing
+ * Keyed digest (HMAC-SHA-256) for high-entropy secrets stored only as digests: client secrets, one-time
+ * codes, and every token at rest (`TokenDigest` below). Keyed, so that a copy of a table cannot be checked
+ * offline against guesses without the server secret; not a slow password hash, which would add nothing
  * against guessing a 256-bit value and would cap token-endpoint throughput.
  */
 export function hmacDigest(key: Buffer, value: string): string {
   return createHmac('sha256', key).update(value).digest('base64url');
 }
 
+/** Plain SHA-256, for what is not a stored secret (rate-limit keys, CSRF inputs); never for a token at rest. */
 export function sha256(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
+}
+
+/**
+ * Digests of the tokens this server issues and stores only as digests: refresh tokens, personal tokens,
+ * login challenge ids, password reset tokens and security report tokens. New rows store `stored(value)`
+ * (keyed); a lookup matches any of `candidates(value)` in one `token_hash in (...)` query.
+ *
+ * Migration: rows written before the keyed digest hold the plain SHA-256 of the value, so `candidates` also
+ * names it and those tokens keep working. Nothing renews a legacy row except a refresh rotation (its
+ * successor is keyed); the others age out with their expiry. The longest-lived are personal tokens
+ * (PERSONAL_TOKEN_MAX_TTL, 365 days by default); the rest are bounded by REFRESH_TOKEN_ABSOLUTE_TTL (90
+ * days), security reports (7 days), reset links and challenges (minutes). Remove the `sha256(value)`
+ * candidate here once max(PERSONAL_TOKEN_MAX_TTL, REFRESH_TOKEN_ABSOLUTE_TTL) has passed since the release
+ * that introduced the keyed digest was deployed; it is the only place that accepts a legacy digest.
+ */
+export interface TokenDigest {
+  /** The digest a new token's row stores. */
+  stored(value: string): string;
+  /** Every digest a row of this token may hold: the keyed one, then the legacy plain SHA-256. */
+  candidates(value: string): string[];
+}
+
+export function createTokenDigest(key: Buffer): TokenDigest {
+  return {
+    stored: (value) => hmacDigest(key, value),
+    candidates: (value) => [hmacDigest(key, value), sha256(value)],
+  };
 }
 
 /** Constant-time equality of two strings (lengths are compared through their digests, not early-exit). */

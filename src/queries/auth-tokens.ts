@@ -4,6 +4,7 @@
  */
 import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import { selectRows, type DbOrTx } from '../db/client.js';
+import type { Cursor } from '../lib/pagination.js';
 import { authRefreshTokens, authTokens, users, type DeviceInfo, type TokenKind } from '../db/schema/index.js';
 
 export type AuthTokenRow = Omit<typeof authTokens.$inferSelect, 'tokenHash'>;
@@ -59,13 +60,13 @@ export function createAuthTokenQueries(db: DbOrTx) {
       return row;
     },
 
-    /** A personal token by the digest of its value, with its owner's state. */
-    async findPersonalTokenByHash(hash: string) {
+    /** A personal token by a digest of its value (`TokenDigest.candidates`: one query), with its owner's state. */
+    async findPersonalTokenByDigests(digests: string[]) {
       const [row] = await db
         .select({ ...publicColumns, userDisabled: users.disabled })
         .from(authTokens)
         .innerJoin(users, eq(users.id, authTokens.userId))
-        .where(and(eq(authTokens.tokenHash, hash), eq(authTokens.kind, 'personal')))
+        .where(and(inArray(authTokens.tokenHash, digests), eq(authTokens.kind, 'personal')))
         .limit(1);
       return row;
     },
@@ -93,15 +94,15 @@ export function createAuthTokenQueries(db: DbOrTx) {
       return row;
     },
 
-    /** Newest first; the cursor is the last row's (created_at, id). */
-    async listTokensByUser(userId: string, limit: number, after?: { createdAt: Date; id: string }): Promise<AuthTokenRow[]> {
-      const page = after
-        ? or(lt(authTokens.createdAt, after.createdAt), and(eq(authTokens.createdAt, after.createdAt), lt(authTokens.id, after.id)))
-        : undefined;
+    /**
+     * Newest first, after the cursor's (created_at, id); each row carries its `cursorKey`, created_at with
+     * the database's microseconds (a JavaScript Date would cut them and the next page would skip rows).
+     */
+    async listTokensByUser(userId: string, limit: number, after?: Cursor): Promise<Array<AuthTokenRow & { cursorKey: string }>> {
       return db
-        .select(publicColumns)
+        .select({ ...publicColumns, cursorKey: sql<string>`to_char(${authTokens.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
         .from(authTokens)
-        .where(and(eq(authTokens.userId, userId), page))
+        .where(and(eq(authTokens.userId, userId), after ? sql`(${authTokens.createdAt}, ${authTokens.id}) < (${after.key}::timestamptz, ${after.id}::uuid)` : undefined))
         .orderBy(desc(authTokens.createdAt), desc(authTokens.id))
         .limit(limit);
     },
@@ -276,8 +277,8 @@ export function createRefreshTokenQueries(db: DbOrTx) {
       return rows.length > 0;
     },
 
-    /** The refresh token with this digest, its session and its owner's state. */
-    async findRefreshTokenByHash(hash: string) {
+    /** The refresh token with one of these digests (`TokenDigest.candidates`: one query), its session and its owner's state. */
+    async findRefreshTokenByDigests(digests: string[]) {
       const [row] = await db
         .select({
           token: authRefreshTokens,
@@ -295,7 +296,7 @@ export function createRefreshTokenQueries(db: DbOrTx) {
         .from(authRefreshTokens)
         .innerJoin(authTokens, eq(authTokens.id, authRefreshTokens.sessionId))
         .innerJoin(users, eq(users.id, authTokens.userId))
-        .where(eq(authRefreshTokens.tokenHash, hash))
+        .where(inArray(authRefreshTokens.tokenHash, digests))
         .limit(1);
       return row;
     },

@@ -3,7 +3,7 @@
  * "this wasn't me" reports. Everything that must hold across replicas (a TOTP step accepted once, a code
  * consumed once, a send allowed) is one conditional statement.
  */
-import { and, asc, desc, eq, gt, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { mfaFactors, mfaRecoveryCodes, otpCodes, otpSendCounters, securityReports, trustedDevices, userNetworks, type FactorType } from '../db/schema/index.js';
 
@@ -286,20 +286,20 @@ export function createMfaQueries(db: DbOrTx) {
       await db.insert(securityReports).values(values);
     },
 
-    async findUsableSecurityReport(tokenHash: string, now: Date) {
+    async findUsableSecurityReport(digests: string[], now: Date) {
       const [row] = await db
         .select()
         .from(securityReports)
-        .where(and(eq(securityReports.tokenHash, tokenHash), isNull(securityReports.usedAt), gt(securityReports.expiresAt, now)))
+        .where(and(inArray(securityReports.tokenHash, digests), isNull(securityReports.usedAt), gt(securityReports.expiresAt, now)))
         .limit(1);
       return row;
     },
 
-    async consumeSecurityReport(tokenHash: string, now: Date) {
+    async consumeSecurityReport(digests: string[], now: Date) {
       const [row] = await db
         .update(securityReports)
         .set({ usedAt: now })
-        .where(and(eq(securityReports.tokenHash, tokenHash), isNull(securityReports.usedAt), gt(securityReports.expiresAt, now)))
+        .where(and(inArray(securityReports.tokenHash, digests), isNull(securityReports.usedAt), gt(securityReports.expiresAt, now)))
         .returning();
       return row;
     },

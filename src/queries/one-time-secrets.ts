@@ -1,8 +1,8 @@
 /**
- * Login challenges and password reset links: single-use, bounded and atomic. Only digests are stored;
- * attempts and consumption are single conditional UPDATEs, so two replicas can never both accept one.
+ * Login challenges and password reset links: single-use, bounded and atomic. Only digests are stored
+ * (`TokenDigest` in lib/crypto.ts; finders take its `candidates`, matched in one query); attempts and consumption are single conditional UPDATEs, so two replicas can never both accept one.
  */
-import { and, desc, eq, gt, isNull, lt, ne, notInArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, ne, notInArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { loginChallenges, passwordResetTokens } from '../db/schema/index.js';
 
@@ -16,8 +16,8 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
       return row;
     },
 
-    async findLoginChallengeByHash(hash: string): Promise<LoginChallengeRow | undefined> {
-      const [row] = await db.select().from(loginChallenges).where(eq(loginChallenges.challengeHash, hash)).limit(1);
+    async findLoginChallengeByDigests(digests: string[]): Promise<LoginChallengeRow | undefined> {
+      const [row] = await db.select().from(loginChallenges).where(inArray(loginChallenges.challengeHash, digests)).limit(1);
       return row;
     },
 
@@ -130,27 +130,27 @@ export function createOneTimeSecretQueries(db: DbOrTx) {
     },
 
     /** Consumes a reset link: succeeds once, only before it expires; returns the user it is for. */
-    async consumePasswordResetToken(hash: string, now: Date): Promise<string | undefined> {
+    async consumePasswordResetToken(digests: string[], now: Date): Promise<string | undefined> {
       const [row] = await db
         .update(passwordResetTokens)
         .set({ consumedAt: now })
-        .where(and(eq(passwordResetTokens.tokenHash, hash), isNull(passwordResetTokens.consumedAt), gt(passwordResetTokens.expiresAt, now)))
+        .where(and(inArray(passwordResetTokens.tokenHash, digests), isNull(passwordResetTokens.consumedAt), gt(passwordResetTokens.expiresAt, now)))
         .returning({ userId: passwordResetTokens.userId });
       return row?.userId;
     },
 
     /** Whether a reset link is still usable (the page shows the form only then); does not consume it. */
-    async isPasswordResetTokenUsable(hash: string, now: Date): Promise<boolean> {
+    async isPasswordResetTokenUsable(digests: string[], now: Date): Promise<boolean> {
       const [row] = await db
         .select({ id: passwordResetTokens.id })
         .from(passwordResetTokens)
-        .where(and(eq(passwordResetTokens.tokenHash, hash), isNull(passwordResetTokens.consumedAt), gt(passwordResetTokens.expiresAt, now)))
+        .where(and(inArray(passwordResetTokens.tokenHash, digests), isNull(passwordResetTokens.consumedAt), gt(passwordResetTokens.expiresAt, now)))
         .limit(1);
       return Boolean(row);
     },
 
-    async findPasswordResetUserId(hash: string): Promise<string | undefined> {
-      const [row] = await db.select({ userId: passwordResetTokens.userId }).from(passwordResetTokens).where(eq(passwordResetTokens.tokenHash, hash)).limit(1);
+    async findPasswordResetUserId(digests: string[]): Promise<string | undefined> {
+      const [row] = await db.select({ userId: passwordResetTokens.userId }).from(passwordResetTokens).where(inArray(passwordResetTokens.tokenHash, digests)).limit(1);
       return row?.userId;
     },
 

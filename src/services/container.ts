@@ -5,7 +5,7 @@
 import type { Config } from '../config/index.js';
 import type { Database } from '../db/client.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { deriveKey } from '../lib/crypto.js';
+import { createTokenDigest, deriveKey } from '../lib/crypto.js';
 import { buildProvider } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
@@ -103,6 +103,8 @@ export function createServices(deps: {
     issuer ??= createAccessTokenIssuer({ keys: deps.signingKeys, issuer: config.issuer, audience: config.apiAudience });
     return issuer;
   };
+  // Refresh, personal, challenge, reset and report tokens are stored as this keyed digest.
+  const tokenDigest = createTokenDigest(deriveKey(config.secret, 'token-digest'));
   const users = createUserService({ db, passwords, audit, policy, dummyCostKey: deriveKey(config.secret, 'dummy-password-cost') });
   const sessions = createSessionService({
     db,
@@ -111,6 +113,7 @@ export function createServices(deps: {
     mailer,
     accessTokens,
     retryKey: deriveKey(config.secret, 'refresh-retry-encryption'),
+    tokenDigest,
     log: deps.log,
     config: {
       accessTokenTtl: config.ttl.accessToken,
@@ -160,6 +163,7 @@ export function createServices(deps: {
     reportLink: (token) => `${publicOrigin}/security/report?token=${encodeURIComponent(token)}`,
     sessionTtl: config.ttl.refreshTokenAbsolute,
     log: deps.log,
+    tokenDigest,
   });
   const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log, latestSeal: () => auditSeals.lastSeal() });
   const methods = createAuthMethodRegistry();
@@ -208,6 +212,7 @@ export function createServices(deps: {
       notices,
       audit,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
+      tokenDigest,
       policy: config.mfa,
       ipBinding: config.auth.ipBinding,
       roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
@@ -225,6 +230,7 @@ export function createServices(deps: {
       resetLink: (token) => `${publicOrigin}/password/reset?token=${encodeURIComponent(token)}`,
       log: deps.log,
       bruteForce,
+      tokenDigest,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
     alerts,

@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import type { DeviceInfo } from '../db/schema/index.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
-import { hmacDigest, randomToken, sha256 } from '../lib/crypto.js';
+import { hmacDigest, randomToken, sha256, type TokenDigest } from '../lib/crypto.js';
 import { describeDevice } from '../lib/device.js';
 import { issueDeviceCookie, verifyDeviceCookie } from '../lib/device-cookie.js';
 import { networkOf } from '../lib/network.js';
@@ -144,6 +144,7 @@ export function createLoginService(deps: {
   notices: SecurityNotices;
   audit: AuditService;
   deviceCookieKey: Buffer;
+  tokenDigest: TokenDigest;
   policy: LoginPolicy;
   /** SESSION_IP_BINDING: with `strict`, a sign-in is finished only from the address it started from. */
   ipBinding: 'off' | 'strict';
@@ -309,7 +310,7 @@ export function createLoginService(deps: {
     const deviceDigest = origin.deviceDigest ?? (origin.channel === 'api' ? cookieDeviceDigest(pendingDeviceNonce(rowId)) : undefined);
     const row = await secrets.insertLoginChallenge({
       id: rowId,
-      challengeHash: sha256(challengeId),
+      challengeHash: deps.tokenDigest.stored(challengeId),
       userId: user.id,
       methods,
       steps,
@@ -483,7 +484,7 @@ export function createLoginService(deps: {
 
   /** An API challenge answers only to the device its login came from (`device_mismatch` otherwise), from any address (see followAddress). */
   async function apiChallenge(challengeId: string, deviceId: string | undefined, context: RequestContext) {
-    const row = await secrets.findLoginChallengeByHash(sha256(challengeId));
+    const row = await secrets.findLoginChallengeByDigests(deps.tokenDigest.candidates(challengeId));
     if (!row || row.channel !== 'api') throw challengeError.invalid();
     if ((row.deviceId ?? undefined) !== deviceId) throw challengeError.deviceMismatch();
     return followAddress(await usable(row, context), context);

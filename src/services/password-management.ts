@@ -2,7 +2,7 @@
  * Self-service password management: reset by emailed link and change while signed in.
  *  - Reset request: always 202, whether or not the account exists and whether or not anything is sent;
  *    the work runs in the background so the answer time does not tell either. The link carries a 256-bit
- *    token, stored as a SHA-256 digest, single use (one conditional UPDATE), valid PASSWORD_RESET_TTL
+ *    token, stored as a keyed digest, single use (one conditional UPDATE), valid PASSWORD_RESET_TTL
  *    (30 minutes by default).
  *  - Mail bombing: emails to one account are limited like one-time codes (otp_send_counters, in
  *    PostgreSQL so replicas agree): one per PASSWORD_RESET_RESEND_INTERVAL and PASSWORD_RESET_SENDS_PER_HOUR
@@ -19,7 +19,7 @@
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
-import { randomToken, sha256 } from '../lib/crypto.js';
+import { randomToken, type TokenDigest } from '../lib/crypto.js';
 import { createMfaQueries } from '../queries/mfa.js';
 import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
 import type { AuditService } from './audit.js';
@@ -46,6 +46,7 @@ export function createPasswordManagementService(deps: {
   resetLink: (token: string) => string;
   log: { error(obj: object, msg: string): void };
   bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure' | 'unlock'>;
+  tokenDigest: TokenDigest;
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
   const sendCounters = createMfaQueries(deps.db);
@@ -69,7 +70,7 @@ export function createPasswordManagementService(deps: {
       return;
     }
     const token = randomToken();
-    await secrets.insertPasswordResetToken({ userId: user.id, tokenHash: sha256(token), createdAt: now, expiresAt: addSeconds(now, deps.resetTtlSeconds) });
+    await secrets.insertPasswordResetToken({ userId: user.id, tokenHash: deps.tokenDigest.stored(token), createdAt: now, expiresAt: addSeconds(now, deps.resetTtlSeconds) });
     await deps.mailer.send({
       to: user.email,
       subject: 'Reset your password',
@@ -93,26 +94,25 @@ export function createPasswordManagementService(deps: {
     },
 
     isResetTokenUsable(token: string): Promise<boolean> {
-      return secrets.isPasswordResetTokenUsable(sha256(token), deps.clock());
+      return secrets.isPasswordResetTokenUsable(deps.tokenDigest.candidates(token), deps.clock());
     },
 
     async confirmReset(token: string, newPassword: string, context: RequestContext): Promise<void> {
       const now = deps.clock();
-      const hash = sha256(token);
+      const digests = deps.tokenDigest.candidates(token);
       // Check the policy before consuming, so a refused password does not burn the link.
-      if (!(await secrets.isPasswordResetTokenUsable(hash, now))) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
-      const candidateUserId = await secrets.findPasswordResetUserId(hash);
+      if (!(await secrets.isPasswordResetTokenUsable(digests, now))) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
+      const candidateUserId = await secrets.findPasswordResetUserId(digests);
       const candidate = candidateUserId ? await deps.users.findUserById(candidateUserId) : undefined;
       if (!candidate) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
       const normalized = await deps.users.checkPasswordPolicy(candidate, newPassword);
-      const userId = await secrets.consumePasswordResetToken(hash, now);
+      const userId = await secrets.consumePasswordResetToken(digests, now);
       if (!userId) throw new AppError('invalid_reset_token', 'this reset link is invalid, used or expired; ask for a new one', 400);
       await deps.users.setPassword(candidate, normalized);
       // The other links of this account (still valid: see the header) have nothing left to reset.
       await secrets.consumePasswordResetTokensByUser(userId, now);
       // Sign-ins still waiting for a step passed the old password: they end with it.
-      await secrets.consumeLoginChallengesByUser(userId, now);
-      await deps.sessions.revokeUserSessions(userId, { includePersonal: true, reason: 'password_reset' }, context);
+      await deps.sessions.endAllSignIns(userId, { reason: 'password_reset' }, context);
       // Proving the mailbox ends the lock too: otherwise one wrong guess per lock period keeps the user out.
       await deps.bruteForce.unlock(normalizeEmail(candidate.email));
       await deps.audit.record({ type: 'password.reset', outcome: 'success', actor: { type: 'user', id: userId }, subject: { type: 'user', id: userId }, context });
@@ -130,8 +130,7 @@ export function createPasswordManagementService(deps: {
         throw new AppError('invalid_credentials', 'the current password is incorrect', 401);
       }
       await deps.users.setPassword(user, newPassword);
-      await secrets.consumeLoginChallengesByUser(user.id, deps.clock());
-      await deps.sessions.revokeUserSessions(user.id, { exceptSessionId: principal.sessionId, includePersonal: true, reason: 'password_change' }, context);
+      await deps.sessions.endAllSignIns(user.id, { reason: 'password_change', exceptSessionId: principal.sessionId }, context);
       await deps.audit.record({ type: 'password.changed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: { type: 'user', id: user.id }, context });
     },
   };

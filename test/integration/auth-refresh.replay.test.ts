@@ -6,7 +6,7 @@
 import t from 'tap';
 import { eq } from 'drizzle-orm';
 import { auditEvents, authRefreshTokens } from '../../src/db/schema/index.js';
-import { sha256 } from '../../src/lib/crypto.js';
+import { createTokenDigest, deriveKey } from '../../src/lib/crypto.js';
 import { api, login, manualClock, NO_RATE_LIMITS, seedAuthUser, type Pair } from '../helpers/auth.js';
 import { createTestDatabase, onPostgres } from '../helpers/db.js';
 import { startServerProcess } from '../helpers/process.js';
@@ -32,7 +32,7 @@ t.test('a retry within the window gets the very same pair', async (t) => {
   t.equal(retry.body.access_token, r2.body.access_token, 'same access token');
   t.equal(retry.body.expires_in, 590, 'with the time it has left');
   t.equal((await refresh(server, r2.body.refresh_token)).status, 200, 'the pair is valid');
-  const [stored] = await server.app.keryu.database.db.select().from(authRefreshTokens).where(eq(authRefreshTokens.tokenHash, sha256(first.refresh_token)));
+  const [stored] = await server.app.keryu.database.db.select().from(authRefreshTokens).where(eq(authRefreshTokens.tokenHash, createTokenDigest(deriveKey(server.config.secret, 'token-digest')).stored(first.refresh_token)));
   t.equal(stored?.retryResponse, null, 'once the successor is used, the kept answer is gone');
   t.notOk(JSON.stringify(await server.app.keryu.database.db.select().from(authRefreshTokens)).includes(r2.body.refresh_token), 'never a raw token at rest');
 

@@ -44,7 +44,7 @@ t.test('a revoked browser session written back by an in-flight request stays end
   const inFlight = { ...loaded!, loginTs: Number(loaded!.loginTs) - 5 };
 
   // ... every session of the user is ended meanwhile ...
-  await server.app.keryu.services.sessions.revokeUserSessions(user.id, { reason: 'logout_all' });
+  await server.app.keryu.services.sessions.endAllSignIns(user.id, { reason: 'logout_all' });
   t.equal(await adapter.find(row!.id), undefined, 'the session is gone');
 
   // ... and the request saves the session it holds, after the delete.

@@ -19,7 +19,7 @@ export interface DeviceInfo {
  * Every session and token a user holds, in one list: first-party sessions (`session`), personal API
  * tokens (`personal`), and mirrors of oidc-provider's browser sessions and grants (`oidc_session`,
  * `oidc_grant`, whose state lives in `oidc_payloads`; `reference` names the provider artefact).
- * `token_hash` is the SHA-256 of the personal token's value (null for the other kinds: a session's
+ * `token_hash` is the keyed digest (`TokenDigest`) of the personal token's value (null for the other kinds: a session's
  * refresh tokens are in `auth_refresh_tokens`); the raw value is never stored.
  */
 export const authTokens = pgTable(
@@ -171,7 +171,7 @@ export const knownDevices = pgTable(
   (t) => [uniqueIndex('known_devices_user_device_key').on(t.userId, t.deviceDigest)],
 );
 
-/** Single-use password reset links; only the SHA-256 of the link's token is stored. */
+/** Single-use password reset links; only the keyed digest (`TokenDigest`) of the link's token is stored. */
 export const passwordResetTokens = pgTable(
   'password_reset_tokens',
   {

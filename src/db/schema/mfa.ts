@@ -135,7 +135,7 @@ export const userNetworks = pgTable(
 
 /**
  * "This wasn't me" links in new-device, new-IP and factor-change emails: single use, no sign-in needed,
- * only the SHA-256 of the link's token stored. `device_digest` names the device the email reports on.
+ * only the keyed digest (`TokenDigest`) of the link's token stored. `device_digest` names the device the email reports on.
  */
 export const securityReports = pgTable(
   'security_reports',

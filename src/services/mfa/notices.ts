@@ -10,9 +10,8 @@
 import type { Db } from '../../db/client.js';
 import type { DeviceInfo } from '../../db/schema/index.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
-import { randomToken, sha256 } from '../../lib/crypto.js';
+import { randomToken, type TokenDigest } from '../../lib/crypto.js';
 import { createMfaQueries } from '../../queries/mfa.js';
-import { createOneTimeSecretQueries } from '../../queries/one-time-secrets.js';
 import { createUserQueries, type UserRow } from '../../queries/users.js';
 import type { AuditService } from '../audit.js';
 import type { RequestContext } from '../../lib/request-context.js';
@@ -50,6 +49,7 @@ export function createSecurityNotices(deps: {
   /** Lifetime of a session started by the API, for the factor-change link. */
   sessionTtl: number;
   log: { error(obj: object, msg: string): void };
+  tokenDigest: TokenDigest;
 }) {
   const queries = createMfaQueries(deps.db);
   const users = createUserQueries(deps.db);
@@ -59,7 +59,7 @@ export function createSecurityNotices(deps: {
     const now = deps.clock();
     await queries.insertSecurityReport({
       userId,
-      tokenHash: sha256(token),
+      tokenHash: deps.tokenDigest.stored(token),
       kind,
       deviceDigest: deviceDigest ?? null,
       details,
@@ -120,7 +120,7 @@ export function createSecurityNotices(deps: {
     },
 
     async isReportUsable(token: string): Promise<boolean> {
-      return Boolean(await queries.findUsableSecurityReport(sha256(token), deps.clock()));
+      return Boolean(await queries.findUsableSecurityReport(deps.tokenDigest.candidates(token), deps.clock()));
     },
 
     /**
@@ -130,18 +130,16 @@ export function createSecurityNotices(deps: {
      */
     async report(token: string, context: RequestContext): Promise<false | { removedFactors: string[] }> {
       const now = deps.clock();
-      const row = await queries.consumeSecurityReport(sha256(token), now);
+      const row = await queries.consumeSecurityReport(deps.tokenDigest.candidates(token), now);
       if (!row) {
         await deps.audit.record({ type: 'account.compromise_reported', outcome: 'failure', actor: { type: 'anonymous' }, context, details: { reason: 'invalid_link' } });
         return false;
       }
       await users.updateUser(row.userId, { passwordResetRequired: true });
-      // A sign-in in progress passed the password now reported stolen: it must not complete after the reset either.
-      await createOneTimeSecretQueries(deps.db).consumeLoginChallengesByUser(row.userId, now);
       if (row.deviceDigest) await queries.deleteTrustedDeviceByDigest(row.userId, row.deviceDigest);
       const reportedFactor = typeof row.details.factor_id === 'string' ? row.details.factor_id : undefined;
       const removed = await queries.deleteFactorsAddedSince(row.userId, row.createdAt, reportedFactor);
-      await deps.sessions.revokeUserSessions(row.userId, { includePersonal: true, reason: 'compromise_reported' }, context);
+      await deps.sessions.endAllSignIns(row.userId, { reason: 'compromise_reported' }, context);
       if (removed.length) {
         await deps.audit.record({ type: 'mfa.factor_removed', outcome: 'success', actor: { type: 'anonymous' }, subject: { type: 'user', id: row.userId }, context, details: { reason: 'compromise_reported', factors: removed } });
       }
