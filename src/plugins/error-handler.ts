@@ -14,12 +14,10 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ZodError } from 'zod';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../errors/unavailable.js';
 import { AppError } from '../errors/index.js';
-import { pageSecurityHeaders, renderPage } from '../views/render.js';
+import { messagePage, sendPage } from '../views/page.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Errors on this route are answered with an HTML page. */
-    page?: boolean;
     /** An OAuth endpoint: errors are answered `{error, error_description}` (RFC 6749 §5.2). */
     oauth?: boolean;
   }
@@ -120,7 +118,7 @@ function send(reply: FastifyReply, request: FastifyRequest, answer: Answer, shap
   reply.code(answer.status).headers(answer.headers);
   if (shape === 'page') {
     const { title, lines } = pageCopy(answer);
-    return reply.headers(pageSecurityHeaders).type('text/html; charset=utf-8').send(renderPage('message', { title, heading: title, lines }));
+    return sendPage(reply, messagePage(answer.status, title, lines));
   }
   if (shape === 'oauth') {
     // RFC 6749 §5.2: a client that authenticated with the Authorization header is answered 401 with a
