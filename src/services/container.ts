@@ -21,12 +21,13 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
 import { createClientService } from './clients.js';
-import { createLoginService, type LoginService } from './login.js';
+import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
 import { createFactorService } from './mfa/factors.js';
 import { registerBuiltInMethods } from './mfa/methods.js';
 import { createSecurityNotices } from './mfa/notices.js';
+import { createMfaPolicy } from './mfa/policy.js';
 import { createMailer } from './notify/mailer.js';
 import { createSmsSender } from './notify/sms.js';
 import { createPasswordHasher } from './password.js';
@@ -72,18 +73,15 @@ export function createServices(deps: {
   const auditSeals = createAuditSealService({ db, audit, log: deps.log, encryptionKey: deriveKey(config.secret, 'audit-signing-key-encryption'), now: clock });
   const cache = createDecisionCache({ db });
   const rbac = createRbacService({ db, audit, cache });
-  // The provider's MFA policy check asks the login service, which is built below: wired lazily.
-  let loginService: LoginService | undefined;
+  // One "MFA is required" rule for the login's plan and the provider's interaction policy.
+  const mfaPolicy = createMfaPolicy({ db, requiredForAll: config.mfa.required, roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired });
   const providerDeps = {
     config,
     db,
     users: userQueries,
     clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
-    sessionSatisfiesMfa: (accountId: string, amr: string[] | undefined) => {
-      if (!loginService) throw new Error('login service not built yet');
-      return loginService.sessionSatisfiesMfa(accountId, amr);
-    },
+    sessionSatisfiesMfa: mfaPolicy.sessionSatisfies,
   };
 
   // oidc-provider's own client validation, from a provider built with the same configuration.
@@ -197,7 +195,7 @@ export function createServices(deps: {
     codes,
     notices,
     mfaDevices: createTrustedDeviceService({ db, clock, audit }),
-    login: (loginService = createLoginService({
+    login: createLoginService({
       db,
       clock,
       users,
@@ -208,12 +206,12 @@ export function createServices(deps: {
       codes,
       notices,
       audit,
+      mfaPolicy,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       policy: config.mfa,
       ipBinding: config.auth.ipBinding,
-      roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
       sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
-    })),
+    }),
     passwordManagement: createPasswordManagementService({
       db,
       clock,

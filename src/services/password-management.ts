@@ -20,6 +20,7 @@ import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
 import { randomToken, sha256 } from '../lib/crypto.js';
+import { durationInWords } from '../lib/duration.js';
 import { createMfaQueries } from '../queries/mfa.js';
 import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
 import type { AuditService } from './audit.js';
@@ -75,7 +76,7 @@ export function createPasswordManagementService(deps: {
       subject: 'Reset your password',
       text: [
         'Someone (hopefully you) asked to reset the password of your account.',
-        `Open this link within ${Math.round(deps.resetTtlSeconds / 60)} minutes to choose a new one:`,
+        `Open this link within ${durationInWords(deps.resetTtlSeconds)} to choose a new one:`,
         '',
         deps.resetLink(token),
         '',

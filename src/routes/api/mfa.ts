@@ -89,7 +89,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
    */
   async function enrollingUser(request: FastifyRequest, body: ({ challenge_id?: string | undefined; device_id?: string | undefined } & ReauthBody) | null | undefined, starting = true): Promise<UserRow> {
     if (request.principal) return starting ? addingUser(request, body) : sessionUser(request);
-    return login.enrollmentForChallenge(body?.challenge_id ?? '', body?.device_id, request.requestContext);
+    return login.enrollingUser({ channel: 'api', challengeId: body?.challenge_id ?? '', deviceId: body?.device_id }, request.requestContext);
   }
 
   app.get(
@@ -178,7 +178,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
       const user = await enrollingUser(request, request.body, false);
       const factor = await factors.confirm(user, request.params.type, request.params.id, request.body.code, request.requestContext);
       if (request.principal) return noStore(reply).send(factor);
-      return noStore(reply).send(await login.completeEnrollment(request.body.challenge_id ?? '', request.body.device_id, factor.type, request.requestContext));
+      return noStore(reply).send(await login.completeEnrollment({ channel: 'api', challengeId: request.body.challenge_id ?? '', deviceId: request.body.device_id }, factor.type, request.requestContext));
     },
   );
 
