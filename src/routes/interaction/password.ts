@@ -1,0 +1,46 @@
+/**
+ * The password step: POST /interaction/:uid/login. Wrong credentials show one generic message whether or
+ * not the account exists. Password attempts go through the same brute-force protection as the JSON API
+ * (per identifier, per known device, per IP); that happens in the login service.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../../errors/index.js';
+import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
+import type { LoginService } from '../../services/login.js';
+import type { InteractionContext } from './context.js';
+import type { InteractionSteps } from './steps.js';
+import { expiredView, loginView, passwordErrorOutcome, passwordResetRequiredView, refusedView } from './views.js';
+
+const loginBody = z.object({ csrf: z.string().max(100), email: z.string().max(320), password: z.string().max(1024) });
+
+export function passwordRoutes(app: FastifyInstance, ctx: InteractionContext, steps: InteractionSteps): void {
+  app.post('/interaction/:uid/login', async (request, reply) => {
+    const details = await ctx.load(request, reply);
+    if (!details) return reply;
+    const body = loginBody.safeParse(request.body);
+    if (!body.success || !ctx.csrfValid(details, body.data.csrf)) return ctx.send(reply, refusedView());
+    if (details.prompt.name !== 'login') return ctx.send(reply, expiredView());
+    const name = await ctx.clientName(details);
+
+    const { email, password } = body.data;
+    const clientId = String(details.params.client_id ?? '');
+    let result: Awaited<ReturnType<LoginService['formLogin']>>;
+    try {
+      result = await ctx.deps.login.formLogin(
+        { email, password, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        { ...request.requestContext, clientId, interactionUid: details.uid },
+      );
+    } catch (err) {
+      const shown = err instanceof AppError ? passwordErrorOutcome(err) : undefined;
+      if (!shown) throw err;
+      if (shown === 'reset_required') return ctx.send(reply, passwordResetRequiredView());
+      if (shown.retryAfter !== undefined) reply.header('retry-after', String(shown.retryAfter));
+      return ctx.send(reply, loginView(ctx.pageOf(details), name, shown.status, shown.error, email));
+    }
+    if (result.deviceCookie) reply.header('set-cookie', deviceCookieHeader(result.deviceCookie, ctx.deps.secureCookies));
+    if (result.completed) return steps.completeLogin(request, reply, details, result.completed);
+    // A further step is pending: its page is the interaction's page now.
+    return ctx.seeOther(reply, details);
+  });
+}
