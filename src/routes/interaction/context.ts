@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { constantTimeEqual, hmacDigest } from '../../lib/crypto.js';
 import type { ProviderHost } from '../../oidc/provider-host.js';
 import type { AuditService } from '../../services/audit.js';
-import type { LoginService } from '../../services/login.js';
+import type { LoginService } from '../../services/login/index.js';
 import type { FactorService } from '../../services/mfa/factors.js';
 import { pageSecurityHeaders, renderPage } from '../../views/render.js';
 import { expiredView, refusedView, type InteractionPageContext, type PageView } from './views.js';
