@@ -224,6 +224,7 @@ export function createServices(deps: {
       resetLink: (token) => `${publicOrigin}/password/reset?token=${encodeURIComponent(token)}`,
       log: deps.log,
       bruteForce,
+      reauthenticate: factors.reauthenticate,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
     alerts,

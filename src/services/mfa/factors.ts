@@ -173,8 +173,10 @@ export function createFactorService(deps: {
   }
 
   /**
-   * Re-authentication is a sign-in check: it counts against the same brute-force limits as a login, so a
-   * stolen session cannot guess the password or a code here at the request rate. True when it passed.
+   * The one re-authentication (adding or removing a factor, regenerating recovery codes, changing the
+   * password): the current password, or a code from an active factor. It is a sign-in check: it counts
+   * against the same brute-force limits as a login, so a stolen session cannot guess the password or a code
+   * here at the request rate. True when it passed.
    */
   async function reauthenticate(user: UserRow, reauth: Reauthentication, context?: RequestContext): Promise<boolean> {
     const attempt = { identifier: normalizeEmail(user.email), ip: context?.ip };
@@ -190,6 +192,7 @@ export function createFactorService(deps: {
 
   return {
     destinationFor,
+    reauthenticate,
 
     /**
      * Adding a factor or regenerating recovery codes: allowed within RECENT_SIGN_IN_MAX_AGE of the session's
