@@ -48,7 +48,7 @@ const codeChannel = z.enum(['sms', 'email']);
  */
 const reauthFields = { password: z.string().min(1).max(1024).optional(), method: z.enum(['totp', 'sms', 'email', 'recovery_code']).optional(), code: code.optional() };
 const REAUTH_DESCRIPTION =
-  ' With a session, allowed within 5 minutes of its sign-in; later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
+  ' With a session, allowed within RECENT_SIGN_IN_MAX_AGE of its sign-in (5 minutes by default); later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
 
 export async function mfaRoutes(parent: FastifyInstance, deps: { services: Services }): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
