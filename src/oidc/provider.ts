@@ -15,6 +15,7 @@ import { createAdapterClass } from './adapter.js';
 import { registerDeviceFormRecovery } from './device-form.js';
 import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './token-endpoints.js';
 import type { Db } from '../db/client.js';
+import type { MfaPolicy } from '../services/mfa/policy.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
 import { clientSecretKey, clientSecretMatches } from '../services/clients.js';
@@ -26,8 +27,8 @@ export interface ProviderDeps {
   clients: ClientQueries;
   /** Effective roles and permissions, for the optional `roles`/`permissions` access token claims. */
   authorization?: { effectiveOf(subject: SubjectRef): Promise<Effective> };
-  /** Whether a session authenticated with `amr` satisfies the account's MFA requirement (see mfaPolicy). */
-  sessionSatisfiesMfa?: (accountId: string, amr: string[] | undefined) => Promise<boolean>;
+  /** Whether a session authenticated with `amr` satisfies the account's MFA requirement (services/mfa/policy.ts; see mfaPolicy). */
+  sessionSatisfiesMfa?: MfaPolicy['sessionSatisfies'];
 }
 
 /**

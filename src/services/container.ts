@@ -21,12 +21,13 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
 import { clientSecretKey, createClientService } from './clients.js';
-import { createLoginService, type LoginService } from './login.js';
+import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
 import { createFactorService } from './mfa/factors.js';
 import { registerBuiltInMethods } from './mfa/methods.js';
 import { createSecurityNotices } from './mfa/notices.js';
+import { createMfaPolicy } from './mfa/policy.js';
 import { createMailer } from './notify/mailer.js';
 import { createSmsSender } from './notify/sms.js';
 import { createPasswordHasher } from './password.js';
@@ -71,18 +72,15 @@ export function createServices(deps: {
   const auditSeals = createAuditSealService({ db, audit, log: deps.log, encryptionKey: deriveKey(config.secret, 'audit-signing-key-encryption'), now: clock });
   const cache = createDecisionCache({ db, clock });
   const rbac = createRbacService({ db, audit, cache, clock });
-  // The provider's MFA policy check asks the login service, which is built below: wired lazily.
-  let loginService: LoginService | undefined;
+  // One "MFA is required" rule for the login's plan and the provider's interaction policy.
+  const mfaPolicy = createMfaPolicy({ db, requiredForAll: config.mfa.required, roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired });
   const providerDeps = {
     config,
     db,
     users: userQueries,
     clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
-    sessionSatisfiesMfa: (accountId: string, amr: string[] | undefined) => {
-      if (!loginService) throw new Error('login service not built yet');
-      return loginService.sessionSatisfiesMfa(accountId, amr);
-    },
+    sessionSatisfiesMfa: mfaPolicy.sessionSatisfies,
   };
 
   // oidc-provider's own client validation, from a provider built with the same configuration.
@@ -200,7 +198,7 @@ export function createServices(deps: {
     codes,
     notices,
     mfaDevices: createTrustedDeviceService({ db, clock, audit }),
-    login: (loginService = createLoginService({
+    login: createLoginService({
       db,
       clock,
       users,
@@ -211,13 +209,13 @@ export function createServices(deps: {
       codes,
       notices,
       audit,
+      mfaPolicy,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       tokenDigest,
       policy: config.mfa,
       ipBinding: config.auth.ipBinding,
-      roleRequiresMfa: async (userId) => (await rbac.effectiveOf({ kind: 'user', id: userId })).mfaRequired,
       sessionTtl: { api: config.ttl.refreshTokenAbsolute, form: config.ttl.sessionAbsolute },
-    })),
+    }),
     passwordManagement: createPasswordManagementService({
       db,
       clock,
@@ -231,6 +229,7 @@ export function createServices(deps: {
       log: deps.log,
       bruteForce,
       tokenDigest,
+      reauthenticate: factors.reauthenticate,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
     alerts,

@@ -20,6 +20,7 @@ import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { addSeconds, type Clock } from '../lib/clock.js';
 import { randomToken, type TokenDigest } from '../lib/crypto.js';
+import { durationInWords } from '../lib/duration.js';
 import { createMfaQueries } from '../queries/mfa.js';
 import { createOneTimeSecretQueries } from '../queries/one-time-secrets.js';
 import type { AuditService } from './audit.js';
@@ -27,6 +28,7 @@ import type { RequestContext } from '../lib/request-context.js';
 import type { Mailer } from './notify/mailer.js';
 import type { SessionService } from './sessions.js';
 import type { BruteForceProtector } from './brute-force.js';
+import type { FactorService } from './mfa/factors.js';
 import { normalizeEmail, type UserService } from './users.js';
 
 /** The window of PASSWORD_RESET_SENDS_PER_HOUR. */
@@ -45,8 +47,10 @@ export function createPasswordManagementService(deps: {
   /** Builds the link a reset email carries, from the token. */
   resetLink: (token: string) => string;
   log: { error(obj: object, msg: string): void };
-  bruteForce: Pick<BruteForceProtector, 'assertAllowed' | 'recordFailure' | 'unlock'>;
+  bruteForce: Pick<BruteForceProtector, 'unlock'>;
   tokenDigest: TokenDigest;
+  /** The one re-authentication check (services/mfa/factors.ts), for the current password. */
+  reauthenticate: FactorService['reauthenticate'];
 }) {
   const secrets = createOneTimeSecretQueries(deps.db);
   const sendCounters = createMfaQueries(deps.db);
@@ -76,7 +80,7 @@ export function createPasswordManagementService(deps: {
       subject: 'Reset your password',
       text: [
         'Someone (hopefully you) asked to reset the password of your account.',
-        `Open this link within ${Math.round(deps.resetTtlSeconds / 60)} minutes to choose a new one:`,
+        `Open this link within ${durationInWords(deps.resetTtlSeconds)} to choose a new one:`,
         '',
         deps.resetLink(token),
         '',
@@ -120,12 +124,9 @@ export function createPasswordManagementService(deps: {
 
     async changePassword(principal: { userId: string; sessionId?: string | undefined }, currentPassword: string, newPassword: string, context: RequestContext): Promise<void> {
       const user = await deps.users.findUserById(principal.userId);
-      // The current password is checked like a login's, under the same brute-force limits (a stolen session
-      // must not be a way to guess it at the request rate).
-      const attempt = user ? { identifier: normalizeEmail(user.email), ip: context.ip } : undefined;
-      if (attempt) await deps.bruteForce.assertAllowed(attempt);
-      if (!user || !(await deps.users.verifyPassword(user.id, currentPassword))) {
-        if (attempt) await deps.bruteForce.recordFailure(attempt, context);
+      // The current password is a re-authentication, under the same brute-force limits as a login (a stolen
+      // session must not be a way to guess it at the request rate).
+      if (!user || !(await deps.reauthenticate(user, { password: currentPassword }, context))) {
         await deps.audit.record({ type: 'password.changed', outcome: 'failure', actor: { type: 'user', id: principal.userId }, subject: { type: 'user', id: principal.userId }, context, details: { reason: 'wrong_password' } });
         throw new AppError('invalid_credentials', 'the current password is incorrect', 401);
       }

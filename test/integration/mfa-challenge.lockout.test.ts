@@ -6,7 +6,7 @@
  * still works after more than a thousand failures (no overflow, every failure counted and audited).
  */
 import t from 'tap';
-import { MAX_OPEN_CHALLENGES_PER_USER } from '../../src/services/login.js';
+import { MAX_OPEN_CHALLENGES_PER_USER } from '../../src/services/login/index.js';
 import { api, seedAuthUser } from '../helpers/auth.js';
 import { auditLog, challengeFor, codeIn, enrolTotp, from, isPair, loginAs, mailbox, seedWithSession, startMfaServer, totpAt, verify, wrongCode } from '../helpers/mfa.js';
 

@@ -92,8 +92,9 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { email, password, device_id, device_name, device_token } = request.body;
-      const { result, deviceCookie } = await services.login.login(
+      const { answer: result, deviceCookie } = await services.login.start(
         { email, password, deviceId: device_id, deviceName: device_name, deviceToken: device_token, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
+        { channel: 'api' },
         request.requestContext,
       );
       if (deviceCookie) reply.header('set-cookie', deviceCookieHeader(deviceCookie, deps.secureCookies));
@@ -115,7 +116,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, code, device_id } = request.body;
-      return noStore(reply).send(await services.login.verify({ challengeId: challenge_id, method, code, deviceId: device_id }, request.requestContext));
+      return noStore(reply).send(await services.login.verify({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, code, request.requestContext));
     },
   );
 
@@ -132,7 +133,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, device_id } = request.body;
-      return noStore(reply).code(202).send(await services.login.resend({ challengeId: challenge_id, method, deviceId: device_id }, request.requestContext));
+      return noStore(reply).code(202).send(await services.login.resend({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, request.requestContext));
     },
   );
 

@@ -48,7 +48,7 @@ const codeChannel = z.enum(['sms', 'email']);
  */
 const reauthFields = { password: z.string().min(1).max(1024).optional(), method: z.enum(['totp', 'sms', 'email', 'recovery_code']).optional(), code: code.optional() };
 const REAUTH_DESCRIPTION =
-  ' With a session, allowed within 5 minutes of its sign-in; later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
+  ' With a session, allowed within RECENT_SIGN_IN_MAX_AGE of its sign-in (5 minutes by default); later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
 
 export async function mfaRoutes(parent: FastifyInstance, deps: { services: Services }): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
@@ -89,7 +89,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
    */
   async function enrollingUser(request: FastifyRequest, body: ({ challenge_id?: string | undefined; device_id?: string | undefined } & ReauthBody) | null | undefined, starting = true): Promise<UserRow> {
     if (request.principal) return starting ? addingUser(request, body) : sessionUser(request);
-    return login.enrollmentForChallenge(body?.challenge_id ?? '', body?.device_id, request.requestContext);
+    return login.enrollingUser({ channel: 'api', challengeId: body?.challenge_id ?? '', deviceId: body?.device_id }, request.requestContext);
   }
 
   app.get(
@@ -178,7 +178,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
       const user = await enrollingUser(request, request.body, false);
       const factor = await factors.confirm(user, request.params.type, request.params.id, request.body.code, request.requestContext);
       if (request.principal) return noStore(reply).send(factor);
-      return noStore(reply).send(await login.completeEnrollment(request.body.challenge_id ?? '', request.body.device_id, factor.type, request.requestContext));
+      return noStore(reply).send(await login.completeEnrollment({ channel: 'api', challengeId: request.body.challenge_id ?? '', deviceId: request.body.device_id }, factor.type, request.requestContext));
     },
   );
 

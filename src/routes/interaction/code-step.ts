@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { CompletedLogin } from '../../services/login.js';
+import type { CompletedLogin } from '../../services/login/index.js';
 import type { InteractionContext } from './context.js';
 import type { InteractionSteps } from './steps.js';
 
@@ -29,7 +29,7 @@ export function codeStepRoutes(app: FastifyInstance, ctx: InteractionContext, st
     const typed = method === 'recovery_code' ? body.data.code : body.data.code.replace(/[\s-]+/g, '');
     let completed: CompletedLogin | undefined;
     try {
-      completed = await ctx.deps.login.verifyForm(details.uid, method, typed, request.requestContext);
+      completed = await ctx.deps.login.verify({ channel: 'form', interactionUid: details.uid }, method, typed, request.requestContext);
     } catch (err) {
       return steps.stepError(request, reply, details, err, { method });
     }
@@ -43,7 +43,7 @@ export function codeStepRoutes(app: FastifyInstance, ctx: InteractionContext, st
     const body = resendBody.safeParse(request.body);
     if (!body.success) return steps.stepPage(request, reply, details, { status: 400, error: 'Choose where to send the code.' });
     try {
-      await ctx.deps.login.resendForm(details.uid, body.data.method, request.requestContext);
+      await ctx.deps.login.resend({ channel: 'form', interactionUid: details.uid }, body.data.method, request.requestContext);
     } catch (err) {
       return steps.stepError(request, reply, details, err, { method: body.data.method });
     }

@@ -8,7 +8,7 @@ import { errors } from 'oidc-provider';
 import { z } from 'zod';
 import type { ProviderHost } from '../../oidc/provider-host.js';
 import type { AuditService } from '../../services/audit.js';
-import type { LoginService } from '../../services/login.js';
+import type { LoginService } from '../../services/login/index.js';
 import type { FactorService } from '../../services/mfa/factors.js';
 import type { FormCsrf } from '../../views/csrf.js';
 import { seeOther, sendPage } from '../../views/page.js';

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
-import type { CompletedLogin } from '../../services/login.js';
+import type { CompletedLogin } from '../../services/login/index.js';
 import type { InteractionContext } from './context.js';
 import type { InteractionSteps } from './steps.js';
 import { notFoundView, TOTP_WRONG_CODE, totpRetryView, totpView } from './views.js';
@@ -91,7 +91,7 @@ export function enrolmentRoutes(app: FastifyInstance, ctx: InteractionContext, s
     }
     let completed: CompletedLogin | undefined;
     try {
-      completed = await ctx.deps.login.completeFormEnrollment(details.uid, type, request.requestContext);
+      completed = await ctx.deps.login.completeEnrollment({ channel: 'form', interactionUid: details.uid }, type, request.requestContext);
     } catch (err) {
       return steps.stepError(request, reply, details, err);
     }

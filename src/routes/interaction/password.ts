@@ -7,7 +7,6 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
 import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
-import type { LoginService } from '../../services/login.js';
 import type { InteractionContext } from './context.js';
 import type { InteractionSteps } from './steps.js';
 import { expiredView, loginView, passwordErrorOutcome, passwordResetRequiredView, refusedView } from './views.js';
@@ -26,11 +25,12 @@ export function passwordRoutes(app: FastifyInstance, ctx: InteractionContext, st
 
     const { email, password } = body.data;
     const clientId = String(details.params.client_id ?? '');
-    let result: Awaited<ReturnType<LoginService['formLogin']>>;
+    let result: Awaited<ReturnType<typeof ctx.deps.login.start<'form'>>>;
     try {
-      result = await ctx.deps.login.formLogin(
+      result = await ctx.deps.login.start(
         { email, password, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
-        { ...request.requestContext, clientId, interactionUid: details.uid },
+        { channel: 'form', clientId, interactionUid: details.uid },
+        request.requestContext,
       );
     } catch (err) {
       const shown = err instanceof AppError ? passwordErrorOutcome(err) : undefined;
@@ -40,7 +40,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: InteractionContext, st
       return sendPage(reply, loginView(ctx.pageOf(details), name, shown.status, shown.error, email));
     }
     if (result.deviceCookie) reply.header('set-cookie', deviceCookieHeader(result.deviceCookie, ctx.deps.secureCookies));
-    if (result.completed) return steps.completeLogin(request, reply, details, result.completed);
+    if (result.answer) return steps.completeLogin(request, reply, details, result.answer);
     // A further step is pending: its page is the interaction's page now.
     return ctx.seeOther(reply, details);
   });

@@ -5,7 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.js';
-import type { CompletedLogin, LoginService } from '../../services/login.js';
+import type { CompletedLogin, LoginService } from '../../services/login/index.js';
 import { OTP_TTL_SECONDS } from '../../services/mfa/codes.js';
 import { durationInWords } from '../../views/words.js';
 import type { Details, InteractionContext } from './context.js';
@@ -28,7 +28,7 @@ import {
 } from './views.js';
 import { sendPage } from '../../views/page.js';
 
-export type EnrollingUser = Awaited<ReturnType<LoginService['enrollmentForForm']>>;
+export type EnrollingUser = Awaited<ReturnType<LoginService['enrollingUser']>>;
 
 export interface InteractionSteps {
   /** The page of the interaction's current login step (the password page when none is open). */
@@ -40,7 +40,7 @@ export interface InteractionSteps {
   /** The user of the login waiting for enrolment; undefined once the page saying why there is none was sent. */
   enrollingUser(request: FastifyRequest, reply: FastifyReply, details: Details): Promise<EnrollingUser | undefined>;
   /**
-   * Every step is done: the one `login` success event of a browser login, then the provider's login result.
+   * Every step is done (the login service wrote the sign-in's `login` event): the provider's login result.
    * After a factor was enrolled, the user first gets recovery codes (if they have none): the page shows them
    * once and continues to where the provider would have redirected.
    */
@@ -67,7 +67,7 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
   async function stepPage(request: FastifyRequest, reply: FastifyReply, details: Details, view: StepView = {}): Promise<FastifyReply> {
     let step: PendingStep | undefined;
     try {
-      step = await deps.login.pendingForm(details.uid, request.requestContext);
+      step = await deps.login.pendingStep(details.uid, request.requestContext);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       return outcomePage(request, reply, details, err, challengeGoneOutcome(err, view.status ?? 200));
@@ -104,7 +104,7 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
     },
     async enrollingUser(request, reply, details) {
       try {
-        return await deps.login.enrollmentForForm(details.uid, request.requestContext);
+        return await deps.login.enrollingUser({ channel: 'form', interactionUid: details.uid }, request.requestContext);
       } catch (err) {
         await stepError(request, reply, details, err);
         return undefined;
@@ -112,15 +112,6 @@ export function createInteractionSteps(ctx: InteractionContext): InteractionStep
     },
     async completeLogin(request, reply, details, completed, enrolled) {
       const { user, amr } = completed;
-      await deps.audit.record({
-        type: 'login',
-        outcome: 'success',
-        actor: { type: 'user', id: user.id },
-        subject: { type: 'user', id: user.id },
-        clientId: String(details.params.client_id ?? ''),
-        context: request.requestContext,
-        details: { method: amr.join('+'), channel: 'form' },
-      });
       if (!enrolled || (await deps.factors.countUnusedRecoveryCodes(user.id)) > 0) return ctx.finish(request, reply, { login: { accountId: user.id, amr } }, false);
       const codes = await deps.factors.generateRecoveryCodes(user, request.requestContext);
       const location = await deps.host.provider.interactionResult(request.raw, reply.raw, { login: { accountId: user.id, amr } }, { mergeWithLastSubmission: false });

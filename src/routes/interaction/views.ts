@@ -5,11 +5,11 @@
  * or factor service to what the step page says about it.
  */
 import { AppError } from '../../errors/index.js';
-import type { LoginService } from '../../services/login.js';
+import type { LoginService } from '../../services/login/index.js';
 import { describeScope } from '../../services/api-scopes.js';
 import { messagePage as message, type PageView } from '../../views/page.js';
 
-export type PendingStep = NonNullable<Awaited<ReturnType<LoginService['pendingForm']>>>;
+export type PendingStep = NonNullable<Awaited<ReturnType<LoginService['pendingStep']>>>;
 export type EnrollType = 'totp' | 'sms' | 'email';
 export type CodeMethod = 'sms' | 'email';
 

@@ -12,7 +12,7 @@ import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors/index.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
 import { constantTimeEqual, hmacDigest, sha256 } from '../../lib/crypto.js';
-import { createMfaQueries, type OtpCodeRow } from '../../queries/mfa.js';
+import { createMfaQueries } from '../../queries/mfa.js';
 import type { AuditService } from '../audit.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { Mailer } from '../notify/mailer.js';
@@ -38,6 +38,12 @@ export interface CodeOwner {
   /** A re-authentication code (for changing factors): its own resend interval, the user's hourly cap. */
   reauthentication?: boolean | undefined;
 }
+
+/**
+ * The result of checking a sent code: a right one was consumed; otherwise why not. `expired` also stands
+ * for "none sent" and "already used" (the newest unused code of its owner is the only one that counts).
+ */
+export type CodeCheck = { ok: true } | { ok: false; reason: 'expired' | 'exhausted' | 'wrong'; attemptsLeft?: number | undefined };
 
 export function maskDestination(channel: CodeChannel, destination: string): string {
   if (channel === 'sms') return `${destination.slice(0, 2)}•••${destination.slice(-2)}`;
@@ -145,17 +151,22 @@ export function createOtpCodeService(deps: {
       return (await queries.countOtpCodes(challengeId, channel)) > 0;
     },
 
-    latest: (owner: CodeOwner, channel: CodeChannel) =>
-      queries.findLatestOtpCode({ userId: owner.userId, challengeId: owner.challengeId, factorId: owner.factorId, channel }),
-
-    /** Whether `code` is this row's and the row is still usable; does not consume it. */
-    matches(row: OtpCodeRow, code: string): boolean {
-      if (row.consumedAt || row.expiresAt <= deps.clock()) return false;
-      return /^\d{6}$/.test(code) && constantTimeEqual(digestOf(row.id, code), row.codeHash);
+    /**
+     * The one way a sent code is verified (a login step, a factor's confirmation, a re-authentication): the
+     * owner's newest code for the channel, unexpired, compared in constant time, consumed once by a
+     * conditional UPDATE (a second use fails). With `countAttempt`, the code carries its own limit of
+     * OTP_MAX_ATTEMPTS wrong tries (a login challenge counts its attempts itself).
+     */
+    async verify(owner: CodeOwner, channel: CodeChannel, code: string, options: { countAttempt: boolean }): Promise<CodeCheck> {
+      const sent = await queries.findLatestOtpCode({ userId: owner.userId, challengeId: owner.challengeId, factorId: owner.factorId, channel });
+      if (!sent || sent.expiresAt <= deps.clock()) return { ok: false, reason: 'expired' };
+      if (options.countAttempt && !(await queries.countOtpAttempt(sent.id, deps.clock(), OTP_MAX_ATTEMPTS))) return { ok: false, reason: 'exhausted' };
+      const matches = /^\d{6}$/.test(code) && constantTimeEqual(digestOf(sent.id, code), sent.codeHash);
+      if (!matches || !(await queries.consumeOtpCode(sent.id, deps.clock()))) {
+        return { ok: false, reason: 'wrong', attemptsLeft: options.countAttempt ? Math.max(0, OTP_MAX_ATTEMPTS - sent.attempts - 1) : undefined };
+      }
+      return { ok: true };
     },
-
-    consume: (row: OtpCodeRow) => queries.consumeOtpCode(row.id, deps.clock()),
-    countAttempt: (row: OtpCodeRow) => queries.countOtpAttempt(row.id, deps.clock(), OTP_MAX_ATTEMPTS),
   };
 }
 export type OtpCodeService = ReturnType<typeof createOtpCodeService>;

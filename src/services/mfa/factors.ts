@@ -13,6 +13,7 @@ import type { FactorType } from '../../db/schema/index.js';
 import { AppError } from '../../errors/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
+import { durationInWords } from '../../lib/duration.js';
 import { createAuthTokenQueries } from '../../queries/auth-tokens.js';
 import { createMfaQueries, type FactorView } from '../../queries/mfa.js';
 import type { UserRow } from '../../queries/users.js';
@@ -20,7 +21,7 @@ import type { AuditEvent, AuditService } from '../audit.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { BruteForceProtector } from '../brute-force.js';
 import { normalizeEmail } from '../users.js';
-import { maskDestination, OTP_MAX_ATTEMPTS, type CodeChannel, type OtpCodeService } from './codes.js';
+import { maskDestination, OTP_TTL_SECONDS, type CodeChannel, type OtpCodeService } from './codes.js';
 import { matchTotpStep, newTotpSecret, qrCodeDataUri, totpUri } from './totp.js';
 
 export const RECOVERY_CODE_COUNT = 10;
@@ -172,8 +173,10 @@ export function createFactorService(deps: {
   }
 
   /**
-   * Re-authentication is a sign-in check: it counts against the same brute-force limits as a login, so a
-   * stolen session cannot guess the password or a code here at the request rate. True when it passed.
+   * The one re-authentication (adding or removing a factor, regenerating recovery codes, changing the
+   * password): the current password, or a code from an active factor. It is a sign-in check: it counts
+   * against the same brute-force limits as a login, so a stolen session cannot guess the password or a code
+   * here at the request rate. True when it passed.
    */
   async function reauthenticate(user: UserRow, reauth: Reauthentication, context?: RequestContext): Promise<boolean> {
     const attempt = { identifier: normalizeEmail(user.email), ip: context?.ip };
@@ -182,16 +185,14 @@ export function createFactorService(deps: {
     if ('password' in reauth) ok = await deps.verifyPassword(user.id, reauth.password);
     else if (reauth.method === 'totp') ok = Boolean(await checkTotp(user.id, reauth.code));
     else if (reauth.method === 'recovery_code') ok = await checkRecoveryCode(user.id, reauth.code);
-    else {
-      const sent = await deps.codes.latest({ userId: user.id }, reauth.method);
-      ok = Boolean(sent && (await deps.codes.countAttempt(sent)) && deps.codes.matches(sent, reauth.code) && (await deps.codes.consume(sent)));
-    }
+    else ok = (await deps.codes.verify({ userId: user.id }, reauth.method, reauth.code, { countAttempt: true })).ok;
     if (!ok) await deps.bruteForce.recordFailure(attempt, context);
     return ok;
   }
 
   return {
     destinationFor,
+    reauthenticate,
 
     /**
      * Adding a factor or regenerating recovery codes: allowed within RECENT_SIGN_IN_MAX_AGE of the session's
@@ -250,12 +251,12 @@ export function createFactorService(deps: {
         }
         return activate(user, factor, context);
       }
-      const sent = await deps.codes.latest({ userId: user.id, factorId: factor.id }, type);
-      if (!sent || sent.expiresAt <= deps.clock()) throw new AppError('challenge_expired', 'the code has expired; enrol again to get a new one', 400);
-      if (!(await deps.codes.countAttempt(sent))) throw new AppError('too_many_attempts', 'too many wrong codes; enrol again to get a new one', 429, { retry_after: 0 });
-      if (!deps.codes.matches(sent, code) || !(await deps.codes.consume(sent))) {
+      const check = await deps.codes.verify({ userId: user.id, factorId: factor.id }, type, code, { countAttempt: true });
+      if (!check.ok && check.reason === 'expired') throw new AppError('challenge_expired', 'the code has expired; enrol again to get a new one', 400);
+      if (!check.ok && check.reason === 'exhausted') throw new AppError('too_many_attempts', 'too many wrong codes; enrol again to get a new one', 429, { retry_after: 0 });
+      if (!check.ok) {
         await record('mfa.factor_activated', user.id, { factor_id: factor.id, type, reason: 'wrong_code' }, context, 'failure');
-        throw new AppError('invalid_code', 'the code is incorrect', 401, { attempts_left: Math.max(0, OTP_MAX_ATTEMPTS - sent.attempts - 1) });
+        throw new AppError('invalid_code', 'the code is incorrect', 401, { attempts_left: check.attemptsLeft ?? 0 });
       }
       return activate(user, factor, context);
     },
@@ -316,11 +317,13 @@ export function createFactorService(deps: {
 }
 export type FactorService = ReturnType<typeof createFactorService>;
 
+/** The message of a code that confirms a factor, a second factor at sign-in or a re-authentication; it names the code's lifetime. */
 export function confirmationMessage(issuerName: string, channel: CodeChannel) {
+  const expires = `It expires in ${durationInWords(OTP_TTL_SECONDS)}.`;
   return channel === 'sms'
-    ? { subject: '', text: `{code} is your ${issuerName} verification code. It expires in 5 minutes. Never share it.` }
+    ? { subject: '', text: `{code} is your ${issuerName} verification code. ${expires} Never share it.` }
     : {
         subject: `Your ${issuerName} verification code: {code}`,
-        text: `Your verification code is {code}\n\nIt expires in 5 minutes. If you did not ask for it, ignore this message; nothing changes without the code.`,
+        text: `Your verification code is {code}\n\n${expires} If you did not ask for it, ignore this message; nothing changes without the code.`,
       };
 }

@@ -29,10 +29,8 @@ export function registerBuiltInMethods(registry: AuthMethodRegistry, deps: { fac
         await codes.send({ userId: step.user.id, challengeId: step.challengeId }, channel, to, options.message(channel), { resend: options.resend, context: options.context });
         return { destination: maskDestination(channel, to) };
       },
-      async verify(step, code) {
-        const sent = await codes.latest({ userId: step.user.id, challengeId: step.challengeId }, channel);
-        return Boolean(sent && codes.matches(sent, code) && (await codes.consume(sent)));
-      },
+      // The challenge counts the step's attempts itself.
+      verify: async (step, code) => (await codes.verify({ userId: step.user.id, challengeId: step.challengeId }, channel, code, { countAttempt: false })).ok,
     };
   };
   registry.register(codeMethod('sms', 'sms'));

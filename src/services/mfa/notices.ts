@@ -11,13 +11,14 @@ import type { Db } from '../../db/client.js';
 import type { DeviceInfo } from '../../db/schema/index.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
 import { randomToken, type TokenDigest } from '../../lib/crypto.js';
+import { durationInWords } from '../../lib/duration.js';
 import { createMfaQueries } from '../../queries/mfa.js';
 import { createUserQueries, type UserRow } from '../../queries/users.js';
 import type { AuditService } from '../audit.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { Mailer } from '../notify/mailer.js';
 import type { SessionService } from '../sessions.js';
-import type { CodeChannel, CodeMessage } from './codes.js';
+import { OTP_TTL_SECONDS, type CodeChannel, type CodeMessage } from './codes.js';
 import { confirmationMessage, type FactorChangeNotifier } from './factors.js';
 
 export const REPORT_MAX_TTL_SECONDS = 7 * 86400;
@@ -105,7 +106,7 @@ export function createSecurityNotices(deps: {
       return (channel) =>
         channel === 'sms'
           ? { subject: '', text: `{code} is your ${deps.issuerName} code to sign in on a new device. Never share it. Not you? Change your password.` }
-          : { subject: `${deps.issuerName}: sign-in code for a new ${kind === 'new_device' ? 'device' : 'network'}`, text: `${intro}\n\nYour code is {code}\nIt expires in 5 minutes. Never share it.\n\n${describe(info)}\n\n${wasntMe(link)}` };
+          : { subject: `${deps.issuerName}: sign-in code for a new ${kind === 'new_device' ? 'device' : 'network'}`, text: `${intro}\n\nYour code is {code}\nIt expires in ${durationInWords(OTP_TTL_SECONDS)}. Never share it.\n\n${describe(info)}\n\n${wasntMe(link)}` };
     },
 
     /**
