@@ -12,7 +12,7 @@ import { AppError } from '../errors/index.js';
 import type { PasswordManagementService } from '../services/password-management.js';
 import type { FormCsrf } from '../views/csrf.js';
 import { messagePage, seeOther, sendPage } from '../views/page.js';
-import { durationInWords } from '../views/words.js';
+import { durationInWords } from '../lib/duration.js';
 
 const tokenQuery = z.object({ token: z.string().min(1).max(200) });
 const resetForm = z.object({ token: z.string().min(1).max(200), csrf: z.string(), new_password: z.string().max(1024) });

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { createFormCsrf } from '../../src/views/csrf.js';
 import { pageSecurityHeaders } from '../../src/views/render.js';
-import { durationInWords } from '../../src/views/words.js';
+import { durationInWords } from '../../src/lib/duration.js';
 
 t.test('a CSRF token verifies only for the purpose and subject it was issued for', async (t) => {
   const csrf = createFormCsrf(Buffer.alloc(32, 1));

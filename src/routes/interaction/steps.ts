@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.js';
 import type { CompletedLogin, LoginService } from '../../services/login/index.js';
 import { OTP_TTL_SECONDS } from '../../services/mfa/codes.js';
-import { durationInWords } from '../../views/words.js';
+import { durationInWords } from '../../lib/duration.js';
 import type { Details, InteractionContext } from './context.js';
 import {
   challengeGoneOutcome,
