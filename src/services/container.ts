@@ -39,6 +39,7 @@ import { createPasswordPolicy } from './password-policy.js';
 import { createSessionService } from './sessions.js';
 import { createSigningKeyService } from './signing-keys.js';
 import { createUserService } from './users.js';
+import { createRecentSignIn } from './recent-sign-in.js';
 
 export interface ServiceLogger extends AuditLogger {
   info(obj: object, msg: string): void;
@@ -104,11 +105,13 @@ export function createServices(deps: {
   // Refresh, personal, challenge, reset and report tokens are stored as this keyed digest.
   const tokenDigest = createTokenDigest(deriveKey(config.secret, 'token-digest'));
   const users = createUserService({ db, passwords, audit, policy, dummyCostKey: deriveKey(config.secret, 'dummy-password-cost') });
+  const recentSignIn = createRecentSignIn({ db, clock, maxAge: config.auth.recentSignInMaxAge });
   const sessions = createSessionService({
     db,
     clock,
     audit,
     mailer,
+    recentSignIn,
     accessTokens,
     retryKey: deriveKey(config.secret, 'refresh-retry-encryption'),
     tokenDigest,
@@ -121,7 +124,6 @@ export function createServices(deps: {
       ipBinding: config.auth.ipBinding,
       personalTokenTtl: config.auth.personalTokenTtl,
       personalTokenMaxTtl: config.auth.personalTokenMaxTtl,
-      recentSignInMaxAge: config.auth.recentSignInMaxAge,
       tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
     },
   });
@@ -140,7 +142,7 @@ export function createServices(deps: {
   // The factor service reports changes through the notices (declared below): read only when a factor changes.
   const factors = createFactorService({
     db,
-    recentSignInMaxAge: config.auth.recentSignInMaxAge,
+    recentSignIn,
     clock,
     codes,
     audit,

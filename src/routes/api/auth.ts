@@ -202,7 +202,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     async (request, reply) => {
       const principal = principalOf(request, true);
       const created = await services.sessions.createPersonalToken(
-        principal,
+        { userId: principal.userId, signIn: { firstPartySessionId: principal.sessionId } },
         { name: request.body.name, expiresIn: request.body.expires_in, scopes: request.body.scopes },
         request.requestContext,
       );

@@ -79,7 +79,7 @@ export async function mfaRoutes(parent: FastifyInstance, deps: { services: Servi
   /** The signed-in user, after the recent-sign-in or re-authentication check for adding a factor. */
   async function addingUser(request: FastifyRequest, body: ReauthBody | null | undefined, action: 'add_factor' | 'recovery_codes' = 'add_factor'): Promise<UserRow> {
     const user = await sessionUser(request);
-    await factors.assertMayAddFactor(user, request.principal?.sessionId, reauthOf(body), action, request.requestContext);
+    await factors.assertMayAddFactor(user, { firstPartySessionId: request.principal?.sessionId }, reauthOf(body), action, request.requestContext);
     return user;
   }
 

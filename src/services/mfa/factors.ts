@@ -14,7 +14,6 @@ import { AppError } from '../../errors/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
 import { durationInWords } from '../../lib/duration.js';
-import { createAuthTokenQueries } from '../../queries/auth-tokens.js';
 import { createMfaQueries, type FactorView } from '../../queries/mfa.js';
 import type { UserRow } from '../../queries/users.js';
 import type { AuditEvent, AuditService } from '../audit.js';
@@ -23,6 +22,7 @@ import type { BruteForceProtector } from '../brute-force.js';
 import { normalizeEmail } from '../users.js';
 import { maskDestination, OTP_TTL_SECONDS, type CodeChannel, type OtpCodeService } from './codes.js';
 import { matchTotpStep, newTotpSecret, qrCodeDataUri, totpUri } from './totp.js';
+import type { RecentSignIn, SignInProof } from '../recent-sign-in.js';
 
 export const RECOVERY_CODE_COUNT = 10;
 /**
@@ -77,7 +77,8 @@ const normalizeRecoveryCode = (code: string) => code.toLowerCase().replace(/[^a-
 export function createFactorService(deps: {
   db: Db;
   /** Seconds after a session's sign-in within which it may add factors without re-authenticating. */
-  recentSignInMaxAge: number;
+  /** The recent-sign-in rule (services/recent-sign-in.ts). */
+  recentSignIn: RecentSignIn;
   clock: Clock;
   codes: OtpCodeService;
   audit: AuditService;
@@ -199,11 +200,9 @@ export function createFactorService(deps: {
      * sign-in, else only with the password or a code from an active factor. Throws 403
      * `reauthentication_required` when neither is given, 401 `invalid_credentials` when it is wrong.
      */
-    async assertMayAddFactor(user: UserRow, sessionId: string | undefined, reauth: Reauthentication | undefined, action: 'add_factor' | 'recovery_codes', context?: RequestContext): Promise<void> {
-      const session = sessionId ? await createAuthTokenQueries(deps.db).findUserTokenById(user.id, sessionId) : undefined;
-      const signedInAt = session?.kind === 'session' ? session.createdAt : undefined;
-      if (!reauth && signedInAt && deps.clock().getTime() - signedInAt.getTime() <= deps.recentSignInMaxAge * 1000) return;
-      if (!reauth) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${deps.recentSignInMaxAge} seconds, or the current password or a code from a factor ({password} or {method, code})`, 403, { max_age: deps.recentSignInMaxAge });
+    async assertMayAddFactor(user: UserRow, signIn: SignInProof, reauth: Reauthentication | undefined, action: 'add_factor' | 'recovery_codes', context?: RequestContext): Promise<void> {
+      if (!reauth && (await deps.recentSignIn.recent(user.id, signIn))) return;
+      if (!reauth) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${deps.recentSignIn.maxAge} seconds, or the current password or a code from a factor ({password} or {method, code})`, 403, { max_age: deps.recentSignIn.maxAge });
       if (!(await reauthenticate(user, reauth, context))) {
         await record(action === 'recovery_codes' ? 'mfa.recovery_codes_generated' : 'mfa.factor_enrolled', user.id, { reason: 'reauthentication_failed' }, context, 'failure');
         throw new AppError('invalid_credentials', 're-authentication failed', 401);

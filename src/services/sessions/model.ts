@@ -10,6 +10,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { AccessTokenIssuer } from '../access-tokens.js';
 import type { AuditEvent, AuditService } from '../audit.js';
 import type { Mailer } from '../notify/mailer.js';
+import type { RecentSignIn } from '../recent-sign-in.js';
 
 export const REFRESH_TOKEN_PREFIX = 'krt_';
 export const PERSONAL_TOKEN_PREFIX = 'kpat_';
@@ -32,8 +33,6 @@ export interface SessionServiceConfig {
   ipBinding: 'off' | 'strict';
   personalTokenTtl: number;
   personalTokenMaxTtl: number;
-  /** Seconds after a session's sign-in within which it counts as a recent sign-in (RECENT_SIGN_IN_MAX_AGE). */
-  recentSignInMaxAge: number;
   /** How long a revoked OIDC grant's tombstone is kept. */
   tombstoneTtl: number;
 }
@@ -48,6 +47,8 @@ export interface SessionServiceDeps {
   retryKey: Buffer;
   /** Digests of refresh and personal tokens at rest (keyed, with the legacy fallback). */
   tokenDigest: TokenDigest;
+  /** The recent-sign-in rule (services/recent-sign-in.ts). */
+  recentSignIn: RecentSignIn;
   log: { error(obj: object, msg: string): void };
 }
 

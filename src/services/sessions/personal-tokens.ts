@@ -9,6 +9,7 @@ import type { RequestContext } from '../../lib/request-context.js';
 import { createAuthTokenQueries } from '../../queries/auth-tokens.js';
 import { API_SCOPES, isApiScope } from '../api-scopes.js';
 import { PERSONAL_TOKEN_PREFIX, tokenView, type AuditRecorder, type SessionServiceDeps, type TokenView } from './model.js';
+import type { SignInProof } from '../recent-sign-in.js';
 
 export function createPersonalTokens(deps: SessionServiceDeps, record: AuditRecorder) {
   const { clock, config } = deps;
@@ -21,7 +22,7 @@ export function createPersonalTokens(deps: SessionServiceDeps, record: AuditReco
      * open) must not turn itself into a year-long credential.
      */
     async createPersonalToken(
-      principal: { userId: string; sessionId: string | undefined },
+      principal: { userId: string; signIn: SignInProof },
       input: { name: string; expiresIn?: number | undefined; scopes?: string[] | undefined },
       context?: RequestContext,
     ): Promise<TokenView & { token: string }> {
@@ -31,10 +32,10 @@ export function createPersonalTokens(deps: SessionServiceDeps, record: AuditReco
       if (unknown.length) {
         throw new AppError('invalid_scope', `unknown scope ${unknown.join(', ')}; scopes are ${API_SCOPES.join(', ')}`, 400, { scopes: API_SCOPES });
       }
-      const session = principal.sessionId ? await tokens.findUserTokenById(userId, principal.sessionId) : undefined;
-      if (!session || session.kind !== 'session' || now.getTime() - session.createdAt.getTime() > config.recentSignInMaxAge * 1000) {
-        throw new AppError('reauthentication_required', `sign in again: a personal token can be created only within ${config.recentSignInMaxAge} seconds of signing in`, 403, {
-          max_age: config.recentSignInMaxAge,
+      const signIn = await deps.recentSignIn.recent(userId, principal.signIn);
+      if (!signIn) {
+        throw new AppError('reauthentication_required', `sign in again: a personal token can be created only within ${deps.recentSignIn.maxAge} seconds of signing in`, 403, {
+          max_age: deps.recentSignIn.maxAge,
         });
       }
       const ttl = input.expiresIn ?? config.personalTokenTtl;
@@ -51,7 +52,7 @@ export function createPersonalTokens(deps: SessionServiceDeps, record: AuditReco
         ipAddress: context?.ip ?? null,
         scopes: [...new Set(input.scopes ?? [])],
         // The token proves what the session's sign-in proved, no more.
-        amr: session.amr ?? [],
+        amr: signIn.amr,
         createdAt: now,
         expiresAt: addSeconds(now, ttl),
       });
