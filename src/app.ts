@@ -291,7 +291,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     csrfKey: deriveKey(config.secret, 'csrf'),
     secureCookies: config.secureCookies,
   });
-  await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
+  await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });
   await app.register(securityReportPages, { notices: services.notices, csrfKey: deriveKey(config.secret, 'csrf-security-report') });
   await app.register(alertRoutes, { alerts: services.alerts });

@@ -9,6 +9,7 @@ import { deriveKey } from '../lib/crypto.js';
 import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
+import { createActivityService } from './activity.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
 import { usesDevelopmentSecret } from '../config/secret.js';
 import { createAlertService } from './alerts/service.js';
@@ -253,6 +254,7 @@ export function createServices(deps: {
     }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps }),
     auditSeals,
+    activity: createActivityService({ db }),
     auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),
   };
 }
