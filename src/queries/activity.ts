@@ -1,9 +1,9 @@
 /** A user's own security events from the audit log (as actor or subject), newest first, one keyset page at a time. */
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, or } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { auditEvents } from '../db/schema/index.js';
 import type { Cursor } from '../lib/pagination.js';
-import { MICROSECOND_TIME } from './audit-log.js';
+import { MICROSECOND_TIME, olderThan } from './audit-log.js';
 
 export interface ActivityRow {
   id: string;
@@ -22,8 +22,6 @@ export function createActivityQueries(db: DbOrTx) {
   return {
     /** Up to `limit` events of the user strictly after `after` in (time, id) descending order. */
     async findUserActivity(userId: string, page: { limit: number; after?: Cursor | undefined }): Promise<ActivityRow[]> {
-      const after = page.after ? sql`${page.after.key}::timestamptz` : undefined;
-      const beyond = page.after && after ? or(lt(auditEvents.occurredAt, after), and(eq(auditEvents.occurredAt, after), lt(auditEvents.id, page.after.id))) : undefined;
       const mine = or(and(eq(auditEvents.actorType, 'user'), eq(auditEvents.actorId, userId)), and(eq(auditEvents.subjectType, 'user'), eq(auditEvents.subjectId, userId)));
       return db
         .select({
@@ -38,7 +36,7 @@ export function createActivityQueries(db: DbOrTx) {
           details: auditEvents.details,
         })
         .from(auditEvents)
-        .where(and(mine, beyond))
+        .where(and(mine, olderThan(page.after)))
         .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.id))
         .limit(page.limit);
     },
