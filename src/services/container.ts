@@ -6,7 +6,6 @@ import type { Config } from '../config/index.js';
 import type { Database } from '../db/client.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { deriveKey } from '../lib/crypto.js';
-import { buildProvider, clientSecretKey } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
 import { createActivityService } from './activity.js';
@@ -21,7 +20,7 @@ import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
-import { createClientService } from './clients.js';
+import { createClientService, type ClientRegistration } from './clients.js';
 import { createLoginService, type LoginService } from './login.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
@@ -53,6 +52,11 @@ export function createServices(deps: {
   clock?: Clock;
   /** The provider's keys, for first-party access tokens (the HTTP app passes them; the CLI issues none). */
   signingKeys?: AccessTokenKeys;
+  /**
+   * The provider's part of client registration (secret digest key, metadata validation), from
+   * src/oidc/client-registration.ts: the composition root supplies it, so nothing here touches oidc-provider.
+   */
+  clientRegistration: ClientRegistration;
 }) {
   const { config, database } = deps;
   const clock = deps.clock ?? systemClock;
@@ -87,16 +91,7 @@ export function createServices(deps: {
     },
   };
 
-  // oidc-provider's own client validation, from a provider built with the same configuration.
-  let validator: Promise<(metadata: Record<string, unknown>) => Promise<void>> | undefined;
-  const validateMetadata = async (metadata: Record<string, unknown>) => {
-    validator ??= keys.loadKeySet().then((keySet) => {
-      const { Client } = buildProvider(providerDeps, keySet) as unknown as { Client: { validate(m: unknown): Promise<void> } };
-      return (m) => Client.validate(m);
-    });
-    await (await validator)(metadata);
-  };
-  const clientDeps = { secretKey: clientSecretKey(config), validateMetadata };
+  const clientDeps = deps.clientRegistration;
 
   const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, production: config.nodeEnv === 'production', log: deps.log });
   let issuer: AccessTokenIssuer | undefined;
