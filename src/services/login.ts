@@ -42,7 +42,7 @@ import type { SecurityNotices } from './mfa/notices.js';
 import type { SessionService, TokenPair } from './sessions.js';
 import { normalizeEmail, type UserService } from './users.js';
 
-/** A pending login's challenge: short-lived and bounded (SECURITY.md: ≤ 10 minutes, ≤ 5 attempts). */
+/** A pending login's challenge: short-lived and bounded (a sent code lives ≤ 10 minutes with ≤ 5 attempts, NIST SP 800-63B §5.1.3). */
 export const CHALLENGE_TTL_SECONDS = 300;
 export const CHALLENGE_MAX_ATTEMPTS = 5;
 /**

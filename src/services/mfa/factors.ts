@@ -29,7 +29,7 @@ export const RECOVERY_CODE_COUNT = 10;
  * password or a factor again: a stolen session must not turn into a lasting second factor.
  * @see NIST SP 800-63B §4.2.3 (binding an additional authenticator needs the existing authentication)
  */
-/** 28 characters of a 32-letter alphabet = 140 bits (SECURITY.md: every generated secret ≥ 128 bits). */
+/** 28 characters of a 32-letter alphabet = 140 bits (every secret the server generates has ≥ 128 bits of entropy, RFC 6749 §10.10). */
 const RECOVERY_CODE_LENGTH = 28;
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'.padEnd(32, 'z');
 

@@ -5,7 +5,7 @@
  * Managing who may do what: permissions, roles (with inheritance, level, mfa_required), assignments and object
  * grants, plus the decisions answered from the cache. Framework-free: routes pass an Actor in.
  *
- * No escalation (SECURITY.md): unless the actor holds auth.superuser, it may only create, change, delete,
+ * No escalation (nobody grants what they do not hold): unless the actor holds auth.superuser, it may only create, change, delete,
  * assign or unassign a role whose effective permissions (before and after the change) it holds itself and whose
  * effective level does not exceed its own; it may only create or delete grants of permissions it holds; it may
  * only change or delete permissions it holds, and renaming one's codename confers the new codename on every
