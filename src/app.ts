@@ -20,9 +20,10 @@ import { registerTokenEndpoints } from './oidc/token-endpoints.js';
 import { createRevokedTokenQueries } from './queries/revoked-tokens.js';
 import { publicPart } from './services/signing-keys.js';
 import { buildProvider } from './oidc/provider.js';
+import { createClientRegistration } from './oidc/client-registration.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { registerUnavailableAnswers } from './oidc/unavailable.js';
-import { isOAuthEndpoint } from './oidc/routes.js';
+import { isOAuthEndpoint, providerRouteOf } from './oidc/routes.js';
 import { oidcJwtAccessTokenStrategy } from './oidc/bearer.js';
 import { registerApiConventions } from './plugins/api.js';
 import { authenticate } from './plugins/authenticate.js';
@@ -118,12 +119,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (!started.host) throw new Error('provider not started yet');
     return started.host;
   };
-  const services = createServices({
+  // Client registration validates with the running provider; the bootstrap file is applied before it starts,
+  // so until then a provider is built with the same configuration for that one purpose.
+  const services: Services = createServices({
     config,
     database,
     log: app.log,
     clock: options.clock,
     signingKeys: { signingKey: () => hostNow().currentSigningKey('ES256'), publicJwks: () => hostNow().publicJwks() },
+    clientRegistration: createClientRegistration(config, async () => started.host?.provider ?? buildProvider(services.providerDeps, await services.keys.loadKeySet())),
   });
   app.addHook('onClose', async () => services.mailer.close());
   await services.keys.ensureSigningKeys();
@@ -229,7 +233,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   registerRequestContext(app);
   // First onRequest hook: the timing covers everything after it (rate limits, the provider, our routes).
-  if (metrics) registerRequestMetrics(app, metrics, { issuerPath: config.issuerPath });
+  if (metrics) registerRequestMetrics(app, metrics, { providerRouteOf: (url) => providerRouteOf(config.issuerPath, url) });
 
   // Rate limits run in onRequest before the provider middleware, so they also cover the provider's endpoints.
   await registerRateLimits(app, {
@@ -306,7 +310,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     csrf: formCsrf,
     secureCookies: config.secureCookies,
   });
-  await app.register(authRoutes, { services, db: database.db, secureCookies: config.secureCookies });
+  await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });
   await app.register(alertRoutes, { alerts: services.alerts });

@@ -13,6 +13,8 @@ import { databaseTarget, openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { AppError } from './errors/index.js';
 import { runCleanup } from './jobs/cleanup.js';
+import { createClientRegistration } from './oidc/client-registration.js';
+import { buildProvider } from './oidc/provider.js';
 import { BootstrapError, readBootstrapFile } from './services/bootstrap.js';
 import { GRANT_TYPES, type ClientInput } from './services/clients.js';
 import { formatComplianceReport } from './services/compliance/format.js';
@@ -95,18 +97,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const open = async (): Promise<Services> => {
       database = await openDatabase(databaseTarget(config));
       if (config.migrateOnStart || command === 'migrate') await runMigrations(database);
-      services = createServices({
+      const built: Services = createServices({
         config,
         database,
+        // The CLI has no running provider: one is built with the server's configuration when a client is validated.
+        clientRegistration: createClientRegistration(config, async () => buildProvider(built.providerDeps, await built.keys.loadKeySet())),
         log: {
           error: (obj, msg) => io.stderr.write(`${msg}: ${describeError((obj as { err?: unknown }).err)}\n`),
           warn: (_obj, msg) => io.stderr.write(`warning: ${msg}\n`),
           info: () => {},
         },
       });
-      await services.keys.ensureSigningKeys();
-      await services.rbac.ensureBuiltins();
-      return services;
+      services = built;
+      await built.keys.ensureSigningKeys();
+      await built.rbac.ensureBuiltins();
+      return built;
     };
 
     switch (command) {

@@ -5,8 +5,8 @@
  */
 import { lt, sql } from 'drizzle-orm';
 import { selectRows, type Db, type Tx } from '../db/client.js';
+import { recordInTransaction, type AuditEvent } from '../services/audit.js';
 import {
-  auditEvents,
   authRefreshTokens,
   authTokens,
   jobRuns,
@@ -116,18 +116,29 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
     ['secrets', (tx) => count(tx, sql`delete from ${authRefreshTokens} where ${batchOf(sql`${authRefreshTokens}`, sql`expires_at < ${at}`)}`)],
     [
       'secrets',
-      // A sign-in left unfinished is an audit event too ("challenge expired"), written with the deletion.
-      async (tx) =>
-        (
-          await selectRows<{ n: number }>(
-            tx,
-            sql`with gone as (delete from ${loginChallenges} where ${batchOf(sql`${loginChallenges}`, sql`expires_at < ${at}`)} returning user_id, client_id, steps, consumed_at, expires_at),
-              logged as (insert into ${auditEvents} (type, outcome, actor_type, subject_type, subject_id, client_id, occurred_at, details)
-                select 'login.challenge_expired', 'failure', 'system', 'user', user_id::text, client_id, expires_at, jsonb_build_object('reason', steps[1], 'unfinished', true)
-                from gone where consumed_at is null)
-              select count(*)::int as n from gone`,
-          )
-        )[0]?.n ?? 0,
+      // A sign-in left unfinished is an audit event too ("challenge expired"), written in the deletion's
+      // transaction through the audit service's row builder (catalogue type, secrets stripped).
+      async (tx) => {
+        const gone = await selectRows<{ user_id: string; client_id: string | null; steps: string[] | null; consumed_at: string | Date | null; expires_at: string | Date }>(
+          tx,
+          sql`delete from ${loginChallenges} where ${batchOf(sql`${loginChallenges}`, sql`expires_at < ${at}`)} returning user_id::text, client_id, steps, consumed_at, expires_at`,
+        );
+        await recordInTransaction(
+          tx,
+          gone
+            .filter((row) => row.consumed_at === null)
+            .map((row): AuditEvent => ({
+              type: 'login.challenge_expired',
+              outcome: 'failure',
+              actor: { type: 'system' },
+              subject: { type: 'user', id: row.user_id },
+              clientId: row.client_id ?? undefined,
+              occurredAt: new Date(row.expires_at),
+              details: { reason: row.steps?.[0] ?? null, unfinished: true },
+            })),
+        );
+        return gone.length;
+      },
     ],
     ['secrets', (tx) => count(tx, sql`delete from ${passwordResetTokens} where ${batchOf(sql`${passwordResetTokens}`, sql`expires_at < ${at}`)}`)],
     [

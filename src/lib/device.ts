@@ -4,7 +4,17 @@
  * store megabytes in a session row.
  */
 import UAParser from 'ua-parser-js';
-import type { DeviceInfo } from '../db/schema/index.js';
+
+/** What a session or token was created from; shown to the user in their list of sessions. */
+export interface DeviceInfo {
+  /** The app's install id (first-party apps send it at login; refreshes must present it again). */
+  device_id?: string | undefined;
+  device_name?: string | undefined;
+  user_agent?: string | undefined;
+  browser?: string | undefined;
+  os?: string | undefined;
+  device?: string | undefined;
+}
 
 const clip = (value: string | undefined, max: number) => (value ? value.slice(0, max) : undefined);
 const join = (...parts: Array<string | undefined>) => parts.filter(Boolean).join(' ') || undefined;

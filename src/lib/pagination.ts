@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../errors/index.js';
+import { isUuid } from './uuid.js';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
@@ -13,6 +14,15 @@ export const pageQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
   cursor: z.string().max(200).optional(),
 });
+
+/** What a caller asks for: at most `limit` items after the opaque `cursor` of the previous page. */
+export type PageRequest = Pick<z.infer<typeof pageQuerySchema>, 'limit'> & { cursor?: string | undefined };
+
+/** One page of items and the cursor of the next one (null on the last page). */
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
 
 export interface Cursor {
   /** RFC 3339 time (or any sortable string key) of the last item on the previous page. */
@@ -39,7 +49,6 @@ export function decodeCursor(value: string | undefined): Cursor | undefined {
 
 /** A database timestamp as RFC 3339 in UTC with microseconds (what `to_char(... 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` gives). */
 const MICROSECOND_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Decodes a cursor of a list ordered by (time, uuid), checking both parts so they can go into SQL as they
@@ -47,12 +56,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function decodeTimeCursor(value: string | undefined): Cursor | undefined {
   const cursor = decodeCursor(value);
-  if (cursor && (!MICROSECOND_KEY.test(cursor.key) || !UUID.test(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
+  if (cursor && (!MICROSECOND_KEY.test(cursor.key) || !isUuid(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
   return cursor;
 }
 
+/** A page's items mapped to their view, keeping its cursor. */
+export function mapPage<T, U>(page: Page<T>, view: (item: T) => U): Page<U> {
+  return { items: page.items.map(view), next_cursor: page.next_cursor };
+}
+
 /** Builds a page from `limit + 1` fetched rows: the extra row only tells whether there is a next page. */
-export function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor): { items: T[]; next_cursor: string | null } {
+export function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor): Page<T> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items, next_cursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : null };

@@ -1,6 +1,6 @@
 /**
  * The oidc-provider configuration. Every default that matters for security is set here explicitly, with
- * the reason (see shared/SECURITY.md): refresh rotation for every client, PKCE for every client, only the
+ * the reason (RFC 9700 §2.1.2, §4.14.2; RFC 7636; ASVS 5.0 §10.4): refresh rotation for every client, PKCE for every client, only the
  * `code` response type, no implicit flow and no password grant, exact redirect URIs, short codes, shared
  * keys, `__Host-` cookies behind TLS.
  */

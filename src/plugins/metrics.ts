@@ -12,17 +12,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { providerRouteOf } from '../oidc/routes.js';
 import type { LoginChannel, Metrics } from '../services/metrics.js';
 
 /** Fastify routes where a refused request is a refused sign-in attempt. */
 const LOGIN_ROUTES: Record<string, LoginChannel> = { '/api/auth/login/': 'api', '/interaction/:uid/login': 'browser' };
 
-export function registerRequestMetrics(app: FastifyInstance, metrics: Metrics, options: { issuerPath: string }): void {
+/** Names the provider route a raw URL reached (src/oidc/routes.ts; passed in so plugins stay out of src/oidc). */
+export type ProviderRouteOf = (url: string) => string | undefined;
+
+export function registerRequestMetrics(app: FastifyInstance, metrics: Metrics, options: { providerRouteOf: ProviderRouteOf }): void {
   app.addHook('onRequest', async (request, reply) => {
     const started = performance.now();
     // Named now: the provider's middleware rewrites the raw URL while it handles the request.
-    const route = routeLabel(request, options.issuerPath);
+    const route = routeLabel(request, options.providerRouteOf);
     // 'finish': the whole response was handed to the OS, whoever wrote it (a route, a hook, the provider).
     reply.raw.once('finish', () => {
       metrics.observeRequest(request.method, route, reply.raw.statusCode, (performance.now() - started) / 1000);
@@ -31,8 +33,8 @@ export function registerRequestMetrics(app: FastifyInstance, metrics: Metrics, o
 }
 
 /** The route label of a request: its Fastify route template, else the provider route it reached. */
-export function routeLabel(request: FastifyRequest, issuerPath: string): string {
-  return request.routeOptions.url ?? providerRouteOf(issuerPath, request.url) ?? 'unmatched';
+export function routeLabel(request: FastifyRequest, providerRouteOf: ProviderRouteOf): string {
+  return request.routeOptions.url ?? providerRouteOf(request.url) ?? 'unmatched';
 }
 
 /** The channel when this request is a sign-in attempt. */

@@ -1,38 +1,44 @@
-/** A user's own security events from the audit log (as actor or subject), newest first. */
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+/** A user's own security events from the audit log (as actor or subject), newest first, one keyset page at a time. */
+import { and, desc, eq, or } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { auditEvents } from '../db/schema/index.js';
-import { decodeTimeCursor, encodeCursor } from '../lib/pagination.js';
+import type { Cursor } from '../lib/pagination.js';
+import { MICROSECOND_TIME, olderThan } from './audit-log.js';
+
+export interface ActivityRow {
+  id: string;
+  type: string;
+  outcome: 'success' | 'failure';
+  occurredAt: Date;
+  /** `occurredAt` as RFC 3339 with the database's microseconds: the page key (a Date would cut it and skip rows). */
+  key: string;
+  ip: string | null;
+  userAgent: string | null;
+  clientId: string | null;
+  details: Record<string, unknown>;
+}
 
 export function createActivityQueries(db: DbOrTx) {
   return {
-    async listUserActivity(userId: string, limit: number, cursorValue: string | undefined) {
-      const cursor = decodeTimeCursor(cursorValue);
-      // The cursor keeps the database's microseconds (a JavaScript Date would cut them to milliseconds and skip rows).
-      const after = cursor ? sql`${cursor.key}::timestamptz` : undefined;
-      const page = cursor && after ? or(lt(auditEvents.occurredAt, after), and(eq(auditEvents.occurredAt, after), lt(auditEvents.id, cursor.id))) : undefined;
+    /** Up to `limit` events of the user strictly after `after` in (time, id) descending order. */
+    async findUserActivity(userId: string, page: { limit: number; after?: Cursor | undefined }): Promise<ActivityRow[]> {
       const mine = or(and(eq(auditEvents.actorType, 'user'), eq(auditEvents.actorId, userId)), and(eq(auditEvents.subjectType, 'user'), eq(auditEvents.subjectId, userId)));
-      const rows = await db
-        .select({ event: auditEvents, key: sql<string>`to_char(${auditEvents.occurredAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+      return db
+        .select({
+          id: auditEvents.id,
+          type: auditEvents.type,
+          outcome: auditEvents.outcome,
+          occurredAt: auditEvents.occurredAt,
+          key: MICROSECOND_TIME,
+          ip: auditEvents.ip,
+          userAgent: auditEvents.userAgent,
+          clientId: auditEvents.clientId,
+          details: auditEvents.details,
+        })
         .from(auditEvents)
-        .where(and(mine, page))
+        .where(and(mine, olderThan(page.after)))
         .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.id))
-        .limit(limit + 1);
-      const items = rows.slice(0, limit);
-      const last = items[items.length - 1];
-      return {
-        items: items.map(({ event: e }) => ({
-          id: e.id,
-          type: e.type,
-          outcome: e.outcome,
-          occurred_at: e.occurredAt.toISOString(),
-          ip_address: e.ip,
-          user_agent: e.userAgent,
-          client_id: e.clientId,
-          details: e.details,
-        })),
-        next_cursor: rows.length > limit && last ? encodeCursor({ key: last.key, id: last.event.id }) : null,
-      };
+        .limit(page.limit);
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Reading audit_events: filtered pages newest first (keyset on occurred_at, id), one event, and the seal
+ * audit_events: the audit service's batched insert, and reading: filtered pages newest first (keyset on occurred_at, id), one event, and the seal
  * each row is covered by. Times travel as strings with the database's microseconds (a JavaScript Date would
  * cut them to milliseconds, skipping rows at page boundaries and changing what a seal's digest covers).
  */
@@ -67,6 +67,16 @@ export const auditEventColumns = {
   details: auditEvents.details,
 };
 
+/** A row to insert, as the audit service builds it (secrets already stripped). */
+export type AuditEventInsert = typeof auditEvents.$inferInsert;
+
+/** Rows strictly after `after` in the (occurred_at, id) descending order of every audit list. */
+export function olderThan(after: Cursor | undefined): SQL | undefined {
+  if (!after) return undefined;
+  const at = sql`${after.key}::timestamptz`;
+  return or(lt(auditEvents.occurredAt, at), and(eq(auditEvents.occurredAt, at), lt(auditEvents.id, after.id)));
+}
+
 function conditionsOf(filter: AuditEventFilter): SQL[] {
   const conditions: SQL[] = [];
   if (filter.types) conditions.push(filter.types.length ? inArray(auditEvents.type, filter.types) : sql`false`);
@@ -82,14 +92,16 @@ function conditionsOf(filter: AuditEventFilter): SQL[] {
 
 export function createAuditLogQueries(db: DbOrTx) {
   return {
+    /** One multi-row INSERT: the audit service batches the events of a tick into it. */
+    async insertAuditEvents(rows: AuditEventInsert[]): Promise<void> {
+      await db.insert(auditEvents).values(rows);
+    },
     /** `limit + 1` rows after `after` (a cursor of this order), newest first. */
     async listAuditEvents(filter: AuditEventFilter, limit: number, after: Cursor | undefined): Promise<AuditEventRow[]> {
-      const at = after ? sql`${after.key}::timestamptz` : undefined;
-      const page = after && at ? or(lt(auditEvents.occurredAt, at), and(eq(auditEvents.occurredAt, at), lt(auditEvents.id, after.id))) : undefined;
       return db
         .select({ ...auditEventColumns, sealId: coveringSeal })
         .from(auditEvents)
-        .where(and(...conditionsOf(filter), page))
+        .where(and(...conditionsOf(filter), olderThan(after)))
         .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.id))
         .limit(limit + 1);
     },

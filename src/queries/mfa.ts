@@ -7,6 +7,9 @@ import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from 
 import type { DbOrTx } from '../db/client.js';
 import { mfaFactors, mfaRecoveryCodes, otpCodes, otpSendCounters, securityReports, trustedDevices, userNetworks, type FactorType } from '../db/schema/index.js';
 
+/** The kinds of factor a user can hold. */
+export type { FactorType } from '../db/schema/index.js';
+
 export type FactorRow = typeof mfaFactors.$inferSelect;
 /** A factor without its key material: what every finder but the purpose-named one returns. */
 export type FactorView = Omit<FactorRow, 'secret'>;

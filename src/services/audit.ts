@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { DbOrTx } from '../db/client.js';
-import { auditEvents } from '../db/schema/index.js';
+import { createAuditLogQueries, type AuditEventInsert } from '../queries/audit-log.js';
 import { isDatabaseUnavailable } from '../errors/unavailable.js';
 import type { RequestContext } from '../lib/request-context.js';
 
@@ -88,6 +88,8 @@ export interface AuditEvent {
   clientId?: string | undefined;
   context?: RequestContext | undefined;
   details?: Record<string, unknown> | undefined;
+  /** When it happened, if not at recording (a job recording what expired earlier). */
+  occurredAt?: Date | undefined;
 }
 
 const SECRET_KEY = /pass(word)?|secret|token|code|otp|private|cookie|authorization|assertion|verifier|^key$|_key$/i;
@@ -137,6 +139,36 @@ export interface AuditLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * The row an event becomes: the address kept only when it is one, the user agent bounded, secrets stripped from
+ * the details. Every writer of audit rows goes through it (the service below, and jobs writing inside their own
+ * transaction with `recordInTransaction`).
+ */
+export function auditRowOf(event: AuditEvent): AuditEventInsert {
+  return {
+    type: event.type,
+    outcome: event.outcome,
+    actorType: event.actor.type,
+    actorId: event.actor.id ?? null,
+    subjectType: event.subject?.type ?? null,
+    subjectId: event.subject?.id ?? null,
+    clientId: event.clientId ?? null,
+    ip: event.context?.ip && isIP(event.context.ip) ? event.context.ip : null,
+    userAgent: event.context?.userAgent?.slice(0, 512) ?? null,
+    requestId: event.context?.requestId ?? null,
+    details: (stripSecrets(event.details ?? {}) as Record<string, unknown>) ?? {},
+    ...(event.occurredAt ? { occurredAt: event.occurredAt } : {}),
+  };
+}
+
+/**
+ * Writes events inside the caller's transaction, so they commit or roll back with the change they describe
+ * (the cleanup job's "challenge expired" rows with the deletion). Same rows as the batched path.
+ */
+export async function recordInTransaction(tx: DbOrTx, events: readonly AuditEvent[]): Promise<void> {
+  if (events.length) await createAuditLogQueries(tx).insertAuditEvents(events.map(auditRowOf));
+}
+
 /** Largest multi-row insert per flush; well under PostgreSQL's 65535 bind-parameter limit (13 per row). */
 const MAX_BATCH = 500;
 /**
@@ -148,7 +180,8 @@ const MAX_HELD = 100_000;
 const RETRY_MS = { first: 100, max: 2000 };
 
 export function createAuditService(deps: { db: DbOrTx; log: AuditLogger; maxHeld?: number }): AuditSink {
-  type Pending = { row: typeof auditEvents.$inferInsert; resolve: () => void; reject: (err: unknown) => void; failed: boolean };
+  type Pending = { row: AuditEventInsert; resolve: () => void; reject: (err: unknown) => void; failed: boolean };
+  const queries = createAuditLogQueries(deps.db);
   const maxHeld = deps.maxHeld ?? MAX_HELD;
   let queue: Pending[] = [];
   let scheduled: Promise<void> | undefined;
@@ -164,22 +197,6 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger; maxHeld
     }
   };
 
-  function toRow(event: AuditEvent): typeof auditEvents.$inferInsert {
-    return {
-      type: event.type,
-      outcome: event.outcome,
-      actorType: event.actor.type,
-      actorId: event.actor.id ?? null,
-      subjectType: event.subject?.type ?? null,
-      subjectId: event.subject?.id ?? null,
-      clientId: event.clientId ?? null,
-      ip: event.context?.ip && isIP(event.context.ip) ? event.context.ip : null,
-      userAgent: event.context?.userAgent?.slice(0, 512) ?? null,
-      requestId: event.context?.requestId ?? null,
-      details: (stripSecrets(event.details ?? {}) as Record<string, unknown>) ?? {},
-    };
-  }
-
   /**
    * Writes the queue in batches. A batch the database cannot take now (unavailable) stays at the head of the queue and is tried
    * again after a back-off: an action that happened keeps its event through an outage. Its recorders are
@@ -190,7 +207,7 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger; maxHeld
     while (queue.length) {
       const batch = queue.slice(0, MAX_BATCH);
       try {
-        await deps.db.insert(auditEvents).values(batch.map((p) => p.row));
+        await queries.insertAuditEvents(batch.map((p) => p.row));
         queue = queue.slice(batch.length);
         retryDelay = RETRY_MS.first;
         for (const p of batch) p.resolve();
@@ -241,7 +258,7 @@ export function createAuditService(deps: { db: DbOrTx; log: AuditLogger; maxHeld
   return {
     record(event) {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ row: toRow(event), resolve, reject, failed: false });
+        queue.push({ row: auditRowOf(event), resolve, reject, failed: false });
         dropOverflow();
         void schedule();
         notify((o) => o.recorded?.(event));

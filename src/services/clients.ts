@@ -74,12 +74,17 @@ export function clientSecretMatches(key: Buffer, storedDigest: string | undefine
   return typeof storedDigest === 'string' && constantTimeEqual(storedDigest, hmacDigest(key, presented));
 }
 
-export interface ClientServiceDeps {
-  db: DbOrTx;
-  audit: AuditService;
+/** What registering a client needs from the provider (built in src/oidc/client-registration.ts). */
+export interface ClientRegistration {
+  /** The key of the client-secret digest (the provider compares presented secrets with the same key). */
   secretKey: Buffer;
   /** oidc-provider's own metadata validation (throws with a message on invalid metadata). */
   validateMetadata: (metadata: Record<string, unknown>) => Promise<void>;
+}
+
+export interface ClientServiceDeps extends ClientRegistration {
+  db: DbOrTx;
+  audit: AuditService;
 }
 
 export type ClientActor = AuditEvent['actor'];

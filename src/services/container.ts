@@ -6,9 +6,9 @@ import type { Config } from '../config/index.js';
 import type { Database } from '../db/client.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createTokenDigest, deriveKey } from '../lib/crypto.js';
-import { buildProvider } from '../oidc/provider.js';
 import { createClientQueries } from '../queries/clients.js';
 import { createUserQueries } from '../queries/users.js';
+import { createActivityService } from './activity.js';
 import { createAccessTokenIssuer, type AccessTokenIssuer, type AccessTokenKeys } from './access-tokens.js';
 import { usesDevelopmentSecret } from '../config/secret.js';
 import { createAlertService } from './alerts/service.js';
@@ -20,7 +20,7 @@ import { createAuthMethodRegistry } from './auth-methods.js';
 import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
-import { clientSecretKey, createClientService } from './clients.js';
+import { createClientService, type ClientRegistration } from './clients.js';
 import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
@@ -53,6 +53,11 @@ export function createServices(deps: {
   clock?: Clock;
   /** The provider's keys, for first-party access tokens (the HTTP app passes them; the CLI issues none). */
   signingKeys?: AccessTokenKeys;
+  /**
+   * The provider's part of client registration (secret digest key, metadata validation), from
+   * src/oidc/client-registration.ts: the composition root supplies it, so nothing here touches oidc-provider.
+   */
+  clientRegistration: ClientRegistration;
 }) {
   const { config, database } = deps;
   const clock = deps.clock ?? systemClock;
@@ -84,16 +89,7 @@ export function createServices(deps: {
     sessionSatisfiesMfa: mfaPolicy.sessionSatisfies,
   };
 
-  // oidc-provider's own client validation, from a provider built with the same configuration.
-  let validator: Promise<(metadata: Record<string, unknown>) => Promise<void>> | undefined;
-  const validateMetadata = async (metadata: Record<string, unknown>) => {
-    validator ??= keys.loadKeySet().then((keySet) => {
-      const { Client } = buildProvider(providerDeps, keySet) as unknown as { Client: { validate(m: unknown): Promise<void> } };
-      return (m) => Client.validate(m);
-    });
-    await (await validator)(metadata);
-  };
-  const clientDeps = { secretKey: clientSecretKey(config), validateMetadata };
+  const clientDeps = deps.clientRegistration;
 
   const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, production: config.nodeEnv === 'production', log: deps.log });
   let issuer: AccessTokenIssuer | undefined;
@@ -259,6 +255,7 @@ export function createServices(deps: {
     }),
     bootstrap: createBootstrapService({ db, audit, passwords, policy, clientDeps, rbac: { cache, clock } }),
     auditSeals,
+    activity: createActivityService({ db }),
     auditLog: createAuditLogService({ db, audit, seals: auditSeals, now: clock }),
   };
 }

@@ -6,6 +6,9 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
+
+/** A user as services answer it (no password hash). */
+export type { UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import type { RequestContext } from '../lib/request-context.js';
 import { hmacDigest } from '../lib/crypto.js';

@@ -1,5 +1,5 @@
 /**
- * Hostile and malformed input at the authorization, token and login endpoints (shared/SECURITY.md, Musts):
+ * Hostile and malformed input at the authorization, token and login endpoints (RFC 9700 §2.1, §4.1; RFC 6749 §10):
  * exact redirect URIs and no redirect to an unverified one, PKCE S256 only, single-use short-lived codes,
  * no implicit or password grant, OAuth error JSON for broken token requests, generic login failures,
  * CSRF on the login form, 303 after a login POST.

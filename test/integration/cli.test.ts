@@ -35,6 +35,14 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   return { dir, run, env };
 }
 
+/** These tests register no client: validating one would be a mistake. */
+const noClientRegistration = {
+  secretKey: Buffer.alloc(32),
+  validateMetadata: async () => {
+    throw new Error('no client registration in this test');
+  },
+};
+
 t.test('user create, client create, keys, errors', async (t) => {
   const { run } = await setup(t);
 
@@ -185,7 +193,7 @@ t.test('user unlock clears failed-login counts; weak passwords are refused every
   const lock = async () => {
     const database = await openDatabase(databaseTarget(raw));
     const silent = { error: () => {}, info: () => {}, warn: () => {} };
-    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: silent });
+    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, clientRegistration: noClientRegistration, log: silent });
     for (let i = 0; i < 20; i++) await services.bruteForce.recordFailure({ identifier: 'locked@example.com' });
     const allowed = await services.bruteForce.assertAllowed({ identifier: 'locked@example.com' }).then(() => true, () => false);
     await services.audit.flush();
@@ -197,7 +205,7 @@ t.test('user unlock clears failed-login counts; weak passwords are refused every
   t.equal(unlocked.code, 0, unlocked.stderr);
   t.match(JSON.parse(unlocked.stdout), { email: 'locked@example.com', cleared: 1 });
   const database = await openDatabase(databaseTarget(raw));
-  const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: { error: () => {}, info: () => {}, warn: () => {} } });
+  const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, clientRegistration: noClientRegistration, log: { error: () => {}, info: () => {}, warn: () => {} } });
   await t.resolves(services.bruteForce.assertAllowed({ identifier: 'locked@example.com' }), 'unlocked');
   await database.close();
   t.equal((await run(['user', 'unlock'])).code, 2, 'needs --email');
@@ -212,7 +220,7 @@ t.test('user mfa-reset removes every factor of a user', async (t) => {
   const raw = parseConfig(env);
   const withServices = async <T>(work: (services: ReturnType<typeof createServices>) => Promise<T>): Promise<T> => {
     const database = await openDatabase(databaseTarget(raw));
-    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, log: { error: () => {}, info: () => {}, warn: () => {} } });
+    const services = createServices({ config: { ...raw, secret: TEST_SECRET }, database, clientRegistration: noClientRegistration, log: { error: () => {}, info: () => {}, warn: () => {} } });
     try {
       return await work(services);
     } finally {

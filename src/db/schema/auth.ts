@@ -1,19 +1,12 @@
 import { sql } from 'drizzle-orm';
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import type { DeviceInfo } from '../../lib/device.js';
 import { users } from './users.js';
 
 export type TokenKind = 'session' | 'personal' | 'oidc_session' | 'oidc_grant';
 
-/** What a session or token was created from; shown to the user in their list of sessions. */
-export interface DeviceInfo {
-  /** The app's install id (first-party apps send it at login; refreshes must present it again). */
-  device_id?: string | undefined;
-  device_name?: string | undefined;
-  user_agent?: string | undefined;
-  browser?: string | undefined;
-  os?: string | undefined;
-  device?: string | undefined;
-}
+/** What a session or token was created from (defined beside the code that builds it, src/lib/device.ts). */
+export type { DeviceInfo };
 
 /**
  * Every session and token a user holds, in one list: first-party sessions (`session`), personal API

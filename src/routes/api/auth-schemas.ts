@@ -9,7 +9,7 @@ export const deviceIdSchema = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/,
  */
 export const deviceNameSchema = z.string().trim().min(1).max(64).regex(/^[^\p{C}\p{Zl}\p{Zp}]+$/u, 'must be a short printable name without line breaks or control characters');
 export const noContent = z.null().describe('No content');
-export const errorSchema = z.object({ error: z.string(), message: z.string() }).passthrough();
+export { errorSchema } from './schemas.js';
 
 export const tokenPairSchema = z.object({
   token_type: z.literal('Bearer'),

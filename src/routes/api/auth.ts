@@ -3,23 +3,21 @@
  * logout, the caller's sessions and tokens, personal API tokens, password reset and change, and the
  * caller's own activity. Handlers validate, call one service, shape the answer; the rules live in the
  * services.
- * Known exception: the activity list still builds its query here (createActivityQueries); moving it behind a
- * service is part of the architecture issue.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors/index.js';
 import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
-import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
-import { createActivityQueries } from '../../queries/activity.js';
+import { mapPage, pageQuerySchema, pageSchema } from '../../lib/pagination.js';
+import type { ActivityRow, ActivityService } from '../../services/activity.js';
 import type { Services } from '../../services/container.js';
 import { challengeSchema, deviceIdSchema as deviceId, deviceNameSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 export interface AuthRouteDeps {
   services: Services;
-  db: Db;
+  /** The caller's own security events (the only part of the audit log this API reads). */
+  activity: ActivityService;
   secureCookies: boolean;
 }
 
@@ -54,6 +52,17 @@ const activitySchema = z.object({
   client_id: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),
 });
+/** An activity row as this API answers it (snake_case, times in RFC 3339). */
+const activityView = (row: ActivityRow): z.infer<typeof activitySchema> => ({
+  id: row.id,
+  type: row.type,
+  outcome: row.outcome,
+  occurred_at: row.occurredAt.toISOString(),
+  ip_address: row.ip,
+  user_agent: row.userAgent,
+  client_id: row.clientId,
+  details: row.details,
+});
 const idParams = z.object({ id: z.string().max(100) });
 const scopeName = z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 : . _ -');
 
@@ -63,7 +72,6 @@ const bearer = [{ bearer: [] }];
 export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
   const { services } = deps;
-  const activity = createActivityQueries(deps.db);
 
 
   /** Only principals of this API (first-party sessions, personal tokens) use it; with `session`, only a session. */
@@ -259,7 +267,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      return noStore(reply).send(await activity.listUserActivity(principal.userId, request.query.limit, request.query.cursor));
+      return noStore(reply).send(mapPage(await deps.activity.listUserActivity(principal.userId, request.query), activityView));
     },
   );
 

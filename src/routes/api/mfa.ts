@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
-import type { UserRow } from '../../queries/users.js';
+import type { UserRow } from '../../services/users.js';
 import type { Services } from '../../services/container.js';
 import type { Reauthentication } from '../../services/mfa/factors.js';
 import { challengeSchema, deviceIdSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';

@@ -3,10 +3,8 @@
  * response schemas (for the OpenAPI document) are in schemas.ts.
  */
 import { z } from 'zod';
-import type { PermissionRow } from '../../queries/rbac.js';
 import type { Effective } from '../../services/rbac/effective.js';
-import { codenameSchema, nameSchema, objectSchema, type Assignment, type DryRun, type RoleInput, type RoleWithLinks } from '../../services/rbac/service.js';
-import type { GrantListing } from '../../queries/rbac.js';
+import { codenameSchema, nameSchema, objectSchema, type Assignment, type DryRun, type GrantListing, type PermissionRow, type RoleInput, type RoleWithLinks } from '../../services/rbac/service.js';
 
 export const permissionInputSchema = z
   .object({ name: nameSchema, codename: codenameSchema, description: z.string().max(1000).default('') })

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { pageQuerySchema } from '../../lib/pagination.js';
 import { codenameSchema, nameSchema, objectSchema } from '../../services/rbac/service.js';
 
-export const errorSchema = z.object({ error: z.string(), message: z.string() });
+/** The one error body of the JSON API: a stable code and a message, plus what some codes add (`required`, `retry_after`, ...). */
+export const errorSchema = z.object({ error: z.string(), message: z.string() }).passthrough();
 export const forbiddenSchema = errorSchema.extend({ required: z.string().optional() });
 export const idParams = z.object({ id: z.string().max(100) });
 export const dryRunQuery = z.object({ dry_run: z.enum(['true', 'false']).optional() });

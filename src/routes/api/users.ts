@@ -7,7 +7,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
-import type { UserRow } from '../../queries/users.js';
+import type { UserRow } from '../../services/users.js';
 import type { UserAdminService } from '../../services/user-admin.js';
 import { passwordSchema, phoneSchema } from '../../services/users.js';
 import { errorSchema, forbiddenSchema, idParams, listQuery, userSchema } from './schemas.js';

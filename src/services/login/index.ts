@@ -10,7 +10,7 @@
  */
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors/index.js';
-import type { DeviceInfo } from '../../db/schema/index.js';
+import type { DeviceInfo } from '../../lib/device.js';
 import type { Clock } from '../../lib/clock.js';
 import { describeDevice } from '../../lib/device.js';
 import type { RequestContext } from '../../lib/request-context.js';

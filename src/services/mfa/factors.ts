@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isValidPhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { Db } from '../../db/client.js';
-import type { FactorType } from '../../db/schema/index.js';
+import type { FactorType } from '../../queries/mfa.js';
 import { AppError } from '../../errors/index.js';
 import type { Clock } from '../../lib/clock.js';
 import { decrypt, encrypt, hmacDigest } from '../../lib/crypto.js';
@@ -30,7 +30,7 @@ export const RECOVERY_CODE_COUNT = 10;
  * password or a factor again: a stolen session must not turn into a lasting second factor.
  * @see NIST SP 800-63B §4.2.3 (binding an additional authenticator needs the existing authentication)
  */
-/** 28 characters of a 32-letter alphabet = 140 bits (SECURITY.md: every generated secret ≥ 128 bits). */
+/** 28 characters of a 32-letter alphabet = 140 bits (every secret the server generates has ≥ 128 bits of entropy, RFC 6749 §10.10). */
 const RECOVERY_CODE_LENGTH = 28;
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'.padEnd(32, 'z');
 

@@ -8,7 +8,7 @@
  * link lives as long as the session it reports on, at most 7 days.
  */
 import type { Db } from '../../db/client.js';
-import type { DeviceInfo } from '../../db/schema/index.js';
+import type { DeviceInfo } from '../../lib/device.js';
 import { addSeconds, type Clock } from '../../lib/clock.js';
 import { randomToken, type TokenDigest } from '../../lib/crypto.js';
 import { durationInWords } from '../../lib/duration.js';

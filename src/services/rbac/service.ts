@@ -24,6 +24,8 @@ export type { PermissionInput } from './permissions.js';
 export type { RoleInput, RoleWithLinks } from './roles.js';
 export type { Assignment } from './assignments.js';
 export type { GrantInput } from './grants.js';
+/** Rows the service answers with, as its callers see them. */
+export type { GrantListing, PermissionRow } from '../../queries/rbac.js';
 
 export interface RbacServiceDeps {
   /** The database, or a transaction every change joins (the bootstrap file applies in one). */

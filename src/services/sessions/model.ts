@@ -3,7 +3,7 @@
  * they answer with, and the token list's view of a row.
  */
 import type { Db } from '../../db/client.js';
-import type { DeviceInfo } from '../../db/schema/index.js';
+import type { DeviceInfo } from '../../lib/device.js';
 import type { TokenDigest } from '../../lib/crypto.js';
 import type { AuthTokenRow } from '../../queries/auth-tokens.js';
 import type { Clock } from '../../lib/clock.js';

@@ -18,7 +18,7 @@
  *    told by email.
  */
 import { randomUUID } from 'node:crypto';
-import type { DeviceInfo } from '../../db/schema/index.js';
+import type { DeviceInfo } from '../../lib/device.js';
 import { AppError } from '../../errors/index.js';
 import { addSeconds } from '../../lib/clock.js';
 import { decrypt, encrypt, randomToken } from '../../lib/crypto.js';
