@@ -7,6 +7,7 @@
 import tap from 'tap';
 import type { Page } from 'playwright-core';
 import { launchChromium, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
+import { checkPage } from '../helpers/pages.js';
 import { PASSWORD, seedUser } from '../helpers/oidc.js';
 import { startServer } from '../helpers/server.js';
 
@@ -42,6 +43,7 @@ tap.test('account pages: signing in and out', { skip: SKIP_WITHOUT_CHROMIUM }, a
       await Promise.all([page.waitForURL(`${server.origin}/account/`), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
       t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Your account', 'back on the account page, no consent asked');
       t.match(await page.textContent('main'), /alice@example\.com/, 'it shows who signed in');
+      if (javaScriptEnabled) await checkPage(t, page, 'account', 'overview');
 
       const cookie = (await page.context().cookies(server.origin)).find((c) => c.name === 'keryu_account');
       t.ok(cookie, 'the account cookie is set');
@@ -59,6 +61,7 @@ tap.test('account pages: signing in and out', { skip: SKIP_WITHOUT_CHROMIUM }, a
       await page.getByRole('button', { name: /sign.?out|yes/i }).first().click();
       await page.waitForURL(`${server.origin}/account/signed-out`);
       t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'You are signed out');
+      if (javaScriptEnabled) await checkPage(t, page, 'account', 'signed-out');
       await page.goto(`${server.origin}/account/`);
       t.match(new URL(page.url()).pathname, /^\/interaction\//, 'signing in again asks for the password: the SSO session ended too');
     });

@@ -118,7 +118,12 @@ export function createAccountRelyingParty(deps: { issuer: string; transport: InP
         code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
         code_challenge_method: 'S256',
       };
-      if (input.maxAge !== undefined) parameters.max_age = String(input.maxAge);
+      if (input.maxAge !== undefined) {
+        // A fresh authentication whatever the provider's session age (prompt=login), and proof of it (max_age
+        // makes the ID token carry auth_time, which the callback checks against the same bound).
+        parameters.max_age = String(input.maxAge);
+        parameters.prompt = 'login';
+      }
       // OpenID Connect Core §5.5: the ID token names the SSO session (sid) and the last sign-in (auth_time).
       parameters.claims = JSON.stringify({ id_token: { sid: { essential: true }, auth_time: { essential: true } } });
       return { url: oidc.buildAuthorizationUrl(configuration, parameters).href, pending };
