@@ -299,7 +299,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   await app.register(accountRoutes, {
     relyingParty: createAccountRelyingParty({ issuer: config.issuer, transport: inProcessTransport(app) }),
-    sessions: createAccountSessions({ key: deriveKey(config.secret, 'account-session'), db: database.db, clock: services.clock }),
+    sessions: createAccountSessions({ key: deriveKey(config.secret, 'account-session'), db: database.db, clock: services.clock, recentSignInMaxAge: config.auth.recentSignInMaxAge }),
     csrfKey: deriveKey(config.secret, 'csrf-account'),
     secureCookies: config.secureCookies,
     users: services.users,

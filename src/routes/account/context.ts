@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { constantTimeEqual, hmacDigest } from '../../lib/crypto.js';
 import { readCookie } from '../../lib/device-cookie.js';
-import { ACCOUNT_PATHS, ACCOUNT_REAUTH_MAX_AGE } from '../../services/account/relying-party.js';
+import { ACCOUNT_PATHS } from '../../services/account/relying-party.js';
 import type { AccountSessions, ActiveAccountSession } from '../../services/account/session.js';
 import { pageSecurityHeaders, renderPage } from '../../views/render.js';
 
@@ -74,14 +74,14 @@ export function createAccountContext(deps: AccountContextDeps) {
       await reply.code(303).header('cache-control', 'no-store').redirect(loginUrl(returnTo));
     },
 
-    /** Sensitive changes: a sign-in within ACCOUNT_REAUTH_MAX_AGE, or the browser goes to sign in again first. */
+    /** Sensitive changes: a sign-in within RECENT_SIGN_IN_MAX_AGE, or the browser goes to sign in again first. */
     async requireRecentSignIn(request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const session = request.account;
       if (session && deps.sessions.isRecent(session)) return;
       const returnTo = request.method === 'GET' ? request.url : (request.headers.referer ? new URL(request.headers.referer, 'http://x').pathname : ACCOUNT_PATHS.home);
       await reply.code(303).header('cache-control', 'no-store').redirect(loginUrl(returnTo, true));
     },
-    reauthMaxAge: ACCOUNT_REAUTH_MAX_AGE,
+    reauthMaxAge: deps.sessions.recentSignInMaxAge,
 
     csrfFor,
     csrfValid(session: ActiveAccountSession, token: unknown): boolean {

@@ -12,8 +12,6 @@ import type { ClientInput } from '../clients.js';
 
 export const ACCOUNT_CLIENT_ID = 'keryu-account';
 export const ACCOUNT_SCOPE = 'openid profile email';
-/** Sensitive changes need a sign-in within this many seconds (`max_age`, OpenID Connect Core §3.1.2.1). */
-export const ACCOUNT_REAUTH_MAX_AGE = 300;
 
 export const ACCOUNT_PATHS = {
   home: '/account/',

@@ -10,7 +10,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Db } from '../../db/client.js';
 import { isClientSessionActive } from '../../queries/oidc-sessions.js';
 import { createUserQueries, type UserRow } from '../../queries/users.js';
-import { ACCOUNT_CLIENT_ID, ACCOUNT_REAUTH_MAX_AGE, type AccountSignIn, type PendingSignIn } from './relying-party.js';
+import { ACCOUNT_CLIENT_ID, type AccountSignIn, type PendingSignIn } from './relying-party.js';
 
 /** The longest an account session lives even while its SSO session goes on (the user signs in again). */
 const ACCOUNT_SESSION_MAX_AGE = 12 * 3600;
@@ -27,7 +27,13 @@ export interface ActiveAccountSession extends AccountSession {
   user: UserRow;
 }
 
-export function createAccountSessions(deps: { key: Buffer; db: Db; clock: Clock }) {
+export function createAccountSessions(deps: {
+  key: Buffer;
+  db: Db;
+  clock: Clock;
+  /** Sensitive changes need a sign-in within this many seconds (RECENT_SIGN_IN_MAX_AGE, as for the JSON API). */
+  recentSignInMaxAge: number;
+}) {
   const users = createUserQueries(deps.db);
   const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
 
@@ -68,9 +74,10 @@ export function createAccountSessions(deps: { key: Buffer; db: Db; clock: Clock 
       return { ...session, user };
     },
 
+    recentSignInMaxAge: deps.recentSignInMaxAge,
     /** Whether the session's last authentication is recent enough for a sensitive change. */
     isRecent(session: AccountSession): boolean {
-      return nowSeconds() - session.authTime <= ACCOUNT_REAUTH_MAX_AGE;
+      return nowSeconds() - session.authTime <= deps.recentSignInMaxAge;
     },
   };
 }
