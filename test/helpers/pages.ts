@@ -33,7 +33,7 @@ export async function screenshots(page: Page, folder: string, name: string): Pro
 }
 
 /** Both checks for the page as it is now; tap assertions named after the page. */
-export async function checkPage(t: { same(a: unknown, b: unknown, msg?: string): unknown }, page: Page, folder: string, name: string): Promise<void> {
+export async function checkPage(t: { same(found: unknown, wanted: unknown, message: string): unknown }, page: Page, folder: string, name: string): Promise<void> {
   t.same(await accessibilityViolations(page), [], `${name}: no serious or critical accessibility violation`);
   await screenshots(page, folder, name);
 }

@@ -60,7 +60,8 @@ export function accountClientMetadata(issuer: string): ClientInput {
 
 /** Only paths of the account pages themselves are followed after sign-in (no open redirect). */
 export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/account/') || value.startsWith('//') || /[\\\u0000-\u001f]/.test(value) || value.length > 512) {
+  const controlOrBackslash = (v: string) => [...v].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (typeof value !== 'string' || !value.startsWith('/account/') || value.length > 512 || controlOrBackslash(value)) {
     return ACCOUNT_PATHS.home;
   }
   return value;
