@@ -44,6 +44,10 @@ import { createMetrics, type Metrics } from './services/metrics.js';
 import { createReadiness, databaseCheck, type Readiness } from './services/readiness.js';
 import { SIGNING_ALGORITHMS } from './services/signing-keys.js';
 import { authRoutes } from './routes/api/auth.js';
+import { accountRoutes } from './routes/account/index.js';
+import { inProcessTransport } from './routes/account/in-process-transport.js';
+import { accountClientMetadata, createAccountRelyingParty } from './services/account/relying-party.js';
+import { createAccountSessions } from './services/account/session.js';
 import { mfaRoutes } from './routes/api/mfa.js';
 import { securityReportPages } from './routes/security-report.js';
 import { passwordResetPages } from './routes/password-reset.js';
@@ -132,6 +136,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => services.mailer.close());
   await services.keys.ensureSigningKeys();
   await services.rbac.ensureBuiltins();
+  // The account pages' built-in client (services/account/relying-party.ts), kept in step with the issuer.
+  await services.clients.applyClient(await services.clients.validateDeclaredClient(accountClientMetadata(config.issuer)), { type: 'system' });
   if (config.bootstrapFile) {
     const summary = await services.bootstrap.applyBootstrap(await readBootstrapFile(config.bootstrapFile), { type: 'system' }, config.bootstrapFile);
     app.log.info({ summary }, 'bootstrap file applied');
@@ -309,6 +315,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     audit: services.audit,
     csrf: formCsrf,
     secureCookies: config.secureCookies,
+  });
+  await app.register(accountRoutes, {
+    relyingParty: createAccountRelyingParty({ issuer: config.issuer, transport: inProcessTransport(app) }),
+    sessions: createAccountSessions({ key: deriveKey(config.secret, 'account-session'), db: database.db, clock: services.clock, recentSignInMaxAge: config.auth.recentSignInMaxAge }),
+    csrf: formCsrf,
+    secureCookies: config.secureCookies,
+    users: services.users,
+    factors: services.factors,
+    devices: services.mfaDevices,
   });
   await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });

@@ -19,6 +19,7 @@ import type { MfaPolicy } from '../services/mfa/policy.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
 import { clientSecretKey, clientSecretMatches } from '../services/clients.js';
+import { ACCOUNT_CLIENT_ID, ACCOUNT_SCOPE } from '../services/account/relying-party.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -112,6 +113,20 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     conformIdTokenClaims: true,
     // JWT access tokens name their grant (and session), so revoking either reaches them (token-endpoints.ts).
     formats: { customizers: { jwt: (_ctx, token, jwt) => customizeJwtAccessToken(token, jwt) } },
+    // oidc-provider's default, plus: the account pages (a built-in first-party client) ask no consent, since the
+    // user is managing their own account there; their grant is created on first use.
+    async loadExistingGrant(ctx) {
+      const client = ctx.oidc.client;
+      const session = ctx.oidc.session;
+      if (!client || !session?.accountId) return undefined;
+      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (client.clientId !== ACCOUNT_CLIENT_ID) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope(ACCOUNT_SCOPE);
+      await grant.save();
+      return grant;
+    },
     async findAccount(_ctx, sub) {
       const user = await users.findUserById(sub);
       // A disabled account, or one that must reset its password (reported compromised), holds no session or token.
@@ -223,6 +238,9 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         },
       },
       clientCredentials: { enabled: true },
+      // OpenID Connect Core §5.5: relying parties may ask for individual claims (the account pages ask for
+      // `sid` and `auth_time`, which tie their session to the SSO session and date the last sign-in).
+      claimsParameter: { enabled: true },
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,

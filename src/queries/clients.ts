@@ -47,6 +47,11 @@ export function createClientQueries(db: DbOrTx) {
       if (!row) throw new Error('insert returned no row');
       return row;
     },
+    /** Inserts unless the client exists (another replica starting at the same moment); true when inserted. */
+    async insertClientIfAbsent(values: typeof clients.$inferInsert): Promise<boolean> {
+      const rows = await db.insert(clients).values(values).onConflictDoNothing().returning({ clientId: clients.clientId });
+      return rows.length > 0;
+    },
     async updateClient(clientId: string, values: Partial<Omit<typeof clients.$inferInsert, 'clientId'>>): Promise<ClientRow | undefined> {
       const [row] = await db
         .update(clients)

@@ -3,7 +3,7 @@
  * from their list, password reset, logout everywhere). Grants are revoked the way the adapter revokes
  * them: a tombstone first, then the artefacts, so a token written a moment later is dead too.
  */
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { oidcPayloads, oidcRevokedGrants, users } from '../db/schema/index.js';
 import { isUuid } from './auth-tokens.js';
@@ -47,3 +47,23 @@ export function createOidcSessionQueries(db: Db) {
   };
 }
 export type OidcSessionQueries = ReturnType<typeof createOidcSessionQueries>;
+
+/**
+ * Whether the provider's browser session that issued `sid` to `clientId` still exists for `accountId`
+ * (`sid` is per client: oidc-provider keeps it in the session's `authorizations`).
+ */
+export async function isClientSessionActive(db: Db, input: { accountId: string; clientId: string; sid: string; now: Date }): Promise<boolean> {
+  const rows = await db
+    .select({ id: oidcPayloads.id })
+    .from(oidcPayloads)
+    .where(
+      and(
+        eq(oidcPayloads.model, 'Session'),
+        eq(oidcPayloads.accountId, input.accountId),
+        sql`${oidcPayloads.payload} -> 'authorizations' -> ${input.clientId} ->> 'sid' = ${input.sid}`,
+        or(isNull(oidcPayloads.expiresAt), gt(oidcPayloads.expiresAt, input.now)),
+      ),
+    )
+    .limit(1);
+  return rows.length > 0;
+}

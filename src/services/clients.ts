@@ -143,11 +143,15 @@ export function createClientService(deps: ClientServiceDeps) {
     async applyClient(declared: ValidatedClient, actor: ClientActor): Promise<'created' | 'updated' | 'unchanged'> {
       const { clientId, metadata, secret } = declared;
       const digest = secret ? hmacDigest(deps.secretKey, secret) : null;
-      const existing = await queries.findClientById(clientId);
+      let existing = await queries.findClientById(clientId);
       if (!existing) {
-        await queries.insertClient({ clientId, metadata, clientSecretDigest: digest });
-        await deps.audit.record({ type: 'client.created', outcome: 'success', actor, subject: { type: 'client', id: clientId }, details: { metadata } });
-        return 'created';
+        // Replicas starting together apply the same declaration: one inserts, the others compare with its row.
+        if (await queries.insertClientIfAbsent({ clientId, metadata, clientSecretDigest: digest })) {
+          await deps.audit.record({ type: 'client.created', outcome: 'success', actor, subject: { type: 'client', id: clientId }, details: { metadata } });
+          return 'created';
+        }
+        existing = await queries.findClientById(clientId);
+        if (!existing) throw new Error(`client ${clientId} was neither inserted nor found`);
       }
       if (isDeepStrictEqual(existing.metadata, metadata) && existing.clientSecretDigest === digest) return 'unchanged';
       await queries.updateClient(clientId, { metadata, clientSecretDigest: digest });

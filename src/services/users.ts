@@ -110,6 +110,14 @@ export function createUserService(deps: {
       return user;
     },
 
+    /** The user's own profile change (the account pages' name form): audited as `user.updated` by the user. */
+    async updateOwnName(user: Pick<UserRow, 'id' | 'name'>, name: string, context?: RequestContext): Promise<void> {
+      const trimmed = name.trim();
+      if (trimmed === (user.name ?? '')) return;
+      await queries.updateUser(user.id, { name: trimmed === '' ? null : trimmed });
+      await deps.audit.record({ type: 'user.updated', outcome: 'success', actor: { type: 'user', id: user.id }, subject: { type: 'user', id: user.id }, context, details: { changed: ['name'] } });
+    },
+
     /**
      * A login's first factor in one lookup: the account (if any) and whether the password is right, verified
      * against a dummy hash when there is no account so both take the same time; re-hashes on success when
