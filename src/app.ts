@@ -325,8 +325,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     factors: services.factors,
     devices: services.mfaDevices,
   });
-  await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
-  await app.register(mfaRoutes, { services });
+  await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
+  await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });
   await app.register(alertRoutes, { alerts: services.alerts });
   await app.register(complianceRoutes, { compliance: services.compliance });

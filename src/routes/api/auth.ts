@@ -11,11 +11,15 @@ import { AppError } from '../../errors/index.js';
 import { deviceCookieHeader, DEVICE_COOKIE, readCookie } from '../../lib/device-cookie.js';
 import { mapPage, pageQuerySchema, pageSchema } from '../../lib/pagination.js';
 import type { ActivityRow, ActivityService } from '../../services/activity.js';
-import type { Services } from '../../services/container.js';
+import type { LoginService } from '../../services/login/index.js';
+import type { PasswordManagementService } from '../../services/password-management.js';
+import type { SessionService } from '../../services/sessions.js';
 import { challengeSchema, deviceIdSchema as deviceId, deviceNameSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 export interface AuthRouteDeps {
-  services: Services;
+  login: LoginService;
+  sessions: SessionService;
+  passwordManagement: PasswordManagementService;
   /** The caller's own security events (the only part of the audit log this API reads). */
   activity: ActivityService;
   secureCookies: boolean;
@@ -71,8 +75,7 @@ const bearer = [{ bearer: [] }];
 
 export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
-  const { services } = deps;
-
+  const { login, sessions, passwordManagement } = deps;
 
   /** Only principals of this API (first-party sessions, personal tokens) use it; with `session`, only a session. */
   const principalOf = (request: FastifyRequest, session = false) => {
@@ -100,7 +103,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { email, password, device_id, device_name, device_token } = request.body;
-      const { answer: result, deviceCookie } = await services.login.start(
+      const { answer: result, deviceCookie } = await login.start(
         { email, password, deviceId: device_id, deviceName: device_name, deviceToken: device_token, deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE) },
         { channel: 'api' },
         request.requestContext,
@@ -124,7 +127,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, code, device_id } = request.body;
-      return noStore(reply).send(await services.login.verify({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, code, request.requestContext));
+      return noStore(reply).send(await login.verify({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, code, request.requestContext));
     },
   );
 
@@ -141,7 +144,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const { challenge_id, method, device_id } = request.body;
-      return noStore(reply).code(202).send(await services.login.resend({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, request.requestContext));
+      return noStore(reply).code(202).send(await login.resend({ channel: 'api', challengeId: challenge_id, deviceId: device_id }, method, request.requestContext));
     },
   );
 
@@ -158,7 +161,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      const pair = await services.sessions.refresh({ refreshToken: request.body.refresh_token, deviceId: request.body.device_id }, request.requestContext);
+      const pair = await sessions.refresh({ refreshToken: request.body.refresh_token, deviceId: request.body.device_id }, request.requestContext);
       return noStore(reply).send(pair);
     },
   );
@@ -176,7 +179,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      await services.sessions.logout(principal, request.body?.all_sessions === true, request.requestContext);
+      await sessions.logout(principal, request.body?.all_sessions === true, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -189,7 +192,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      return noStore(reply).send(await services.sessions.listTokens(principal.userId, principal.sessionId, request.query));
+      return noStore(reply).send(await sessions.listTokens(principal.userId, principal.sessionId, request.query));
     },
   );
 
@@ -209,7 +212,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
-      const created = await services.sessions.createPersonalToken(
+      const created = await sessions.createPersonalToken(
         { userId: principal.userId, signIn: { firstPartySessionId: principal.sessionId } },
         { name: request.body.name, expiresIn: request.body.expires_in, scopes: request.body.scopes },
         request.requestContext,
@@ -235,7 +238,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     async (request, reply) => {
       const principal = principalOf(request, true);
       const { name, is_active, expires_at } = request.body;
-      const updated = await services.sessions.updateToken(
+      const updated = await sessions.updateToken(
         principal.userId,
         request.params.id,
         { name, isActive: is_active, expiresAt: expires_at === undefined ? undefined : new Date(expires_at) },
@@ -254,7 +257,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
-      await services.sessions.deleteToken(principal.userId, request.params.id, request.requestContext);
+      await sessions.deleteToken(principal.userId, request.params.id, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -282,7 +285,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      services.passwordManagement.requestReset(request.body.email, request.requestContext);
+      passwordManagement.requestReset(request.body.email, request.requestContext);
       return reply.code(202).send();
     },
   );
@@ -298,7 +301,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
       },
     },
     async (request, reply) => {
-      await services.passwordManagement.confirmReset(request.body.token, request.body.new_password, request.requestContext);
+      await passwordManagement.confirmReset(request.body.token, request.body.new_password, request.requestContext);
       return reply.code(204).send(null);
     },
   );
@@ -317,7 +320,7 @@ export async function authRoutes(parent: FastifyInstance, deps: AuthRouteDeps): 
     },
     async (request, reply) => {
       const principal = principalOf(request, true);
-      await services.passwordManagement.changePassword(principal, request.body.current_password, request.body.new_password, request.requestContext);
+      await passwordManagement.changePassword(principal, request.body.current_password, request.body.new_password, request.requestContext);
       return reply.code(204).send(null);
     },
   );

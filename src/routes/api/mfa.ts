@@ -10,9 +10,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
-import type { UserRow } from '../../services/users.js';
-import type { Services } from '../../services/container.js';
-import type { Reauthentication } from '../../services/mfa/factors.js';
+import type { UserRow, UserService } from '../../services/users.js';
+import type { LoginService } from '../../services/login/index.js';
+import type { TrustedDeviceService } from '../../services/mfa/devices.js';
+import type { FactorService, Reauthentication } from '../../services/mfa/factors.js';
 import { challengeSchema, deviceIdSchema, errorSchema, noContent, tokenPairSchema } from './auth-schemas.js';
 
 const tags = ['mfa'];
@@ -50,9 +51,16 @@ const reauthFields = { password: z.string().min(1).max(1024).optional(), method:
 const REAUTH_DESCRIPTION =
   ' With a session, allowed within RECENT_SIGN_IN_MAX_AGE of its sign-in (5 minutes by default); later, the body must also carry the current `password` or a `method` and `code` from an active factor (sms and email codes come from /api/auth/mfa/reauthenticate/): 403 `reauthentication_required` without, 401 `invalid_credentials` when wrong.';
 
-export async function mfaRoutes(parent: FastifyInstance, deps: { services: Services }): Promise<void> {
+export interface MfaRouteDeps {
+  factors: FactorService;
+  login: LoginService;
+  users: UserService;
+  mfaDevices: TrustedDeviceService;
+}
+
+export async function mfaRoutes(parent: FastifyInstance, deps: MfaRouteDeps): Promise<void> {
   const app = parent.withTypeProvider<ZodTypeProvider>();
-  const { factors, login, users, mfaDevices } = deps.services;
+  const { factors, login, users, mfaDevices } = deps;
   const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 
   /** The signed-in user of a first-party session (personal tokens are read-only and cannot change factors). */

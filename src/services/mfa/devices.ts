@@ -28,3 +28,4 @@ export function createTrustedDeviceService(deps: { db: Db; clock: Clock; audit: 
     },
   };
 }
+export type TrustedDeviceService = ReturnType<typeof createTrustedDeviceService>;
