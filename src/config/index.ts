@@ -48,6 +48,7 @@ export const configSchema = z
     DATABASE_STATEMENT_TIMEOUT: durationSeconds('Seconds a single SQL statement may run before PostgreSQL cancels it (0 = no limit; PostgreSQL only)', 30),
     DATA_DIR: z.string().min(1).default('./data').describe('Directory for the embedded database and the generated development secret'),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional().describe('Redis URL (optional): rate-limit counters shared by every replica; unset = per-process memory'),
+    LOG_MESSAGE_SECRETS: booleanString('Without SMTP_URL or TWILIO_*, mail and SMS are written to the log: show their links and codes there (development only; refused when NODE_ENV=production)', false),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
     KERYU_SECRET: z
       .string()
@@ -165,6 +166,7 @@ export const configSchema = z
         refreshTokenAbsolute: raw.REFRESH_TOKEN_ABSOLUTE_TTL,
       },
       cleanupInterval: raw.CLEANUP_INTERVAL,
+      logMessageSecrets: raw.LOG_MESSAGE_SECRETS,
       auth: {
         refreshRetryWindow: raw.REFRESH_RETRY_WINDOW,
         personalTokenTtl: raw.PERSONAL_TOKEN_TTL,
@@ -255,6 +257,9 @@ export function parseConfig(env: EnvInput): RawConfig {
   const config = result.data;
   if (config.nodeEnv === 'production' && !config.secret) {
     throw new ConfigError(['KERYU_SECRET: required when NODE_ENV=production (at least 32 characters of random data)']);
+  }
+  if (config.nodeEnv === 'production' && config.logMessageSecrets) {
+    throw new ConfigError(['LOG_MESSAGE_SECRETS: must be false when NODE_ENV=production (codes and reset links in a log are credentials)']);
   }
   const twilio = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'].filter((k) => input[k] !== undefined);
   if (twilio.length > 0 && twilio.length < 3) {

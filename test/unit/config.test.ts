@@ -172,3 +172,18 @@ t.test('the server refuses to start on a bad alert configuration, naming the fie
   t.match(result.stderr, /ALERT_WEBHOOK_SECRET/);
   t.notMatch(result.stderr, /not-whsec/);
 });
+
+t.test('message secrets in the log: off by default, an explicit setting, refused in production', async (t) => {
+  const problem = (env: Record<string, string>) => {
+    try {
+      parseConfig(env);
+      return '';
+    } catch (err) {
+      return err instanceof ConfigError ? err.problems.join('\n') : String(err);
+    }
+  };
+  t.equal(parseConfig({}).logMessageSecrets, false, 'redacted unless asked');
+  t.equal(parseConfig({ LOG_MESSAGE_SECRETS: 'true' }).logMessageSecrets, true, 'development may ask');
+  t.equal(parseConfig({ NODE_ENV: 'production', KERYU_SECRET: 'x'.repeat(40) }).logMessageSecrets, false);
+  t.match(problem({ NODE_ENV: 'production', KERYU_SECRET: 'x'.repeat(40), LOG_MESSAGE_SECRETS: 'true' }), /^LOG_MESSAGE_SECRETS: must be false when NODE_ENV=production/);
+});

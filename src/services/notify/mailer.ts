@@ -1,8 +1,8 @@
 /**
  * Outgoing mail through nodemailer: SMTP when SMTP_URL is set, otherwise a transport that writes each
- * message to the log. Messages may carry secrets (a password reset link, a one-time code): in production
- * the log transport redacts every URL and six-digit code, so neither reaches a log file; in development
- * they are logged whole, which is what makes these flows usable without a mail server.
+ * message to the log. Messages may carry secrets (a password reset link, a one-time code): the log transport
+ * redacts every URL and six-digit code, so neither reaches a log file, unless LOG_MESSAGE_SECRETS asks for
+ * them (development without a mail server; refused in production).
  */
 import nodemailer, { type Transporter } from 'nodemailer';
 
@@ -25,12 +25,18 @@ export interface MailLogger {
 const URL_PATTERN = /\bhttps?:\/\/\S+/g;
 const CODE_PATTERN = /\b\d{6}\b/g;
 
-export function createMailer(options: { smtpUrl?: string | undefined; from: string; production: boolean; log: MailLogger }): Mailer {
+export function createMailer(options: {
+  smtpUrl?: string | undefined;
+  from: string;
+  /** Show links and codes in the logged message (LOG_MESSAGE_SECRETS; refused in production). */
+  showSecrets: boolean;
+  log: MailLogger;
+}): Mailer {
   if (!options.smtpUrl) {
-    if (options.production) options.log.warn({}, 'SMTP_URL is not set: outgoing mail is only logged, with links and codes redacted');
+    if (!options.showSecrets) options.log.warn({}, 'SMTP_URL is not set: outgoing mail is only logged, with links and codes redacted');
     return {
       async send(message) {
-        const text = options.production ? message.text.replace(URL_PATTERN, '[link redacted]').replace(CODE_PATTERN, '[code redacted]') : message.text;
+        const text = !options.showSecrets ? message.text.replace(URL_PATTERN, '[link redacted]').replace(CODE_PATTERN, '[code redacted]') : message.text;
         options.log.info({ mail: { to: message.to, subject: message.subject, text } }, 'mail (no SMTP_URL configured)');
       },
       close() {},

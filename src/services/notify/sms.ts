@@ -1,7 +1,8 @@
 /**
  * Outgoing SMS through the Twilio SDK when TWILIO_* is configured, otherwise a transport that writes each
- * message to the log (development). Messages carry one-time codes: in production the log transport
- * replaces every code with a placeholder, so a code never reaches a log file.
+ * message to the log (development). Messages carry one-time codes: the log transport replaces every code
+ * with a placeholder, so a code never reaches a log file, unless LOG_MESSAGE_SECRETS asks for them
+ * (development only; refused in production).
  */
 import twilio from 'twilio';
 
@@ -31,12 +32,17 @@ export interface TwilioOptions {
 
 const CODE_PATTERN = /\b\d{6}\b/g;
 
-export function createSmsSender(options: { twilio?: TwilioOptions | undefined; production: boolean; log: SmsLogger }): SmsSender {
+export function createSmsSender(options: {
+  twilio?: TwilioOptions | undefined;
+  /** Show codes in the logged message (LOG_MESSAGE_SECRETS; refused in production). */
+  showSecrets: boolean;
+  log: SmsLogger;
+}): SmsSender {
   if (!options.twilio) {
-    if (options.production) options.log.warn({}, 'TWILIO_* is not set: SMS messages are only logged, with codes redacted');
+    if (!options.showSecrets) options.log.warn({}, 'TWILIO_* is not set: SMS messages are only logged, with codes redacted');
     return {
       async send(message) {
-        const text = options.production ? message.text.replace(CODE_PATTERN, '[code redacted]') : message.text;
+        const text = !options.showSecrets ? message.text.replace(CODE_PATTERN, '[code redacted]') : message.text;
         options.log.info({ sms: { to: message.to, text } }, 'sms (no Twilio configured)');
       },
     };
