@@ -6,6 +6,7 @@ import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or, sql } from 'driz
 import { selectRows, type DbOrTx } from '../db/client.js';
 import type { Cursor } from '../lib/pagination.js';
 import { authRefreshTokens, authTokens, users, type DeviceInfo, type TokenKind } from '../db/schema/index.js';
+import { isUuid } from '../lib/uuid.js';
 
 export type AuthTokenRow = Omit<typeof authTokens.$inferSelect, 'tokenHash'>;
 export type NewAuthToken = typeof authTokens.$inferInsert;
@@ -32,8 +33,6 @@ const publicColumns = {
 /** A PostgreSQL array literal of quoted strings, for a `text[]` parameter inside raw SQL. */
 const textArrayLiteral = (values: string[]) => `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (value: string) => UUID.test(value);
 
 export function createAuthTokenQueries(db: DbOrTx) {
   return {

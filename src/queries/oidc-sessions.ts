@@ -6,7 +6,7 @@
 import { and, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { oidcPayloads, oidcRevokedGrants, users } from '../db/schema/index.js';
-import { isUuid } from './auth-tokens.js';
+import { isUuid } from '../lib/uuid.js';
 
 export function createOidcSessionQueries(db: Db) {
   async function revokeGrants(grantIds: string[], tombstoneExpiresAt: Date): Promise<void> {

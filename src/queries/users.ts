@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, ilike, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { oidcPayloads, users } from '../db/schema/index.js';
+import { isUuid } from '../lib/uuid.js';
 
 // sessionsValidAfter is read only where provider sessions are loaded (the oidc adapter).
 export type UserRow = Omit<typeof users.$inferSelect, 'passwordHash' | 'sessionsValidAfter'>;
@@ -20,14 +21,13 @@ const publicColumns = {
   updatedAt: users.updatedAt,
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function createUserQueries(db: DbOrTx) {
   // Every code exchange and refresh loads the account: built once, run as a prepared statement.
   const userById = db.select(publicColumns).from(users).where(eq(users.id, sql.placeholder('id'))).limit(1).prepare('keryu_user_by_id');
   return {
     async findUserById(id: string): Promise<UserRow | undefined> {
-      if (!UUID.test(id)) return undefined;
+      if (!isUuid(id)) return undefined;
       const [row] = await userById.execute({ id });
       return row;
     },

@@ -14,7 +14,7 @@ import type { AuditEvent, AuditService } from './audit.js';
 import type { RequestContext } from '../lib/request-context.js';
 import type { Clock } from '../lib/clock.js';
 import { outrankGap, resolveSubject } from './rbac/effective.js';
-import { isUuid } from './rbac/names.js';
+import { isUuid } from '../lib/uuid.js';
 import type { Actor } from './rbac/service.js';
 import { emailSchema, type UserService } from './users.js';
 

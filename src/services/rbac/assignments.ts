@@ -4,7 +4,7 @@
  */
 import { AppError } from '../../errors/index.js';
 import { resolveSubjects, type Effective } from './effective.js';
-import { isUuid } from './names.js';
+import { isUuid } from '../../lib/uuid.js';
 import { auditEvent, notFound, type Actor, type RbacWritePath } from './write-path.js';
 
 export interface Assignment {

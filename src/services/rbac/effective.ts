@@ -15,7 +15,7 @@
  */
 import type { DbOrTx } from '../../db/client.js';
 import { findResolutionRows, type SubjectKind } from '../../queries/rbac-resolution.js';
-import { isUuid } from './names.js';
+import { isUuid } from '../../lib/uuid.js';
 
 export type { SubjectKind };
 export interface SubjectRef {

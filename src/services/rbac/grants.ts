@@ -5,7 +5,7 @@
 import { AppError } from '../../errors/index.js';
 import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
 import type { GrantListing, RbacQueries } from '../../queries/rbac.js';
-import { isUuid } from './names.js';
+import { isUuid } from '../../lib/uuid.js';
 import { usersAffectedByRole } from './roles.js';
 import { auditEvent, isUniqueViolation, notFound, type Actor, type RbacWritePath } from './write-path.js';
 

@@ -15,9 +15,3 @@ export const objectSchema = z.object({
   id: z.string().min(1).max(200),
 });
 
-const uuidSchema = z.uuid();
-/**
- * Whether `value` is a UUID (RFC 9562), checked before an id reaches a uuid column: anything else is simply not
- * found, never a database error.
- */
-export const isUuid = (value: string): boolean => uuidSchema.safeParse(value).success;

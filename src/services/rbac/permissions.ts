@@ -6,7 +6,7 @@
 import { AppError } from '../../errors/index.js';
 import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
 import type { PermissionRow } from '../../queries/rbac.js';
-import { isUuid } from './names.js';
+import { isUuid } from '../../lib/uuid.js';
 import { auditEvent, isUniqueViolation, notFound, type Actor, type RbacWritePath } from './write-path.js';
 
 export interface PermissionInput {

@@ -9,7 +9,7 @@ import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
 import type { RbacQueries, RoleRow } from '../../queries/rbac.js';
 import { ADMIN_ROLE } from './builtins.js';
 import { SUPERUSER } from './effective.js';
-import { isUuid } from './names.js';
+import { isUuid } from '../../lib/uuid.js';
 import { auditEvent, notFound, type Actor, type RbacWritePath } from './write-path.js';
 
 /** A role as it is replaced: omitted lists are empty, an omitted level is 0. */
