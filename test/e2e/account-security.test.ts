@@ -17,7 +17,7 @@ import { checkPage } from '../helpers/pages.js';
 const NEW_PASSWORD = 'violet-harbour-lantern-92';
 
 tap.test('account pages: security settings', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) => {
-  const { server, smtp, clock } = await startMfaServer(t);
+  const { server, smtp, twilio, clock } = await startMfaServer(t);
   const { factors } = server.app.keryu.services;
   const browser = await launchChromium();
   t.teardown(() => browser.close());
@@ -94,6 +94,28 @@ tap.test('account pages: security settings', { skip: SKIP_WITHOUT_CHROMIUM }, as
     await page.getByLabel('Code').fill(codeIn(await inbox.next()));
     await Promise.all([page.waitForURL(`${security}?done=email`), page.getByRole('button', { name: 'Confirm' }).click()]);
     t.ok((await factors.list(user.id)).some((f) => f.type === 'email' && f.active && f.label.includes('@')), 'the email factor is active');
+  });
+
+  t.test('add a phone with the code from the text message, then prefer it', async (t) => {
+    const { user, page } = await signedIn(t, 'phone@example.com');
+    await enrolTotpFor(server, user, clock);
+    await page.goto(`${security}/sms/add`);
+    await checkPage(t, page, 'account', 'security-sms');
+    await page.getByLabel('Phone number').fill('+1 415 555 0100 x');
+    await page.getByRole('button', { name: 'Send a code' }).click();
+    t.match(await page.getByRole('alert').textContent(), /valid phone number/, 'a malformed number is refused on the form');
+    const sent = twilio.messages.length;
+    await page.getByLabel('Phone number').fill('+14155550123');
+    await page.getByRole('button', { name: 'Send a code' }).click();
+    await page.getByRole('status').waitFor();
+    const sms = twilio.messages.slice(sent).find((m) => m.to === '+14155550123');
+    await page.getByLabel('Code').fill(/(\d{6})/.exec(sms?.body ?? '')?.[1] ?? '');
+    await Promise.all([page.waitForURL(`${security}?done=sms`), page.getByRole('button', { name: 'Confirm' }).click()]);
+    const phone = (await factors.list(user.id)).find((f) => f.type === 'sms');
+    t.ok(phone?.active && !phone.preferred, 'the phone is active, the authenticator still preferred');
+
+    await Promise.all([page.waitForURL(`${security}?done=preferred`), page.getByRole('button', { name: /^Make Text message .* preferred$/ }).click()]);
+    t.equal((await factors.list(user.id)).find((f) => f.preferred)?.type, 'sms', 'the phone is now the preferred factor');
   });
 
   for (const javaScriptEnabled of [true, false]) {
