@@ -324,6 +324,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     users: services.users,
     factors: services.factors,
     devices: services.mfaDevices,
+    security: { factors: services.factors, passwords: services.passwordManagement, passwordMinLength: config.passwordPolicy.minLength, sealKey: deriveKey(config.secret, 'account-form-values'), clock: services.clock },
   });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });

@@ -11,12 +11,18 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
 import { accountSignInRoutes } from './sign-in.js';
+import { createSealedFormValues } from './sealed-form-value.js';
+import { accountSecurityRoutes, type SecurityDeps } from './security.js';
+import { accountSecurityFactorRoutes, type SecurityFactorDeps } from './security-factors.js';
+import type { Clock } from '../../lib/clock.js';
 
 export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
   relyingParty: AccountRelyingParty;
   sessions: AccountSessions;
   csrf: FormCsrf;
   secureCookies: boolean;
+  /** Security settings: the factors' and password services, the policy's minimum length, the key of sealed form values. */
+  security: Omit<SecurityDeps, 'context' | 'factors'> & { factors: SecurityDeps['factors'] & SecurityFactorDeps['factors']; sealKey: Buffer; clock: Clock };
 }
 
 export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps): Promise<void> {
@@ -25,4 +31,6 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   const context = createAccountContext({ sessions: deps.sessions, csrf: deps.csrf, secureCookies: deps.secureCookies });
   await accountSignInRoutes(app, { relyingParty: deps.relyingParty, sessions: deps.sessions, context });
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
+  await accountSecurityRoutes(app, { context, factors: deps.security.factors, passwords: deps.security.passwords, passwordMinLength: deps.security.passwordMinLength });
+  await accountSecurityFactorRoutes(app, { context, factors: deps.security.factors, sealed: createSealedFormValues({ key: deps.security.sealKey, clock: deps.security.clock }) });
 }

@@ -301,10 +301,16 @@ export function createFactorService(deps: {
       return deps.codes.send({ userId: user.id, reauthentication: true }, channel, destination, confirmationMessage(deps.issuerName, channel), { resend: true, context });
     },
 
-    /** Removes a factor after re-authentication with the password or a code from an active factor. */
-    async remove(user: UserRow, factorId: string, reauth: Reauthentication, context?: RequestContext): Promise<void> {
+    /**
+     * Removes a factor after re-authentication with the password or a code from an active factor, or (the
+     * account pages) a sign-in within RECENT_SIGN_IN_MAX_AGE, the same recent-sign-in rule as adding one.
+     * A sign-in that is not recent: 403 `reauthentication_required`, nothing counted or removed.
+     */
+    async remove(user: UserRow, factorId: string, proof: Reauthentication | SignInProof, context?: RequestContext): Promise<void> {
       const factor = await ownFactor(user.id, factorId);
-      if (!(await reauthenticate(user, reauth, context))) {
+      if (!('password' in proof || 'method' in proof)) {
+        if (!(await deps.recentSignIn.recent(user.id, proof))) throw new AppError('reauthentication_required', `this needs a sign-in within the last ${deps.recentSignIn.maxAge} seconds`, 403, { max_age: deps.recentSignIn.maxAge });
+      } else if (!(await reauthenticate(user, proof, context))) {
         await record('mfa.factor_removed', user.id, { factor_id: factor.id, type: factor.type, reason: 'reauthentication_failed' }, context, 'failure');
         throw new AppError('invalid_credentials', 're-authentication failed', 401);
       }
