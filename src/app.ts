@@ -48,6 +48,7 @@ import { accountRoutes } from './routes/account/index.js';
 import { inProcessTransport } from './routes/account/in-process-transport.js';
 import { accountClientMetadata, createAccountRelyingParty } from './services/account/relying-party.js';
 import { createAccountSessions } from './services/account/session.js';
+import { createAccountApplications } from './services/account/applications.js';
 import { mfaRoutes } from './routes/api/mfa.js';
 import { securityReportPages } from './routes/security-report.js';
 import { passwordResetPages } from './routes/password-reset.js';
@@ -324,6 +325,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     users: services.users,
     factors: services.factors,
     devices: services.mfaDevices,
+    tokens: { sessions: services.sessions, personalTokenTtl: config.auth.personalTokenTtl, personalTokenMaxTtl: config.auth.personalTokenMaxTtl },
+    applications: createAccountApplications({ db: database.db, clock: services.clock, sessions: services.sessions }),
   });
   await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });

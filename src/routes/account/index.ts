@@ -11,8 +11,12 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
 import { accountSignInRoutes } from './sign-in.js';
+import { accountTokenRoutes, type TokenPageDeps } from './tokens.js';
+import { accountApplicationRoutes, type ApplicationPageDeps } from './applications.js';
 
 export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
+  tokens: Omit<TokenPageDeps, 'context'>;
+  applications: ApplicationPageDeps['applications'];
   relyingParty: AccountRelyingParty;
   sessions: AccountSessions;
   csrf: FormCsrf;
@@ -25,4 +29,6 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   const context = createAccountContext({ sessions: deps.sessions, csrf: deps.csrf, secureCookies: deps.secureCookies });
   await accountSignInRoutes(app, { relyingParty: deps.relyingParty, sessions: deps.sessions, context });
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
+  await accountTokenRoutes(app, { context, ...deps.tokens });
+  await accountApplicationRoutes(app, { context, applications: deps.applications });
 }
