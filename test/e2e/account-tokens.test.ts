@@ -154,7 +154,7 @@ tap.test('account pages: personal tokens and applications', { skip: SKIP_WITHOUT
     const aliceConfig = await discover(server, aliceApp);
     const aliceLogin = await loginWithCode(server, aliceConfig);
     for (const forged of [undefined, 'forged']) {
-      const field = forged === undefined ? {} : { csrf: forged };
+      const field: Record<string, string> = forged === undefined ? {} : { csrf: forged };
       const label = forged === undefined ? 'without' : 'with a wrong';
       t.equal((await post('/account/tokens', { ...field, name: 'sneaky', expires_in_days: '30' })).status(), 403, `creating ${label} CSRF token: 403`);
       t.equal((await post(`/account/tokens/${own.id}/rename`, { ...field, name: 'sneaky' })).status(), 403, `renaming ${label} CSRF token: 403`);
