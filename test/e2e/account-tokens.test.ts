@@ -162,6 +162,10 @@ tap.test('account pages: personal tokens and applications', { skip: SKIP_WITHOUT
       t.equal((await post(`/account/tokens/${own.id}/delete`, field)).status(), 403, `deleting ${label} CSRF token: 403`);
       t.equal((await post('/account/applications/remove', { ...field, client: aliceApp.clientId })).status(), 403, `removing an app ${label} CSRF token: 403`);
     }
+    const grantRow = (await sessions.listTokens(alice.id, undefined, { limit: 50 }, ['oidc_grant'])).items.find((row) => row.is_active);
+    t.ok(grantRow, 'alice has an app grant in her token list');
+    t.equal((await page.request.get(`${server.origin}/account/tokens/${grantRow!.id}/deactivate`)).status(), 404, 'an app grant is not a personal token: 404 on the tokens pages');
+    t.equal((await post(`/account/tokens/${grantRow!.id}/delete`, { csrf })).status(), 404, 'and deleting it there: 404');
     const aliceTokens = await personalTokens(alice.id);
     t.same(aliceTokens.map((tk) => [tk.name, tk.is_active]), [['alice own', true]], 'no token created, renamed, deactivated or deleted');
     t.ok((await client.refreshTokenGrant(aliceConfig, aliceLogin.tokens.refresh_token!)).access_token, 'the app keeps its access');
