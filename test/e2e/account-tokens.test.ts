@@ -12,6 +12,7 @@ import type { Page } from 'playwright-core';
 import { accountPage, signInToAccount } from '../helpers/account.js';
 import { launchChromium, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
 import { NO_RATE_LIMITS } from '../helpers/auth.js';
+import { TEST_PASSWORD } from '../helpers/defaults.js';
 import { checkPage } from '../helpers/pages.js';
 import { discover, hiddenField, loginWithCode, oauthError, seedClient, seedUser } from '../helpers/oidc.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -192,5 +193,10 @@ tap.test('account pages: personal tokens and applications', { skip: SKIP_WITHOUT
     // Through the browser: the link leads to the login page (max_age re-authentication), then back to the form.
     await page.goto(`${server.origin}/account/tokens/new`);
     t.match(new URL(page.url()).pathname, /^\/interaction\//, 'the login page asks for the password again');
+    clockOffset = 0;
+    await page.getByLabel('Email').fill('alice@example.com');
+    await page.getByLabel('Password').fill(TEST_PASSWORD);
+    await Promise.all([page.waitForURL(`${server.origin}/account/tokens/new`), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
+    t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Create a personal token', 'and then comes back to the form');
   });
 });
