@@ -48,6 +48,7 @@ import { accountRoutes } from './routes/account/index.js';
 import { inProcessTransport } from './routes/account/in-process-transport.js';
 import { accountClientMetadata, createAccountRelyingParty } from './services/account/relying-party.js';
 import { createAccountSessions } from './services/account/session.js';
+import { createAccountApplications } from './services/account/applications.js';
 import { mfaRoutes } from './routes/api/mfa.js';
 import { securityReportPages } from './routes/security-report.js';
 import { passwordResetPages } from './routes/password-reset.js';
@@ -325,6 +326,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     factors: services.factors,
     devices: services.mfaDevices,
     security: { factors: services.factors, passwords: services.passwordManagement, passwordMinLength: config.passwordPolicy.minLength, sealKey: deriveKey(config.secret, 'account-form-values'), clock: services.clock },
+    tokens: { sessions: services.sessions, personalTokenTtl: config.auth.personalTokenTtl, personalTokenMaxTtl: config.auth.personalTokenMaxTtl },
+    applications: createAccountApplications({ db: database.db, clock: services.clock, sessions: services.sessions }),
   });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });

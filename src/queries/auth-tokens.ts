@@ -97,11 +97,17 @@ export function createAuthTokenQueries(db: DbOrTx) {
      * Newest first, after the cursor's (created_at, id); each row carries its `cursorKey`, created_at with
      * the database's microseconds (a JavaScript Date would cut them and the next page would skip rows).
      */
-    async listTokensByUser(userId: string, limit: number, after?: Cursor): Promise<Array<AuthTokenRow & { cursorKey: string }>> {
+    async listTokensByUser(userId: string, limit: number, after?: Cursor, kinds?: TokenKind[]): Promise<Array<AuthTokenRow & { cursorKey: string }>> {
       return db
         .select({ ...publicColumns, cursorKey: sql<string>`to_char(${authTokens.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
         .from(authTokens)
-        .where(and(eq(authTokens.userId, userId), after ? sql`(${authTokens.createdAt}, ${authTokens.id}) < (${after.key}::timestamptz, ${after.id}::uuid)` : undefined))
+        .where(
+          and(
+            eq(authTokens.userId, userId),
+            kinds ? inArray(authTokens.kind, kinds) : undefined,
+            after ? sql`(${authTokens.createdAt}, ${authTokens.id}) < (${after.key}::timestamptz, ${after.id}::uuid)` : undefined,
+          ),
+        )
         .orderBy(desc(authTokens.createdAt), desc(authTokens.id))
         .limit(limit);
     },

@@ -15,8 +15,12 @@ import { createSealedFormValues } from './sealed-form-value.js';
 import { accountSecurityRoutes, type SecurityDeps } from './security.js';
 import { accountSecurityFactorRoutes, type SecurityFactorDeps } from './security-factors.js';
 import type { Clock } from '../../lib/clock.js';
+import { accountTokenRoutes, type TokenPageDeps } from './tokens.js';
+import { accountApplicationRoutes, type ApplicationPageDeps } from './applications.js';
 
 export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
+  tokens: Omit<TokenPageDeps, 'context'>;
+  applications: ApplicationPageDeps['applications'];
   relyingParty: AccountRelyingParty;
   sessions: AccountSessions;
   csrf: FormCsrf;
@@ -33,4 +37,6 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
   await accountSecurityRoutes(app, { context, factors: deps.security.factors, passwords: deps.security.passwords, passwordMinLength: deps.security.passwordMinLength });
   await accountSecurityFactorRoutes(app, { context, factors: deps.security.factors, sealed: createSealedFormValues({ key: deps.security.sealKey, clock: deps.security.clock }) });
+  await accountTokenRoutes(app, { context, ...deps.tokens });
+  await accountApplicationRoutes(app, { context, applications: deps.applications });
 }

@@ -7,7 +7,7 @@ import { AppError } from '../../errors/index.js';
 import { addSeconds } from '../../lib/clock.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import type { RequestContext } from '../../lib/request-context.js';
-import { createAuthTokenQueries } from '../../queries/auth-tokens.js';
+import { createAuthTokenQueries, type AuthTokenRow } from '../../queries/auth-tokens.js';
 import { tokenView, type AuditRecorder, type SessionServiceDeps, type TokenView } from './model.js';
 import type { Revocation } from './revocation.js';
 
@@ -16,12 +16,22 @@ export function createTokenList(deps: SessionServiceDeps, record: AuditRecorder,
   const tokens = createAuthTokenQueries(deps.db);
 
   return {
-    /** Newest first; the cursor is the last row's (created_at with the database's microseconds, id). */
-    async listTokens(userId: string, currentId: string | undefined, page: { limit: number; cursor?: string | undefined }) {
+    /**
+     * Newest first; the cursor is the last row's (created_at with the database's microseconds, id). `kinds`
+     * narrows the list (the account pages' personal tokens).
+     */
+    async listTokens(userId: string, currentId: string | undefined, page: { limit: number; cursor?: string | undefined }, kinds?: Array<AuthTokenRow['kind']>) {
       const now = clock();
-      const rows = await tokens.listTokensByUser(userId, page.limit + 1, decodeTimeCursor(page.cursor));
+      const rows = await tokens.listTokensByUser(userId, page.limit + 1, decodeTimeCursor(page.cursor), kinds);
       const { items, next_cursor } = toPage(rows, page.limit, (row) => ({ key: row.cursorKey, id: row.id }));
       return { items: items.map((row) => tokenView(row, now, currentId)), next_cursor };
+    },
+
+    /** One entry of the owner's list; another user's id answers 404 like an unknown one. */
+    async findToken(userId: string, id: string, currentId: string | undefined): Promise<TokenView> {
+      const row = await tokens.findUserTokenById(userId, id);
+      if (!row) throw new AppError('not_found', 'no such token', 404);
+      return tokenView(row, clock(), currentId);
     },
 
     async updateToken(
