@@ -10,9 +10,11 @@ import type { AccountSessions } from '../../services/account/session.js';
 import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
+import { accountSessionsRoutes, type SessionsDeps } from './sessions.js';
 import { accountSignInRoutes } from './sign-in.js';
 
-export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
+export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<SessionsDeps, 'context' | 'devices'> {
+  devices: OverviewDeps['devices'] & SessionsDeps['devices'];
   relyingParty: AccountRelyingParty;
   sessions: AccountSessions;
   csrf: FormCsrf;
@@ -25,4 +27,5 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   const context = createAccountContext({ sessions: deps.sessions, csrf: deps.csrf, secureCookies: deps.secureCookies });
   await accountSignInRoutes(app, { relyingParty: deps.relyingParty, sessions: deps.sessions, context });
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
+  await accountSessionsRoutes(app, { context, signIns: deps.signIns, devices: deps.devices });
 }
