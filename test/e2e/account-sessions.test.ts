@@ -97,6 +97,9 @@ tap.test('account pages: sessions and devices', { skip: SKIP_WITHOUT_CHROMIUM },
       await page.goto(`${server.origin}/account/sessions`);
       t.equal(new URL(page.url()).pathname, '/account/sessions', 'this page still works');
       t.equal(await page.locator('ul.entries li.current').count(), 1, 'and this device is still listed');
+      // The provider itself still honours this browser's SSO session: signing in again asks for nothing.
+      await page.goto(`${server.origin}/account/login?return_to=/account/sessions`);
+      t.equal(new URL(page.url()).pathname, '/account/sessions', 'the SSO session is alive at the provider too');
       t.equal(await entry(page, 'Browser sign-in').count(), 1, 'no other browser session is left');
       t.equal(await entry(page, 'App sign-in').count(), 0, 'no first-party session is left');
       t.equal(await entry(page, 'Personal token').count(), 0, 'no personal token is left');
