@@ -91,7 +91,8 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
   const accountUuid = sql`case when ${oidcPayloads.accountId} ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then ${oidcPayloads.accountId}::uuid end`;
   // A session is ended when its account is disabled or must reset its password (findAccount refuses both, which
   // the library does not expect of a stored session), or when it signed in before the account's sessions were
-  // ended (`loginTs` has second precision: before the second of the revocation).
+  // ended (`loginTs` has second precision: before the second of the revocation), unless it is the one session that
+  // ending them kept ("sign out everywhere else").
   const sessionNotEnded = notExists(
     db
       .select({ one: sql`1` })
@@ -102,7 +103,10 @@ export function createAdapterClass(deps: AdapterDeps): Constructor {
           or(
             users.disabled,
             users.passwordResetRequired,
-            sql`date_trunc('second', ${users.sessionsValidAfter}) > to_timestamp(coalesce((${oidcPayloads.payload}->>'loginTs')::bigint, 0))`,
+            and(
+              sql`date_trunc('second', ${users.sessionsValidAfter}) > to_timestamp(coalesce((${oidcPayloads.payload}->>'loginTs')::bigint, 0))`,
+              or(isNull(users.sessionsKeptId), sql`${users.sessionsKeptId} <> ${oidcPayloads.id}`),
+            ),
           ),
         ),
       ),

@@ -2,7 +2,7 @@
  * Data access for sessions and tokens (`auth_tokens`) and the refresh-token generations of first-party
  * sessions (`auth_refresh_tokens`). Token hashes come only from purpose-named finders.
  */
-import { and, desc, eq, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, notInArray, or, sql } from 'drizzle-orm';
 import { selectRows, type DbOrTx } from '../db/client.js';
 import type { Cursor } from '../lib/pagination.js';
 import { authRefreshTokens, authTokens, users, type DeviceInfo, type TokenKind } from '../db/schema/index.js';
@@ -96,8 +96,17 @@ export function createAuthTokenQueries(db: DbOrTx) {
     /**
      * Newest first, after the cursor's (created_at, id); each row carries its `cursorKey`, created_at with
      * the database's microseconds (a JavaScript Date would cut them and the next page would skip rows).
+     * With `activeAt`, only what still works then (not revoked, before both its absolute and idle ends).
      */
-    async listTokensByUser(userId: string, limit: number, after?: Cursor, kinds?: TokenKind[]): Promise<Array<AuthTokenRow & { cursorKey: string }>> {
+    async listTokensByUser(userId: string, limit: number, after?: Cursor, filter: { kinds?: TokenKind[] | undefined; activeAt?: Date | undefined } = {}): Promise<Array<AuthTokenRow & { cursorKey: string }>> {
+      const { kinds, activeAt } = filter;
+      const active = activeAt
+        ? and(
+            eq(authTokens.isActive, true),
+            or(isNull(authTokens.expiresAt), gt(authTokens.expiresAt, activeAt)),
+            or(isNull(authTokens.idleExpiresAt), gt(authTokens.idleExpiresAt, activeAt)),
+          )
+        : undefined;
       return db
         .select({ ...publicColumns, cursorKey: sql<string>`to_char(${authTokens.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
         .from(authTokens)
@@ -105,6 +114,7 @@ export function createAuthTokenQueries(db: DbOrTx) {
           and(
             eq(authTokens.userId, userId),
             kinds ? inArray(authTokens.kind, kinds) : undefined,
+            active,
             after ? sql`(${authTokens.createdAt}, ${authTokens.id}) < (${after.key}::timestamptz, ${after.id}::uuid)` : undefined,
           ),
         )
@@ -146,7 +156,7 @@ export function createAuthTokenQueries(db: DbOrTx) {
     },
 
     /** Revokes a user's tokens of the given kinds (all but `exceptId`); returns the rows revoked. */
-    async revokeTokensByUser(userId: string, kinds: TokenKind[], at: Date, exceptId?: string) {
+    async revokeTokensByUser(userId: string, kinds: TokenKind[], at: Date, exceptIds: string[] = []) {
       return db
         .update(authTokens)
         .set({ isActive: false, revokedAt: at })
@@ -155,7 +165,7 @@ export function createAuthTokenQueries(db: DbOrTx) {
             eq(authTokens.userId, userId),
             inArray(authTokens.kind, kinds),
             eq(authTokens.isActive, true),
-            exceptId ? ne(authTokens.id, exceptId) : undefined,
+            exceptIds.length ? notInArray(authTokens.id, exceptIds) : undefined,
           ),
         )
         .returning({ id: authTokens.id, kind: authTokens.kind, reference: authTokens.reference });
@@ -218,6 +228,16 @@ export function createAuthTokenQueries(db: DbOrTx) {
         .where(
           and(eq(authTokens.kind, kind), eq(authTokens.reference, reference), or(isNull(authTokens.lastUsedAt), lt(authTokens.lastUsedAt, threshold))),
         );
+    },
+
+    /** The list entry that mirrors a provider session or grant of this user. */
+    async findOidcMirror(userId: string, kind: TokenKind, reference: string): Promise<AuthTokenRow | undefined> {
+      const [row] = await db
+        .select(publicColumns)
+        .from(authTokens)
+        .where(and(eq(authTokens.userId, userId), eq(authTokens.kind, kind), eq(authTokens.reference, reference)))
+        .limit(1);
+      return row;
     },
 
     async deactivateOidcMirror(kind: TokenKind, reference: string, at: Date): Promise<void> {

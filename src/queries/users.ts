@@ -3,8 +3,8 @@ import type { DbOrTx } from '../db/client.js';
 import { oidcPayloads, users } from '../db/schema/index.js';
 import { isUuid } from '../lib/uuid.js';
 
-// sessionsValidAfter is read only where provider sessions are loaded (the oidc adapter).
-export type UserRow = Omit<typeof users.$inferSelect, 'passwordHash' | 'sessionsValidAfter'>;
+// sessionsValidAfter and sessionsKeptId are read only where provider sessions are loaded (the oidc adapter).
+export type UserRow = Omit<typeof users.$inferSelect, 'passwordHash' | 'sessionsValidAfter' | 'sessionsKeptId'>;
 export type NewUser = typeof users.$inferInsert;
 
 /** Every column but the password hash: secrets come only from purpose-named finders. */

@@ -29,7 +29,7 @@ tap.test('account pages: personal tokens and applications', { skip: SKIP_WITHOUT
 
   /** What the API answers a bearer token with (GET /api/auth/tokens/ takes personal tokens). */
   const apiStatus = async (token: string) => (await fetch(`${server.origin}/api/auth/tokens/`, { headers: { authorization: `Bearer ${token}` } })).status;
-  const personalTokens = async (userId: string) => (await sessions.listTokens(userId, undefined, { limit: 50 }, ['personal'])).items;
+  const personalTokens = async (userId: string) => (await sessions.listTokens(userId, undefined, { limit: 50, kinds: ['personal'] })).items;
   const main = async (page: Page) => (await page.textContent('main')) ?? '';
 
   for (const javaScriptEnabled of [true, false]) {
@@ -163,7 +163,7 @@ tap.test('account pages: personal tokens and applications', { skip: SKIP_WITHOUT
       t.equal((await post(`/account/tokens/${own.id}/delete`, field)).status(), 403, `deleting ${label} CSRF token: 403`);
       t.equal((await post('/account/applications/remove', { ...field, client: aliceApp.clientId })).status(), 403, `removing an app ${label} CSRF token: 403`);
     }
-    const grantRow = (await sessions.listTokens(alice.id, undefined, { limit: 50 }, ['oidc_grant'])).items.find((row) => row.is_active);
+    const grantRow = (await sessions.listTokens(alice.id, undefined, { limit: 50, kinds: ['oidc_grant'] })).items.find((row) => row.is_active);
     t.ok(grantRow, 'alice has an app grant in her token list');
     t.equal((await page.request.get(`${server.origin}/account/tokens/${grantRow!.id}/deactivate`)).status(), 404, 'an app grant is not a personal token: 404 on the tokens pages');
     t.equal((await post(`/account/tokens/${grantRow!.id}/delete`, { csrf })).status(), 404, 'and deleting it there: 404');

@@ -20,6 +20,8 @@ export const users = pgTable(
      * its deletion writes it back afterwards. Set whenever every session of the user is ended.
      */
     sessionsValidAfter: timestamp('sessions_valid_after', { withTimezone: true }),
+    /** The one browser session (its `oidc_payloads` id) `sessions_valid_after` spares: "sign out everywhere else" keeps the caller's own. */
+    sessionsKeptId: text('sessions_kept_id'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -10,6 +10,7 @@ import type { AccountSessions } from '../../services/account/session.js';
 import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
+import { accountSessionsRoutes, type SessionsDeps } from './sessions.js';
 import { accountSignInRoutes } from './sign-in.js';
 import { createSealedFormValues } from './sealed-form-value.js';
 import { accountSecurityRoutes, type SecurityDeps } from './security.js';
@@ -18,7 +19,8 @@ import type { Clock } from '../../lib/clock.js';
 import { accountTokenRoutes, type TokenPageDeps } from './tokens.js';
 import { accountApplicationRoutes, type ApplicationPageDeps } from './applications.js';
 
-export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
+export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<SessionsDeps, 'context' | 'devices'> {
+  devices: OverviewDeps['devices'] & SessionsDeps['devices'];
   tokens: Omit<TokenPageDeps, 'context'>;
   applications: ApplicationPageDeps['applications'];
   relyingParty: AccountRelyingParty;
@@ -39,4 +41,5 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   await accountSecurityFactorRoutes(app, { context, factors: deps.security.factors, sealed: createSealedFormValues({ key: deps.security.sealKey, clock: deps.security.clock }) });
   await accountTokenRoutes(app, { context, ...deps.tokens });
   await accountApplicationRoutes(app, { context, applications: deps.applications });
+  await accountSessionsRoutes(app, { context, signIns: deps.signIns, devices: deps.devices });
 }

@@ -55,7 +55,7 @@ export async function accountTokenRoutes(app: FastifyInstance, deps: TokenPageDe
   /** A personal token of the signed-in user; another user's (or a session's) id answers 404. */
   async function personalToken(session: ActiveAccountSession, id: string) {
     const token = await sessions.findToken(session.userId, id, undefined);
-    if (token.kind !== 'personal') throw new AppError('not_found', 'no such token', 404);
+    if (token?.kind !== 'personal') throw new AppError('not_found', 'no such token', 404);
     return token;
   }
 
@@ -73,7 +73,7 @@ export async function accountTokenRoutes(app: FastifyInstance, deps: TokenPageDe
   app.get('/account/tokens', signedIn, async (request, reply) => {
     const session = request.account!;
     const query = listQuery.parse(request.query);
-    const page = await sessions.listTokens(session.userId, undefined, { limit: PAGE_SIZE, cursor: query.cursor }, ['personal']);
+    const page = await sessions.listTokens(session.userId, undefined, { limit: PAGE_SIZE, cursor: query.cursor, kinds: ['personal'] });
     return context.send(reply, session, 200, 'tokens', {
       title: 'Personal tokens',
       current: '/account/tokens',

@@ -8,6 +8,7 @@ import type { RequestContext } from '../../lib/request-context.js';
 import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } from '../../queries/auth-tokens.js';
 import { createOidcSessionQueries } from '../../queries/oidc-sessions.js';
 import { createOneTimeSecretQueries } from '../../queries/one-time-secrets.js';
+import { findBrowserSession, type BrowserSessionRef } from './browser-session.js';
 import { PERSONAL_TOKEN_PREFIX, type AuditRecorder, type SessionServiceDeps } from './model.js';
 
 /** Why every sign-in of a user ended (the `reason` of the audit event). */
@@ -47,25 +48,45 @@ export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder
    * Ends every sign-in of a user: sign-ins still waiting for a step (they passed a password no longer
    * trusted), first-party sessions and their refresh tokens, personal tokens (a stolen session must not
    * leave a lasting credential behind), browser SSO sessions and app grants, including provider state
-   * written back a moment later (`sessions_valid_after`). `exceptSessionId` keeps the caller's own session.
+   * written back a moment later (`sessions_valid_after`). The caller's own session is kept: a first-party
+   * one by `exceptSessionId`, or a browser SSO session by `exceptBrowserSession` (with its grant for that
+   * client, which the caller signed in through; other apps' grants end, even in that browser).
    * Answers how many sessions and tokens were revoked.
    */
-  async function endAllSignIns(userId: string, options: { reason: EndAllSignInsReason; exceptSessionId?: string | undefined }, context?: RequestContext): Promise<number> {
+  async function endAllSignIns(
+    userId: string,
+    options: { reason: EndAllSignInsReason; exceptSessionId?: string | undefined; exceptBrowserSession?: BrowserSessionRef | undefined },
+    context?: RequestContext,
+  ): Promise<number> {
     const now = clock();
+    const browser = options.exceptBrowserSession ? await findBrowserSession(db, userId, options.exceptBrowserSession, now) : undefined;
+    const kept = [options.exceptSessionId, browser?.sessionEntryId, browser?.grantEntryId].filter((id): id is string => id !== undefined);
     await challenges.consumeLoginChallengesByUser(userId, now);
-    const revoked = await tokens.revokeTokensByUser(userId, ['session', 'personal', 'oidc_session', 'oidc_grant'], now, options.exceptSessionId);
+    const revoked = await tokens.revokeTokensByUser(userId, ['session', 'personal', 'oidc_session', 'oidc_grant'], now, kept);
     await refreshTokens.clearRetryResponsesOfSessions(revoked.filter((r) => r.kind === 'session').map((r) => r.id));
-    // Everything the provider holds for the account, mirrored or not (the caller's own session is first-party, never here).
-    await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), now);
+    // Everything the provider holds for the account, mirrored or not, but the kept browser session.
+    const keep = browser ? { sessionId: browser.sessionId, grantIds: browser.grantId ? [browser.grantId] : [] } : undefined;
+    await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), now, keep);
     record({
       type: 'session.revoked',
       outcome: 'success',
       actor: { type: 'user', id: userId },
       subject: { type: 'user', id: userId },
       context,
-      details: { reason: options.reason, count: revoked.length, kept: options.exceptSessionId },
+      details: { reason: options.reason, count: revoked.length, kept: options.exceptSessionId ?? browser?.sessionEntryId },
     });
     return revoked.length;
+  }
+
+  function recordLogout(userId: string, sessionId: string | undefined, all: boolean, context: RequestContext | undefined): void {
+    record({
+      type: 'logout',
+      outcome: 'success',
+      actor: { type: 'user', id: userId },
+      subject: sessionId ? { type: 'session', id: sessionId } : undefined,
+      context,
+      details: { all_sessions: all },
+    });
   }
 
   return {
@@ -105,14 +126,19 @@ export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder
         const row = await tokens.findUserTokenById(principal.userId, principal.sessionId);
         if (row) await revokeToken(row, now);
       }
-      record({
-        type: 'logout',
-        outcome: 'success',
-        actor: { type: 'user', id: principal.userId },
-        subject: principal.sessionId ? { type: 'session', id: principal.sessionId } : undefined,
-        context,
-        details: { all_sessions: all },
-      });
+      recordLogout(principal.userId, principal.sessionId, all, context);
+    },
+
+    /**
+     * "Sign out everywhere else" from a browser (the account pages): every sign-in of the user ends as in
+     * `logout` with `all`, and is audited the same, but the browser SSO session that issued `sid` to the
+     * caller's client stays. Answers how many sessions and tokens were revoked.
+     */
+    async logoutEverywhereElse(userId: string, current: BrowserSessionRef, context?: RequestContext): Promise<number> {
+      const count = await endAllSignIns(userId, { reason: 'logout_all', exceptBrowserSession: current }, context);
+      const kept = await findBrowserSession(db, userId, current, clock());
+      recordLogout(userId, kept?.sessionEntryId, true, context);
+      return count;
     },
   };
 }

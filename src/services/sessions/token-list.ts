@@ -8,6 +8,7 @@ import { addSeconds } from '../../lib/clock.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import { createAuthTokenQueries, type AuthTokenRow } from '../../queries/auth-tokens.js';
+import { findBrowserSession, type BrowserSessionRef } from './browser-session.js';
 import { tokenView, type AuditRecorder, type SessionServiceDeps, type TokenView } from './model.js';
 import type { Revocation } from './revocation.js';
 
@@ -18,20 +19,25 @@ export function createTokenList(deps: SessionServiceDeps, record: AuditRecorder,
   return {
     /**
      * Newest first; the cursor is the last row's (created_at with the database's microseconds, id). `kinds`
-     * narrows the list (the account pages' personal tokens).
+     * narrows the list (the account pages' personal tokens); with `active`, only what still works (the account
+     * pages list where the user is signed in).
      */
-    async listTokens(userId: string, currentId: string | undefined, page: { limit: number; cursor?: string | undefined }, kinds?: Array<AuthTokenRow['kind']>) {
+    async listTokens(userId: string, currentId: string | undefined, page: { limit: number; cursor?: string | undefined; active?: boolean | undefined; kinds?: Array<AuthTokenRow['kind']> | undefined }) {
       const now = clock();
-      const rows = await tokens.listTokensByUser(userId, page.limit + 1, decodeTimeCursor(page.cursor), kinds);
+      const rows = await tokens.listTokensByUser(userId, page.limit + 1, decodeTimeCursor(page.cursor), { kinds: page.kinds, activeAt: page.active ? now : undefined });
       const { items, next_cursor } = toPage(rows, page.limit, (row) => ({ key: row.cursorKey, id: row.id }));
       return { items: items.map((row) => tokenView(row, now, currentId)), next_cursor };
     },
 
-    /** One entry of the owner's list; another user's id answers 404 like an unknown one. */
-    async findToken(userId: string, id: string, currentId: string | undefined): Promise<TokenView> {
+    /** One entry of the owner's list; another user's id finds nothing, like an unknown one. */
+    async findToken(userId: string, id: string, currentId: string | undefined): Promise<TokenView | undefined> {
       const row = await tokens.findUserTokenById(userId, id);
-      if (!row) throw new AppError('not_found', 'no such token', 404);
-      return tokenView(row, clock(), currentId);
+      return row ? tokenView(row, clock(), currentId) : undefined;
+    },
+
+    /** The list entry of the browser SSO session that issued `sid` to a client (the account pages' "this device"). */
+    async findBrowserSessionEntryId(userId: string, ref: BrowserSessionRef): Promise<string | undefined> {
+      return (await findBrowserSession(deps.db, userId, ref, clock()))?.sessionEntryId;
     },
 
     async updateToken(
