@@ -324,6 +324,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     users: services.users,
     factors: services.factors,
     devices: services.mfaDevices,
+    activity: services.activity, notices: services.notices, clock: services.clock,
   });
   await app.register(authRoutes, { services, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { services });

@@ -8,11 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import type { AccountRelyingParty } from '../../services/account/relying-party.js';
 import type { AccountSessions } from '../../services/account/session.js';
 import type { FormCsrf } from '../../views/csrf.js';
+import { accountActivityRoutes, type ActivityDeps } from './activity.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
 import { accountSignInRoutes } from './sign-in.js';
 
-export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'> {
+export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<ActivityDeps, 'context'> {
   relyingParty: AccountRelyingParty;
   sessions: AccountSessions;
   csrf: FormCsrf;
@@ -25,4 +26,5 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   const context = createAccountContext({ sessions: deps.sessions, csrf: deps.csrf, secureCookies: deps.secureCookies });
   await accountSignInRoutes(app, { relyingParty: deps.relyingParty, sessions: deps.sessions, context });
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
+  await accountActivityRoutes(app, { context, activity: deps.activity, notices: deps.notices, clock: deps.clock });
 }
