@@ -329,6 +329,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     tokens: { sessions: services.sessions, personalTokenTtl: config.auth.personalTokenTtl, personalTokenMaxTtl: config.auth.personalTokenMaxTtl },
     applications: createAccountApplications({ db: database.db, clock: services.clock, sessions: services.sessions }),
     signIns: services.sessions,
+    activity: services.activity, notices: services.notices, clock: services.clock,
   });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });

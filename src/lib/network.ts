@@ -1,5 +1,5 @@
 /**
- * Two rules for "the same client" by address, both treating IPv4-mapped IPv6 addresses as IPv4:
+ * Address rules. Two rules for "the same client" by address, both treating IPv4-mapped IPv6 addresses as IPv4:
  * - `networkOf`: the network for the new-IP check and the refresh retry window: IPv4 /24, IPv6 /64 (one
  *   customer's allocation in either case, so a DHCP renewal is not a "new IP");
  * - `clientAddressKey`: the key request counters (rate limits, brute-force IP counts) count under: the IPv4
@@ -33,3 +33,9 @@ export function clientAddressKey(ip: string): string {
   if (!address) return ip;
   return address.kind() === 'ipv4' ? address.toString() : ipv6Prefix64(address as ipaddr.IPv6);
 }
+
+/** Hosts that are always this machine: plain http to them never crosses a network (RFC 8252 §8.3). */
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/** Whether a URL is plain http to a loopback host (the one place http is accepted for a client's URLs). */
+export const isLoopbackHttp = (url: URL): boolean => url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);

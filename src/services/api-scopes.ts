@@ -51,10 +51,11 @@ export function restrictToScopes(effective: Effective, scopes: ReadonlySet<strin
 
 const OIDC_SCOPE_WORDS: Record<string, string> = {
   openid: 'Sign you in',
-  profile: 'See your name',
+  profile: 'See your name and profile picture',
   email: 'See your email address',
   phone: 'See your phone number',
-  offline_access: 'Keep access while you are away',
+  address: 'See your postal address',
+  offline_access: 'Stay signed in: keep access while you are not using it',
 };
 
 /** A scope in plain words, for the consent page; a resource server's own scope is shown by its name. */

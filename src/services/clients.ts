@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { DbOrTx } from '../db/client.js';
 import { AppError } from '../errors/index.js';
 import { constantTimeEqual, deriveKey, hmacDigest, randomToken } from '../lib/crypto.js';
+import { isLoopbackHttp } from '../lib/network.js';
 import { createClientQueries } from '../queries/clients.js';
 import type { AuditService, AuditEvent } from './audit.js';
 
@@ -19,11 +20,28 @@ export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'priva
 
 const absoluteUrl = z.url({ message: 'must be an absolute URL' });
 
+/**
+ * A page or image of the client that the consent page shows to users (RFC 7591 §2 `logo_uri`, `policy_uri`,
+ * `tos_uri`): https, or http to a loopback host only (the redirect URI rule, for an app run on the developer's
+ * machine); no user name or password in it. Anything else (http across a network, `javascript:`, `data:`)
+ * would put a script or an unauthenticated document on the consent page.
+ */
+const shownUrl = z
+  .string()
+  .max(2000)
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && (url.protocol === 'https:' || isLoopbackHttp(url)) && !url.username && !url.password;
+  }, 'must be an https URL (http only on a loopback host)');
+
 export const clientInputSchema = z
   .object({
     client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, 'must be 1-100 characters of A-Z a-z 0-9 . _ ~ -'),
     client_secret: z.string().min(32, 'must be at least 32 characters').max(512).optional(),
     client_name: z.string().min(1).max(200).optional(),
+    logo_uri: shownUrl.optional(),
+    policy_uri: shownUrl.optional(),
+    tos_uri: shownUrl.optional(),
     token_endpoint_auth_method: z.enum(AUTH_METHODS).default('client_secret_basic'),
     redirect_uris: z.array(absoluteUrl).max(50).default([]),
     post_logout_redirect_uris: z.array(absoluteUrl).max(50).default([]),

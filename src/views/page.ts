@@ -5,7 +5,7 @@
  * renders its errors as pages too); forms carry a token from views/csrf.ts.
  */
 import type { FastifyReply } from 'fastify';
-import { pageSecurityHeaders, renderPage, type PageModel } from './render.js';
+import { contentSecurityPolicy, pageSecurityHeaders, renderPage, type PageModel } from './render.js';
 
 export type { PageModel } from './render.js';
 
@@ -21,10 +21,13 @@ export interface PageView {
   status: number;
   template: string;
   model: PageModel;
+  /** Origins this page loads an image from besides ours (exact origins; see contentSecurityPolicy). */
+  imageOrigins?: readonly string[] | undefined;
 }
 
 export function sendPage(reply: FastifyReply, view: PageView): FastifyReply {
-  return reply.code(view.status).headers(pageSecurityHeaders).type('text/html; charset=utf-8').send(renderPage(view.template, view.model));
+  const headers = view.imageOrigins?.length ? { ...pageSecurityHeaders, 'content-security-policy': contentSecurityPolicy(view.imageOrigins) } : pageSecurityHeaders;
+  return reply.code(view.status).headers(headers).type('text/html; charset=utf-8').send(renderPage(view.template, view.model));
 }
 
 /** The plain page of a message: a heading and a few lines (an expired link, a refused form, an error). */

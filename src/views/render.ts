@@ -24,6 +24,14 @@ export function renderPage(template: string, model: PageModel): string {
 }
 
 /**
+ * The pages' Content-Security-Policy. `imageOrigins`: origins one page may load images from besides ours (the
+ * consent page's client logo), each an exact origin (`URL.origin`), never a scheme-wide source like `https:`.
+ */
+export function contentSecurityPolicy(imageOrigins: readonly string[] = []): string {
+  return `default-src 'none'; style-src 'self'; img-src ${["'self'", 'data:', ...imageOrigins].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+/**
  * Headers every HTML page carries, ours and the provider's alike. The Content-Security-Policy allows no
  * script at all and styles only from our stylesheet (no inline script or style); `frame-ancestors 'none'`
  * and X-Frame-Options stop framing (clickjacking); pages holding forms or secrets are never cached
@@ -31,7 +39,7 @@ export function renderPage(template: string, model: PageModel): string {
  * the redirects after a POST, and a finished sign-in redirects to the client's own origin.
  */
 export const pageSecurityHeaders: Readonly<Record<string, string>> = Object.freeze({
-  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy': contentSecurityPolicy(),
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
   'referrer-policy': 'no-referrer',

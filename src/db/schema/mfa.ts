@@ -145,7 +145,7 @@ export const securityReports = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
     tokenHash: text('token_hash').notNull(),
-    kind: text('kind').$type<'new_device' | 'new_ip' | 'factor_change'>().notNull(),
+    kind: text('kind').$type<'new_device' | 'new_ip' | 'factor_change' | 'sign_in'>().notNull(),
     deviceDigest: text('device_digest'),
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AccountRelyingParty } from '../../services/account/relying-party.js';
 import type { AccountSessions } from '../../services/account/session.js';
 import type { FormCsrf } from '../../views/csrf.js';
+import { accountActivityRoutes, type ActivityDeps } from './activity.js';
 import { createAccountContext } from './context.js';
 import { accountOverviewRoutes, type OverviewDeps } from './overview.js';
 import { accountSessionsRoutes, type SessionsDeps } from './sessions.js';
@@ -19,7 +20,7 @@ import type { Clock } from '../../lib/clock.js';
 import { accountTokenRoutes, type TokenPageDeps } from './tokens.js';
 import { accountApplicationRoutes, type ApplicationPageDeps } from './applications.js';
 
-export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<SessionsDeps, 'context' | 'devices'> {
+export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<SessionsDeps, 'context' | 'devices'>, Omit<ActivityDeps, 'context'> {
   devices: OverviewDeps['devices'] & SessionsDeps['devices'];
   tokens: Omit<TokenPageDeps, 'context'>;
   applications: ApplicationPageDeps['applications'];
@@ -42,4 +43,5 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   await accountTokenRoutes(app, { context, ...deps.tokens });
   await accountApplicationRoutes(app, { context, applications: deps.applications });
   await accountSessionsRoutes(app, { context, signIns: deps.signIns, devices: deps.devices });
+  await accountActivityRoutes(app, { context, activity: deps.activity, notices: deps.notices, clock: deps.clock });
 }

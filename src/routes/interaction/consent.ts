@@ -15,10 +15,11 @@ interface MissingGrant {
 }
 
 export async function consentPage(ctx: InteractionContext, reply: FastifyReply, details: Details): Promise<FastifyReply> {
-  const name = await ctx.clientName(details);
+  const clientId = String(details.params.client_id ?? '');
+  const client = await ctx.deps.host.provider.Client.find(clientId);
   const missing = details.prompt.details as MissingGrant;
-  const scopes = [...(missing.missingOIDCScope ?? []), ...Object.values(missing.missingResourceScopes ?? {}).flat()];
-  return sendPage(reply, consentView(ctx.pageOf(details), name, scopes));
+  const shown = { name: client?.clientName ?? clientId, logoUri: client?.logoUri, policyUri: client?.policyUri, tosUri: client?.tosUri };
+  return sendPage(reply, consentView(ctx.pageOf(details), shown, missing.missingOIDCScope ?? [], missing.missingResourceScopes ?? {}));
 }
 
 export function consentRoutes(app: FastifyInstance, ctx: InteractionContext): void {

@@ -6,7 +6,7 @@
  */
 import { AppError } from '../../errors/index.js';
 import type { LoginService } from '../../services/login/index.js';
-import { describeScope } from '../../services/api-scopes.js';
+import { describeScope, isApiScope } from '../../services/api-scopes.js';
 import { messagePage as message, type PageView } from '../../views/page.js';
 
 export type PendingStep = NonNullable<Awaited<ReturnType<LoginService['pendingStep']>>>;
@@ -75,18 +75,38 @@ export function endedView(page: InteractionPageContext): PageView {
   };
 }
 
-export function consentView(page: InteractionPageContext, clientName: string, scopes: string[]): PageView {
+/** The application asking for consent, as its registration describes it (RFC 7591 §2 metadata). */
+export interface ConsentClient {
+  name: string;
+  logoUri?: string | undefined;
+  policyUri?: string | undefined;
+  tosUri?: string | undefined;
+}
+
+/**
+ * The consent page: what each scope gives the application, in plain words, and who the application is (its
+ * name, logo, privacy policy and terms when registered). A scope of a resource other than the built-in API
+ * is shown with the resource it is for. The logo's origin, and only it, is added to the page's `img-src`.
+ */
+export function consentView(page: InteractionPageContext, client: ConsentClient, oidcScopes: string[], resourceScopes: Record<string, string[]>): PageView {
+  const resources = Object.entries(resourceScopes).flatMap(([resource, scopes]) => scopes.map((scope) => (isApiScope(scope) ? describeScope(scope) : `On ${resource}: ${describeScope(scope)}`)));
+  const words = [...new Set([...(oidcScopes.length ? oidcScopes : ['openid']).map(describeScope), ...resources])];
+  const logo = client.logoUri ? URL.parse(client.logoUri) : null;
   return {
     status: 200,
     template: 'consent',
     model: {
       title: 'Allow access',
-      clientName,
-      scopes: scopes.length ? [...new Set(scopes)].map(describeScope) : [describeScope('openid')],
+      clientName: client.name,
+      logo: logo?.href,
+      policyUri: client.policyUri,
+      tosUri: client.tosUri,
+      scopes: words,
       action: path(page, '/confirm'),
       abortAction: path(page, '/abort'),
       csrf: page.csrf,
     },
+    imageOrigins: logo ? [logo.origin] : undefined,
   };
 }
 

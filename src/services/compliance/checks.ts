@@ -3,6 +3,7 @@
  * where its rule comes from (RFC 9700 section, NIST SP 800-63B-4 section, OWASP ASVS 5.0 requirement; null where
  * that document has no matching rule). Checks are pure functions of the facts, so they are tested on crafted data.
  */
+import { isLoopbackHttp } from '../../lib/network.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -76,7 +77,6 @@ export const ADMIN_INACTIVITY_DAYS = 90;
 export const MAX_SUPERUSERS = 3;
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-const isLoopbackHttp = (u: URL) => u.protocol === 'http:' && ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname);
 
 function redirectProblem(uri: string): string | undefined {
   if (uri.includes('*')) return 'wildcard';

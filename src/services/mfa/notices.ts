@@ -32,7 +32,10 @@ export interface SignInInfo {
   sessionTtl: number;
 }
 
-type ReportKind = 'new_device' | 'new_ip' | 'factor_change';
+type ReportKind = 'new_device' | 'new_ip' | 'factor_change' | 'sign_in';
+
+/** A report started from the account's activity list is followed at once: its link lives this long. */
+export const PAGE_REPORT_TTL_SECONDS = 15 * 60;
 
 export function describeDeviceInfo(device: DeviceInfo): string {
   const name = device.device_name ?? [device.browser, device.os && `on ${device.os}`].filter(Boolean).join(' ');
@@ -55,7 +58,8 @@ export function createSecurityNotices(deps: {
   const queries = createMfaQueries(deps.db);
   const users = createUserQueries(deps.db);
 
-  async function newReportLink(userId: string, kind: ReportKind, deviceDigest: string | undefined, ttl: number, details: Record<string, unknown>): Promise<string> {
+  /** `since`: when the reported sign-in happened (the factors added from then on are removed); default now. */
+  async function newReportLink(userId: string, kind: ReportKind, deviceDigest: string | undefined, ttl: number, details: Record<string, unknown>, since?: Date): Promise<string> {
     const token = randomToken();
     const now = deps.clock();
     await queries.insertSecurityReport({
@@ -64,7 +68,7 @@ export function createSecurityNotices(deps: {
       kind,
       deviceDigest: deviceDigest ?? null,
       details,
-      createdAt: now,
+      createdAt: since ?? now,
       expiresAt: addSeconds(now, Math.min(ttl, REPORT_MAX_TTL_SECONDS)),
     });
     return deps.reportLink(token);
@@ -118,6 +122,16 @@ export function createSecurityNotices(deps: {
       const link = await newReportLink(user.id, kind, info.deviceDigest, info.sessionTtl, { ip: info.ip, reasons });
       const from = reasons.length > 1 ? 'a new device, on a new network' : kind === 'new_device' ? 'a new device' : 'a new network';
       await sendNotice(user.email, `${deps.issuerName}: new sign-in from ${describeDeviceInfo(info.device)}`, `Your account was just signed in to from ${from}.\n\n${describe(info)}\n\n${wasntMe(link)}`);
+    },
+
+    /**
+     * "This wasn't me" next to a sign-in in the account's activity list: the same single-use report an email's
+     * link opens, dated from that sign-in, for the signed-in user to confirm on the same page. Undefined when
+     * the sign-in is older than an email's link would live (REPORT_MAX_TTL_SECONDS).
+     */
+    async signInReportLink(userId: string, signIn: { eventId: string; at: Date; ip?: string | null | undefined }): Promise<string | undefined> {
+      if (deps.clock().getTime() - signIn.at.getTime() > REPORT_MAX_TTL_SECONDS * 1000) return undefined;
+      return newReportLink(userId, 'sign_in', undefined, PAGE_REPORT_TTL_SECONDS, { event_id: signIn.eventId, ip: signIn.ip ?? undefined }, signIn.at);
     },
 
     async isReportUsable(token: string): Promise<boolean> {
