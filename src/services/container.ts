@@ -91,7 +91,7 @@ export function createServices(deps: {
 
   const clientDeps = deps.clientRegistration;
 
-  const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, showSecrets: config.logMessageSecrets, log: deps.log });
+  const mailer = createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, showSecrets: config.logMessageSecrets, warnWithoutTransport: config.nodeEnv === 'production', log: deps.log });
   let issuer: AccessTokenIssuer | undefined;
   const accessTokens = () => {
     if (!deps.signingKeys) throw new Error('access tokens need the provider keys (not available here)');
@@ -125,7 +125,7 @@ export function createServices(deps: {
   });
   const bruteForce = createBruteForceProtector({ db, clock, audit, config: config.bruteForce });
   const publicOrigin = new URL(config.issuer).origin;
-  const sms = createSmsSender({ twilio: config.sms, showSecrets: config.logMessageSecrets, log: deps.log });
+  const sms = createSmsSender({ twilio: config.sms, showSecrets: config.logMessageSecrets, warnWithoutTransport: config.nodeEnv === 'production', log: deps.log });
   const codes = createOtpCodeService({
     db,
     clock,

@@ -130,8 +130,8 @@ t.test('without SMTP_URL the development transport logs the message', async (t) 
   const logged: Array<Record<string, unknown>> = [];
   const log = { info: (obj: object) => void logged.push(obj as Record<string, unknown>), warn: () => {} };
   const text = 'Open https://id.example.com/password/reset?token=secret-value to continue';
-  await createMailer({ from: 'x@example.com', showSecrets: true, log }).send({ to: 'a@example.com', subject: 's', text });
-  await createMailer({ from: 'x@example.com', showSecrets: false, log }).send({ to: 'a@example.com', subject: 's', text });
+  await createMailer({ from: 'x@example.com', showSecrets: true, warnWithoutTransport: false, log }).send({ to: 'a@example.com', subject: 's', text });
+  await createMailer({ from: 'x@example.com', showSecrets: false, warnWithoutTransport: true, log }).send({ to: 'a@example.com', subject: 's', text });
   t.match(JSON.stringify(logged[0]), /secret-value/, 'development: whole, so the flow works locally');
   t.notMatch(JSON.stringify(logged[1]), /secret-value/, 'production: the link never reaches a log');
 });

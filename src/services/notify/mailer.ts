@@ -30,10 +30,12 @@ export function createMailer(options: {
   from: string;
   /** Show links and codes in the logged message (LOG_MESSAGE_SECRETS; refused in production). */
   showSecrets: boolean;
+  /** Warn at start that messages only reach the log (production: a missing transport is a misconfiguration). */
+  warnWithoutTransport: boolean;
   log: MailLogger;
 }): Mailer {
   if (!options.smtpUrl) {
-    if (!options.showSecrets) options.log.warn({}, 'SMTP_URL is not set: outgoing mail is only logged, with links and codes redacted');
+    if (options.warnWithoutTransport) options.log.warn({}, 'SMTP_URL is not set: outgoing mail is only logged, with links and codes redacted');
     return {
       async send(message) {
         const text = !options.showSecrets ? message.text.replace(URL_PATTERN, '[link redacted]').replace(CODE_PATTERN, '[code redacted]') : message.text;

@@ -36,10 +36,12 @@ export function createSmsSender(options: {
   twilio?: TwilioOptions | undefined;
   /** Show codes in the logged message (LOG_MESSAGE_SECRETS; refused in production). */
   showSecrets: boolean;
+  /** Warn at start that messages only reach the log (production: a missing transport is a misconfiguration). */
+  warnWithoutTransport: boolean;
   log: SmsLogger;
 }): SmsSender {
   if (!options.twilio) {
-    if (!options.showSecrets) options.log.warn({}, 'TWILIO_* is not set: SMS messages are only logged, with codes redacted');
+    if (options.warnWithoutTransport) options.log.warn({}, 'TWILIO_* is not set: SMS messages are only logged, with codes redacted');
     return {
       async send(message) {
         const text = !options.showSecrets ? message.text.replace(CODE_PATTERN, '[code redacted]') : message.text;
