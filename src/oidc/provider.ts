@@ -1,4 +1,7 @@
 /**
+ * Size: about 360 lines on purpose: oidc-provider takes one configuration object, and keeping every security
+ * setting of it in one place, each with its reason, is what makes it reviewable.
+ *
  * The oidc-provider configuration. Every default that matters for security is set here explicitly, with
  * the reason (RFC 9700 §2.1.2, §4.14.2; RFC 7636; ASVS 5.0 §10.4): refresh rotation for every client, PKCE for every client, only the
  * `code` response type, no implicit flow and no password grant, exact redirect URIs, short codes, shared

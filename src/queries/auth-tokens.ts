@@ -1,4 +1,7 @@
 /**
+ * Size: about 360 lines: every query of the auth_tokens table (sessions, refresh tokens, personal tokens and
+ * the provider's mirrored sessions and grants) in one module, so each index has one reader.
+ *
  * Data access for sessions and tokens (`auth_tokens`) and the refresh-token generations of first-party
  * sessions (`auth_refresh_tokens`). Token hashes come only from purpose-named finders.
  */

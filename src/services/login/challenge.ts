@@ -1,4 +1,7 @@
 /**
+ * Size: about 360 lines on purpose: the state machine's transitions and their guards read best in one file,
+ * under the step graph that documents them.
+ *
  * The login challenge: a sign-in waiting for its further steps, as a state machine kept server-side (one
  * row of login_challenges; `steps` is the queue still to pass, its head the current step).
  *
