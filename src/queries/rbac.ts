@@ -4,6 +4,7 @@
  */
 import { and, asc, eq, gt, ilike, inArray, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { selectRows, type DbOrTx } from '../db/client.js';
+import { createRbacImpactQueries } from './rbac-impact.js';
 import { clientRoles, clients, objectGrants, permissions, roleParents, rolePermissions, roles, userRoles, users } from '../db/schema/index.js';
 
 export type PermissionRow = typeof permissions.$inferSelect;
@@ -31,25 +32,31 @@ export interface PageArgs {
   after?: { key: string; id: string } | undefined;
 }
 
+const grantColumns = {
+  id: objectGrants.id,
+  userId: objectGrants.userId,
+  roleId: objectGrants.roleId,
+  roleName: roles.name,
+  codename: permissions.codename,
+  objectType: objectGrants.objectType,
+  objectId: objectGrants.objectId,
+  createdAt: objectGrants.createdAt,
+};
+/** A listing's columns and its `cursorKey`: created_at with the database's microseconds (RFC 3339, UTC). */
+const grantPageColumns = { ...grantColumns, cursorKey: sql<string>`to_char(${objectGrants.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` };
+
 export function createRbacQueries(db: DbOrTx) {
   /** Grants with the names they refer to (role name, permission codename), as every grant listing shows them. */
   const selectGrants = () =>
     db
-      .select({
-        id: objectGrants.id,
-        userId: objectGrants.userId,
-        roleId: objectGrants.roleId,
-        roleName: roles.name,
-        codename: permissions.codename,
-        objectType: objectGrants.objectType,
-        objectId: objectGrants.objectId,
-        createdAt: objectGrants.createdAt,
-      })
+      .select(grantColumns)
       .from(objectGrants)
       .innerJoin(permissions, eq(permissions.id, objectGrants.permissionId))
       .leftJoin(roles, eq(roles.id, objectGrants.roleId));
 
   return {
+    ...createRbacImpactQueries(db),
+
     // ---- permissions
     async listPermissions(args: PageArgs & { codename?: string | undefined; name?: string | undefined }): Promise<PermissionRow[]> {
       const conditions: SQL[] = [];
@@ -265,20 +272,25 @@ export function createRbacQueries(db: DbOrTx) {
     },
 
     // ---- object grants
+    /**
+     * Oldest first, after the cursor's (created_at, id); each row carries its `cursorKey`, created_at with the
+     * database's microseconds (a JavaScript Date would cut them and the next page would repeat or skip rows).
+     */
     async listGrants(
       args: PageArgs & { userId?: string | undefined; roleId?: string | undefined; permissionId?: string | undefined; objectType?: string | undefined; objectId?: string | undefined },
-    ) {
+    ): Promise<Array<GrantListing & { cursorKey: string }>> {
       const conditions: SQL[] = [];
       if (args.userId) conditions.push(eq(objectGrants.userId, args.userId));
       if (args.roleId) conditions.push(eq(objectGrants.roleId, args.roleId));
       if (args.permissionId) conditions.push(eq(objectGrants.permissionId, args.permissionId));
       if (args.objectType) conditions.push(eq(objectGrants.objectType, args.objectType));
       if (args.objectId) conditions.push(eq(objectGrants.objectId, args.objectId));
-      if (args.after) {
-        const at = new Date(args.after.key);
-        conditions.push(or(gt(objectGrants.createdAt, at), and(eq(objectGrants.createdAt, at), gt(objectGrants.id, args.after.id))) as SQL);
-      }
-      return selectGrants()
+      if (args.after) conditions.push(sql`(${objectGrants.createdAt}, ${objectGrants.id}) > (${args.after.key}::timestamptz, ${args.after.id}::uuid)`);
+      return db
+        .select(grantPageColumns)
+        .from(objectGrants)
+        .innerJoin(permissions, eq(permissions.id, objectGrants.permissionId))
+        .leftJoin(roles, eq(roles.id, objectGrants.roleId))
         .where(and(...conditions))
         .orderBy(asc(objectGrants.createdAt), asc(objectGrants.id))
         .limit(args.limit + 1);

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { Effective } from '../../services/rbac/effective.js';
-import { codenameSchema, nameSchema, objectSchema, type Assignment, type DryRun, type GrantListing, type PermissionRow, type RoleInput, type RoleWithLinks } from '../../services/rbac/service.js';
+import { codenameSchema, nameSchema, objectSchema, type DryRun, type RoleInput } from '../../services/rbac/service.js';
 
 export const permissionInputSchema = z
   .object({ name: nameSchema, codename: codenameSchema, description: z.string().max(1000).default('') })
@@ -32,42 +32,8 @@ export function roleInput(body: z.output<typeof roleInputSchema>): RoleInput {
   return { name: body.name, description: body.description, permissions: body.permissions, parents: body.parents, level: body.level, mfaRequired: body.mfa_required };
 }
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-export function permissionView(p: PermissionRow) {
-  return { id: p.id, name: p.name, codename: p.codename, description: p.description, builtin: p.builtin, created_at: p.createdAt.toISOString(), updated_at: p.updatedAt.toISOString() };
-}
-
-export function roleView(r: RoleWithLinks) {
-  return {
-    id: r.id,
-    name: r.name,
-    description: r.description,
-    permissions: r.permissions,
-    parents: r.parents,
-    level: r.level,
-    mfa_required: r.mfaRequired,
-    builtin: r.builtin,
-    created_at: r.createdAt.toISOString(),
-    updated_at: r.updatedAt.toISOString(),
-  };
-}
-
-export function grantView(g: GrantListing) {
-  return {
-    id: g.id,
-    user_id: g.userId,
-    role: g.roleName,
-    role_id: g.roleId,
-    permission: g.codename,
-    object: { type: g.objectType, id: g.objectId },
-    created_at: g.createdAt.toISOString(),
-  };
-}
-
-export function assignmentView(a: Assignment) {
-  return { role_id: a.roleId, role: a.role, expires_at: iso(a.expiresAt) };
-}
+// One view per aggregate, in the service: the API answers what the audit log records.
+export { assignmentView, grantView, permissionView, roleView } from '../../services/rbac/service.js';
 
 export function dryRunView(d: DryRun) {
   return {

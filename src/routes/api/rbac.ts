@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { pageSchema } from '../../lib/pagination.js';
+import { mapPage, pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
 import type { DryRun, RbacService } from '../../services/rbac/service.js';
 import {
@@ -41,7 +41,6 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: forbiddenSchema, 404: 
 const MAX_BATCH = 100;
 
 const isDryRun = (result: unknown): result is DryRun => typeof result === 'object' && result !== null && 'dryRun' in result;
-const page = <T, V>(p: { items: T[]; nextCursor: string | null }, view: (item: T) => V) => ({ items: p.items.map(view), next_cursor: p.nextCursor });
 
 export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: RbacService }): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -60,7 +59,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
         response: { 200: pageSchema(permissionSchema), ...errors },
       },
     },
-    async (request) => page(await rbac.listPermissions(request.query), permissionView),
+    async (request) => mapPage(await rbac.listPermissions(request.query), permissionView),
   );
   app.post(
     '/api/auth/permissions/',
@@ -100,7 +99,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
       config: { permission: 'auth.roles.manage' },
       schema: { tags: rTags, summary: 'List roles (by name)', querystring: listQuery.extend({ name: z.string().max(100).optional() }), response: { 200: pageSchema(roleSchema), ...errors } },
     },
-    async (request) => page(await rbac.listRoles(request.query), roleView),
+    async (request) => mapPage(await rbac.listRoles(request.query), roleView),
   );
   app.post(
     '/api/auth/roles/',
@@ -230,7 +229,7 @@ export async function rbacRoutes(fastify: FastifyInstance, options: { rbac: Rbac
     },
     async (request) => {
       const { user_id: userId, object_type: objectType, object_id: objectId, ...rest } = request.query;
-      return page(await rbac.listGrants({ ...rest, userId, objectType, objectId }), grantView);
+      return mapPage(await rbac.listGrants({ ...rest, userId, objectType, objectId }), grantView);
     },
   );
   app.post(

@@ -14,8 +14,8 @@ export interface Assignment {
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-/** The assignment as the audit log records it. */
-const assignmentRecord = (a: Assignment) => ({ role_id: a.roleId, role: a.role, expires_at: iso(a.expiresAt) });
+/** The assignment as the API answers it and the audit log records it: one view for both. */
+export const assignmentView = (a: Assignment) => ({ role_id: a.roleId, role: a.role, expires_at: iso(a.expiresAt) });
 
 export function createAssignmentCommands(path: RbacWritePath) {
   const { queries, write, dryRun, assertManagesRole, clock } = path;
@@ -45,8 +45,8 @@ export function createAssignmentCommands(path: RbacWritePath) {
         const before = await q.findUserRole(userId, role.id);
         await q.upsertUserRole(userId, role.id, expiresAt);
         const after: Assignment = { roleId: role.id, role: role.name, expiresAt };
-        const was = before ? assignmentRecord({ roleId: role.id, role: role.name, expiresAt: before.expiresAt }) : null;
-        return { result: after, events: [auditEvent(actor, 'role.assigned', { type: 'user', id: userId }, { before: was, after: assignmentRecord(after) })] };
+        const was = before ? assignmentView({ roleId: role.id, role: role.name, expiresAt: before.expiresAt }) : null;
+        return { result: after, events: [auditEvent(actor, 'role.assigned', { type: 'user', id: userId }, { before: was, after: assignmentView(after) })] };
       };
       if (options.dryRun) return dryRun(async () => theUser(userId), apply);
       return write(apply);
@@ -59,7 +59,7 @@ export function createAssignmentCommands(path: RbacWritePath) {
         if (!role || !existing) throw notFound('assignment');
         await assertManagesRole(q, actor, role, 'unassigning');
         await q.deleteUserRole(userId, role.id);
-        const before = assignmentRecord({ roleId: role.id, role: role.name, expiresAt: existing.expiresAt });
+        const before = assignmentView({ roleId: role.id, role: role.name, expiresAt: existing.expiresAt });
         return { result: undefined, events: [auditEvent(actor, 'role.unassigned', { type: 'user', id: userId }, { before, after: null })] };
       };
       if (options.dryRun) return dryRun(async () => theUser(userId), apply);

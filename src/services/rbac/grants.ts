@@ -3,7 +3,7 @@
  * revoking needs holding the permission.
  */
 import { AppError } from '../../errors/index.js';
-import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
+import { decodeTimeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { GrantListing, RbacQueries } from '../../queries/rbac.js';
 import { isUuid } from '../../lib/uuid.js';
 import { usersAffectedByRole } from './roles.js';
@@ -17,8 +17,8 @@ export interface GrantInput {
   object: { type: string; id: string };
 }
 
-/** The grant as the audit log records it. */
-export function grantRecord(g: GrantListing) {
+/** The grant as the API answers it and the audit log records it: one view for both. */
+export function grantView(g: GrantListing) {
   return {
     id: g.id,
     user_id: g.userId,
@@ -43,8 +43,8 @@ export function createGrantCommands(path: RbacWritePath) {
       permission?: string | undefined;
       objectType?: string | undefined;
       objectId?: string | undefined;
-    }): Promise<{ items: GrantListing[]; nextCursor: string | null }> {
-      const empty = { items: [], nextCursor: null };
+    }): Promise<Page<GrantListing>> {
+      const empty = { items: [], next_cursor: null };
       if (args.userId && !isUuid(args.userId)) return empty;
       const role = args.role ? await queries.findRoleByName(args.role) : undefined;
       if (args.role && !role) return empty;
@@ -52,16 +52,15 @@ export function createGrantCommands(path: RbacWritePath) {
       if (args.permission && !permission) return empty;
       const rows = await queries.listGrants({
         limit: args.limit,
-        after: decodeCursor(args.cursor),
+        after: decodeTimeCursor(args.cursor),
         userId: args.userId,
         roleId: role?.id,
         permissionId: permission?.id,
         objectType: args.objectType,
         objectId: args.objectId,
       });
-      const items = rows.slice(0, args.limit);
-      const last = items[items.length - 1];
-      return { items, nextCursor: rows.length > args.limit && last ? encodeCursor({ key: last.createdAt.toISOString(), id: last.id }) : null };
+      const page = toPage(rows, args.limit, (row) => ({ key: row.cursorKey, id: row.id }));
+      return { items: page.items.map(({ cursorKey: _key, ...grant }) => grant), next_cursor: page.next_cursor };
     },
     async getGrant(id: string): Promise<GrantListing | undefined> {
       return isUuid(id) ? queries.findGrantById(id) : undefined;
@@ -92,7 +91,7 @@ export function createGrantCommands(path: RbacWritePath) {
         });
         const after = await q.findGrantById(row.id);
         if (!after) throw notFound('grant');
-        return { result: after, events: [auditEvent(actor, 'grant.created', { type: 'grant', id: row.id }, { before: null, after: grantRecord(after) })] };
+        return { result: after, events: [auditEvent(actor, 'grant.created', { type: 'grant', id: row.id }, { before: null, after: grantView(after) })] };
       };
       if (options.dryRun) {
         return dryRun(async (q) => {
@@ -109,7 +108,7 @@ export function createGrantCommands(path: RbacWritePath) {
         if (!existing) throw notFound('grant');
         assertConfers(actor, [existing.codename], 0, `revoking ${existing.codename}`);
         await q.deleteGrant(id);
-        return { result: undefined, events: [auditEvent(actor, 'grant.deleted', { type: 'grant', id }, { before: grantRecord(existing), after: null })] };
+        return { result: undefined, events: [auditEvent(actor, 'grant.deleted', { type: 'grant', id }, { before: grantView(existing), after: null })] };
       };
       if (options.dryRun) {
         return dryRun(async (q) => {

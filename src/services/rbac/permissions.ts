@@ -4,8 +4,8 @@
  * codename confers the new codename on every holder, so it needs the new codename too.
  */
 import { AppError } from '../../errors/index.js';
-import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
-import type { PermissionRow } from '../../queries/rbac.js';
+import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { PermissionRow, RbacQueries } from '../../queries/rbac.js';
 import { isUuid } from '../../lib/uuid.js';
 import { auditEvent, isUniqueViolation, notFound, type Actor, type RbacWritePath } from './write-path.js';
 
@@ -15,21 +15,20 @@ export interface PermissionInput {
   description?: string | undefined;
 }
 
-/** The permission as the audit log records it (before and after a change). */
-export function permissionRecord(p: PermissionRow) {
+/** The permission as the API answers it and the audit log records it (before and after a change): one view for both. */
+export function permissionView(p: PermissionRow) {
   return { id: p.id, name: p.name, codename: p.codename, description: p.description, builtin: p.builtin, created_at: p.createdAt.toISOString(), updated_at: p.updatedAt.toISOString() };
 }
 
 const conflict = () => new AppError('conflict', 'a permission with this name or codename already exists', 409);
 
 export function createPermissionCommands(path: RbacWritePath) {
-  const { queries, write, assertConfers } = path;
+  const { queries, write, dryRun, assertConfers, clock } = path;
   return {
-    async listPermissions(args: { limit: number; cursor?: string | undefined; codename?: string | undefined; name?: string | undefined }) {
+    /** By codename; the cursor is the last row's (codename, id). */
+    async listPermissions(args: { limit: number; cursor?: string | undefined; codename?: string | undefined; name?: string | undefined }): Promise<Page<PermissionRow>> {
       const rows = await queries.listPermissions({ ...args, after: decodeCursor(args.cursor) });
-      const items = rows.slice(0, args.limit);
-      const last = items[items.length - 1];
-      return { items, nextCursor: rows.length > args.limit && last ? encodeCursor({ key: last.codename, id: last.id }) : null };
+      return toPage(rows, args.limit, (row) => ({ key: row.codename, id: row.id }));
     },
     async getPermission(id: string): Promise<PermissionRow> {
       const row = isUuid(id) ? await queries.findPermissionById(id) : undefined;
@@ -46,7 +45,7 @@ export function createPermissionCommands(path: RbacWritePath) {
         const row = await q.insertPermission({ name: input.name, codename: input.codename, description: input.description ?? '' }).catch((err: unknown) => {
           throw isUniqueViolation(err) ? conflict() : err;
         });
-        return { result: row, events: [auditEvent(actor, 'permission.created', { type: 'permission', id: row.id }, { before: null, after: permissionRecord(row) })] };
+        return { result: row, events: [auditEvent(actor, 'permission.created', { type: 'permission', id: row.id }, { before: null, after: permissionView(row) })] };
       });
     },
     async updatePermission(id: string, input: PermissionInput, actor: Actor): Promise<PermissionRow> {
@@ -63,18 +62,28 @@ export function createPermissionCommands(path: RbacWritePath) {
         if (await q.findPermissionConflict(input.name, input.codename, id)) throw conflict();
         const row = await q.updatePermission(id, { name: input.name, codename: input.codename, description: input.description ?? '' });
         if (!row) throw notFound('permission');
-        return { result: row, events: [auditEvent(actor, 'permission.updated', { type: 'permission', id }, { before: permissionRecord(existing), after: permissionRecord(row) })] };
+        return { result: row, events: [auditEvent(actor, 'permission.updated', { type: 'permission', id }, { before: permissionView(existing), after: permissionView(row) })] };
       });
     },
-    async deletePermission(id: string, actor: Actor): Promise<void> {
-      return write(async (q) => {
+    /** What uses a permission (the roles holding it directly, how many object grants), shown before deleting it. */
+    async permissionDependents(id: string) {
+      const row = isUuid(id) ? await queries.findPermissionById(id) : undefined;
+      if (!row) throw notFound('permission');
+      return queries.findPermissionDependents(id);
+    },
+    /** Deletes a permission and every use of it; with `dryRun`, only measures who would lose what. */
+    async deletePermission(id: string, actor: Actor, options: { dryRun?: boolean } = {}) {
+      const affected = async (q: RbacQueries) => (isUuid(id) ? q.findUsersAffectedByPermission(id, clock()) : []);
+      const apply = async (q: RbacQueries) => {
         const existing = isUuid(id) ? await q.findPermissionById(id) : undefined;
         if (!existing) throw notFound('permission');
         if (existing.builtin) throw new AppError('conflict', `${existing.codename} is built in and cannot be deleted`, 409);
         assertConfers(actor, [existing.codename], 0, `deleting permission ${existing.codename}`);
         await q.deletePermission(id);
-        return { result: undefined, events: [auditEvent(actor, 'permission.deleted', { type: 'permission', id }, { before: permissionRecord(existing), after: null })] };
-      });
+        return { result: undefined, events: [auditEvent(actor, 'permission.deleted', { type: 'permission', id }, { before: permissionView(existing), after: null })] };
+      };
+      if (options.dryRun) return dryRun(affected, apply);
+      return write(apply);
     },
   };
 }

@@ -5,7 +5,7 @@
  * No escalation: creating, changing or deleting a role needs holding everything it confers, before and after.
  */
 import { AppError } from '../../errors/index.js';
-import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
+import { decodeCursor, mapPage, toPage, type Page } from '../../lib/pagination.js';
 import type { RbacQueries, RoleRow } from '../../queries/rbac.js';
 import { ADMIN_ROLE } from './builtins.js';
 import { SUPERUSER } from './effective.js';
@@ -24,8 +24,8 @@ export interface RoleInput {
 
 export type RoleWithLinks = RoleRow & { permissions: string[]; parents: string[] };
 
-/** The role as the audit log records it (before and after a change). */
-export function roleRecord(r: RoleWithLinks) {
+/** The role as the API answers it and the audit log records it (before and after a change): one view for both. */
+export function roleView(r: RoleWithLinks) {
   return {
     id: r.id,
     name: r.name,
@@ -58,8 +58,16 @@ export function createRoleCommands(path: RbacWritePath) {
     const missingParent = input.parents.find((n) => !parents.some((p) => p.name === n));
     if (missingParent) throw new AppError('invalid_request', `parents: unknown role ${missingParent}`);
     const inherited = await q.findRoleClosure(parents.map((p) => p.id));
-    // A cycle: the role would become its own ancestor.
-    if (selfId && inherited.roleIds.has(selfId)) throw new AppError('role_cycle', `making ${input.parents.join(', ')} parents of ${input.name} would create a cycle`, 409);
+    // A cycle: the role would become its own ancestor. Name the parent that closes it, in plain words.
+    if (selfId && inherited.roleIds.has(selfId)) {
+      let closing = parents[0]?.name ?? input.name;
+      for (const parent of parents) if ((await q.findRoleClosure([parent.id])).roleIds.has(selfId)) closing = parent.name;
+      const message =
+        closing === input.name
+          ? `${input.name} cannot inherit from itself`
+          : `${input.name} cannot inherit from ${closing}, because ${closing} already inherits from ${input.name}: the roles would inherit from each other in a loop`;
+      throw new AppError('role_cycle', message, 409);
+    }
     const effective = new Set([...inherited.permissions, ...perms.map((p) => p.codename)]);
     return { permissionIds: perms.map((p) => p.id), parentIds: parents.map((p) => p.id), effective, level: Math.max(input.level, inherited.level) };
   }
@@ -74,21 +82,26 @@ export function createRoleCommands(path: RbacWritePath) {
   });
 
   return {
-    async listRoles(args: { limit: number; cursor?: string | undefined; name?: string | undefined }) {
-      const rows = await queries.listRoles({ ...args, after: decodeCursor(args.cursor) });
-      const page = rows.slice(0, args.limit);
-      const last = page[page.length - 1];
-      const links = await queries.findRoleLinks(page.map((r) => r.id));
-      return {
-        items: page.map((r): RoleWithLinks => ({ ...r, ...(links.get(r.id) ?? { permissions: [], parents: [] }) })),
-        nextCursor: rows.length > args.limit && last ? encodeCursor({ key: last.name, id: last.id }) : null,
-      };
+    /** By name; the cursor is the last row's (name, id). */
+    async listRoles(args: { limit: number; cursor?: string | undefined; name?: string | undefined }): Promise<Page<RoleWithLinks>> {
+      const page = toPage(await queries.listRoles({ ...args, after: decodeCursor(args.cursor) }), args.limit, (row) => ({ key: row.name, id: row.id }));
+      const links = await queries.findRoleLinks(page.items.map((r) => r.id));
+      return mapPage(page, (r): RoleWithLinks => ({ ...r, ...(links.get(r.id) ?? { permissions: [], parents: [] }) }));
     },
     async getRole(id: string): Promise<RoleWithLinks & { effectivePermissions: string[]; effectiveLevel: number }> {
       const row = isUuid(id) ? await queries.findRoleById(id) : undefined;
       if (!row) throw notFound('role');
       const closure = await queries.findRoleClosure([row.id]);
       return { ...(await withLinks(queries, row)), effectivePermissions: [...closure.permissions].sort(), effectiveLevel: closure.level };
+    },
+    /** Holders of each role now (users with an unexpired assignment), for role listings. */
+    holderCounts: (roleIds: string[]) => queries.countUserHoldersByRoles(roleIds, clock()),
+    /** What deleting a role takes away: its users (the first `limit`, by email), clients and child roles. */
+    async roleHolders(id: string, limit: number) {
+      const row = isUuid(id) ? await queries.findRoleById(id) : undefined;
+      if (!row) throw notFound('role');
+      const [holders, counts] = await Promise.all([queries.findRoleHolders(id, limit), queries.countRoleHolders(id)]);
+      return { ...holders, counts };
     },
     /** The role of that name, if there is one. */
     async findRole(name: string): Promise<RoleWithLinks | undefined> {
@@ -106,7 +119,7 @@ export function createRoleCommands(path: RbacWritePath) {
         await q.replaceRolePermissions(row.id, resolved.permissionIds);
         await q.replaceRoleParents(row.id, resolved.parentIds);
         const after = await withLinks(q, row);
-        return { result: after, events: [auditEvent(actor, 'role.created', { type: 'role', id: row.id }, { before: null, after: roleRecord(after) })] };
+        return { result: after, events: [auditEvent(actor, 'role.created', { type: 'role', id: row.id }, { before: null, after: roleView(after) })] };
       });
     },
     async updateRole(id: string, partial: RoleInput, actor: Actor, options: { dryRun?: boolean } = {}) {
@@ -129,7 +142,7 @@ export function createRoleCommands(path: RbacWritePath) {
         await q.replaceRolePermissions(id, resolved.permissionIds);
         await q.replaceRoleParents(id, resolved.parentIds);
         const after = await withLinks(q, row);
-        return { result: after, events: [auditEvent(actor, 'role.updated', { type: 'role', id }, { before: roleRecord(before), after: roleRecord(after) })] };
+        return { result: after, events: [auditEvent(actor, 'role.updated', { type: 'role', id }, { before: roleView(before), after: roleView(after) })] };
       };
       if (options.dryRun) {
         if (!isUuid(id) || !(await queries.findRoleById(id))) throw notFound('role');
@@ -147,7 +160,7 @@ export function createRoleCommands(path: RbacWritePath) {
         const before = await withLinks(q, existing);
         const holders = await q.countRoleHolders(id);
         await q.deleteRole(id);
-        return { result: undefined, events: [auditEvent(actor, 'role.deleted', { type: 'role', id }, { before: roleRecord(before), after: null, removed: holders })] };
+        return { result: undefined, events: [auditEvent(actor, 'role.deleted', { type: 'role', id }, { before: roleView(before), after: null, removed: holders })] };
       });
     },
   };

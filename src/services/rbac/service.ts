@@ -8,6 +8,7 @@ import type { Db } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import type { AuditService } from '../audit.js';
 import { createAssignmentCommands } from './assignments.js';
+import { createBulkAssignmentCommands } from './bulk-assignments.js';
 import { ensureBuiltins } from './builtins.js';
 import type { DecisionCache } from './cache.js';
 import { decide, holds, type CheckInput, type Decision, type Effective, type SubjectRef } from './effective.js';
@@ -20,10 +21,12 @@ import { createRbacWritePath, forbidden } from './write-path.js';
 export { ADMIN_ROLE, BUILTIN_PERMISSIONS, type AuthPermission } from './builtins.js';
 export { codenameSchema, nameSchema, objectSchema } from './names.js';
 export { systemActor, type Actor, type DryRun } from './write-path.js';
-export type { PermissionInput } from './permissions.js';
-export type { RoleInput, RoleWithLinks } from './roles.js';
-export type { Assignment } from './assignments.js';
-export type { GrantInput } from './grants.js';
+export { permissionView, type PermissionInput } from './permissions.js';
+export { roleView, type RoleInput, type RoleWithLinks } from './roles.js';
+export { assignmentView, type Assignment } from './assignments.js';
+export { grantView, type GrantInput } from './grants.js';
+export { MAX_BULK_EMAILS, parseEmailList, type BulkAssignmentInput, type BulkAssignmentPreview, type BulkAssignmentResult } from './bulk-assignments.js';
+export { blastRadius, type BlastRadius } from './blast-radius.js';
 /** Rows the service answers with, as its callers see them. */
 export type { GrantListing, PermissionRow } from '../../queries/rbac.js';
 
@@ -46,6 +49,7 @@ export function createRbacService(deps: RbacServiceDeps) {
     ...createPermissionCommands(path),
     ...createRoleCommands(path),
     ...createAssignmentCommands(path),
+    ...createBulkAssignmentCommands(path),
     ...createGrantCommands(path),
     /** Tells every replica (and this one) that effective permissions changed outside a write (a user disabled or deleted). */
     notifyChanged: path.notifyChanged,
