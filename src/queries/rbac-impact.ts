@@ -73,5 +73,11 @@ export function createRbacImpactQueries(db: DbOrTx) {
       if (!emails.length) return [];
       return db.select({ id: users.id, email: users.email }).from(users).where(inArray(sql`lower(${users.email})`, emails));
     },
+    /** The emails of users by id (for listings that name people). */
+    async findUserEmails(ids: string[]): Promise<Map<string, string>> {
+      if (!ids.length) return new Map();
+      const rows = await db.select({ id: users.id, email: users.email }).from(users).where(inArray(users.id, ids));
+      return new Map(rows.map((r) => [r.id, r.email]));
+    },
   };
 }

@@ -13,6 +13,11 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from '../account/context.js';
 import { createAdminContext } from './context.js';
 import { adminHomeRoutes } from './home.js';
+import { adminRoleRoutes } from './roles.js';
+import { adminPermissionRoutes } from './permissions.js';
+import { adminAssignmentRoutes } from './assignments.js';
+import { adminGrantRoutes } from './grants.js';
+import type { RbacService } from '../../services/rbac/service.js';
 
 export interface AdminRouteDeps {
   /** The account pages' sessions: the console is signed in with the same session, cookies and CSRF tokens. */
@@ -21,6 +26,8 @@ export interface AdminRouteDeps {
   secureCookies: boolean;
   cache: DecisionCache;
   audit: AuditService;
+  /** Roles, permissions, bulk assignments and object grants pages. */
+  rbac: RbacService;
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
@@ -31,4 +38,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   context.protect(app);
   context.handleErrors(app);
   await adminHomeRoutes(app, { context });
+  await adminRoleRoutes(app, { context, rbac: deps.rbac });
+  await adminPermissionRoutes(app, { context, rbac: deps.rbac });
+  await adminAssignmentRoutes(app, { context, rbac: deps.rbac });
+  await adminGrantRoutes(app, { context, rbac: deps.rbac });
 }

@@ -14,4 +14,8 @@ export interface AdminPage {
 
 export const ADMIN_NAVIGATION: readonly AdminPage[] = [
   { path: '/admin/users', label: 'Users', permission: 'auth.users.manage' },
+  { path: '/admin/roles', label: 'Roles', permission: 'auth.roles.manage' },
+  { path: '/admin/permissions', label: 'Permissions', permission: 'auth.permissions.manage' },
+  { path: '/admin/assignments', label: 'Bulk assignment', permission: 'auth.roles.manage' },
+  { path: '/admin/grants', label: 'Object grants', permission: 'auth.grants.manage' },
 ];

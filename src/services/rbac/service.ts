@@ -14,6 +14,7 @@ import type { DecisionCache } from './cache.js';
 import { decide, holds, type CheckInput, type Decision, type Effective, type SubjectRef } from './effective.js';
 import { createGrantCommands } from './grants.js';
 import { createPermissionCommands } from './permissions.js';
+import { createPeopleLookups } from './people.js';
 import { createRoleCommands } from './roles.js';
 import { createRbacWritePath, forbidden } from './write-path.js';
 
@@ -51,6 +52,7 @@ export function createRbacService(deps: RbacServiceDeps) {
     ...createAssignmentCommands(path),
     ...createBulkAssignmentCommands(path),
     ...createGrantCommands(path),
+    ...createPeopleLookups(path),
     /** Tells every replica (and this one) that effective permissions changed outside a write (a user disabled or deleted). */
     notifyChanged: path.notifyChanged,
 
