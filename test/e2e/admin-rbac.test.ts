@@ -80,6 +80,7 @@ tap.test('admin console: roles, permissions, bulk assignment, object grants', { 
     await page.getByRole('button', { name: 'Save role' }).click();
     t.equal(await page.getByRole('status').textContent(), 'The role was saved.');
     t.same(await permissionsOf('editor'), ['documents.delete', 'documents.edit'], 'saved as previewed');
+    t.match(await rbac.findRole('editor'), { parents: ['base'], level: 10, mfaRequired: false }, 'the rest of the role carried through the confirmation');
     const effective = await rbac.userPermissions(editorHolder.user.id);
     t.ok(effective?.permissions.has('documents.delete'), 'the holder has it now');
     t.equal((await db.select().from(auditEvents).where(eq(auditEvents.type, 'role.updated'))).length, 1, 'audited once');

@@ -18,7 +18,7 @@ tap.test('admin console: sign-in, navigation and permission per page', { skip: S
     const page = await console_.signIn(t, admin, { path: '/admin/' });
     t.equal(new URL(page.url()).pathname, '/admin/', 'back on the page asked for');
     t.equal(await heading(page), 'Admin console');
-    t.same(await navLinks(page), ['Users'], 'the navigation lists the pages');
+    t.same(await navLinks(page), ['Users', 'Roles', 'Permissions', 'Bulk assignment', 'Object grants'], 'the navigation lists the pages');
     await console_.check(t, page, 'home');
   });
 
