@@ -17,7 +17,8 @@ export const roleForm = z.object({
   description: z.string().max(1000).default(''),
   permissions: many(1000),
   parents: many(100),
-  level: z.string().trim().regex(/^\d{1,7}$/, 'level: a whole number from 0').default('0'),
+  // The API's bound (roleInputSchema): a whole number from 0 to 1,000,000.
+  level: z.string().trim().regex(/^\d{1,7}$/).default('0').refine((v) => Number(v) <= 1_000_000),
   mfa_required: z.literal('on').optional(),
 });
 export type RoleForm = z.output<typeof roleForm>;

@@ -21,7 +21,7 @@ const config = { page: true, adminPermission: 'auth.roles.manage' } as const;
 const idParams = z.object({ id: z.string().max(100) });
 const listQuery = z.object({ name: z.string().max(100).optional().catch(undefined), cursor: z.string().max(200).optional().catch(undefined), done: z.enum(['created', 'saved', 'deleted']).optional().catch(undefined) });
 const DONE = { created: 'The role was created.', saved: 'The role was saved.', deleted: 'The role was deleted.' } as const;
-const notSaved = ['The form was not complete: a name (at most 100 characters) and a level (a whole number from 0) are needed.'];
+const notSaved = ['The form was not complete: a name (at most 100 characters) and a level (a whole number from 0 to 1000000) are needed.'];
 
 export async function adminRoleRoutes(app: FastifyInstance, deps: { context: AdminContext; rbac: RbacService }): Promise<void> {
   const { context, rbac } = deps;
