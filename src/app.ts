@@ -45,6 +45,7 @@ import { createReadiness, databaseCheck, type Readiness } from './services/readi
 import { SIGNING_ALGORITHMS } from './services/signing-keys.js';
 import { authRoutes } from './routes/api/auth.js';
 import { accountRoutes } from './routes/account/index.js';
+import { adminRoutes } from './routes/admin/index.js';
 import { inProcessTransport } from './routes/account/in-process-transport.js';
 import { accountClientMetadata, createAccountRelyingParty } from './services/account/relying-party.js';
 import { createAccountSessions } from './services/account/session.js';
@@ -317,9 +318,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     csrf: formCsrf,
     secureCookies: config.secureCookies,
   });
+  const accountSessions = createAccountSessions({ key: deriveKey(config.secret, 'account-session'), db: database.db, clock: services.clock, recentSignInMaxAge: config.auth.recentSignInMaxAge });
   await app.register(accountRoutes, {
     relyingParty: createAccountRelyingParty({ issuer: config.issuer, transport: inProcessTransport(app) }),
-    sessions: createAccountSessions({ key: deriveKey(config.secret, 'account-session'), db: database.db, clock: services.clock, recentSignInMaxAge: config.auth.recentSignInMaxAge }),
+    sessions: accountSessions,
     csrf: formCsrf,
     secureCookies: config.secureCookies,
     users: services.users,
@@ -331,6 +333,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     signIns: services.sessions,
     activity: services.activity, notices: services.notices, clock: services.clock,
   });
+  // The admin console (routes/admin/): signed in with the account pages' session; its own permission guard.
+  await app.register(adminRoutes, { sessions: accountSessions, csrf: formCsrf, secureCookies: config.secureCookies, cache: services.rbac.cache, audit: services.audit });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });

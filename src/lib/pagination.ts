@@ -75,3 +75,23 @@ export function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor
 export function pageSchema<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item), next_cursor: z.string().nullable() });
 }
+
+/** The links of a server-rendered list page: back to the first page (when on a later one) and to the next page. */
+export interface PageLinks {
+  first: string | undefined;
+  next: string | undefined;
+}
+
+/**
+ * Cursor links for a list page at `path`: its filters (empty ones left out) carried over, plus the cursor of
+ * the next page. Cursors only go forward, so the way back is to the first page.
+ */
+export function pageLinks(path: string, filters: Record<string, string | undefined>, page: { next_cursor: string | null }, cursor: string | undefined): PageLinks {
+  const href = (extra: Record<string, string>) => {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries({ ...filters, ...extra })) if (value !== undefined && value !== '') params.set(name, value);
+    const rendered = params.toString();
+    return rendered ? `${path}?${rendered}` : path;
+  };
+  return { first: cursor ? href({}) : undefined, next: page.next_cursor ? href({ cursor: page.next_cursor }) : undefined };
+}

@@ -4,6 +4,7 @@
  * "This wasn't me". Pure functions of the event rows; the one place this copy lives.
  */
 import { describeDevice } from '../../lib/device.js';
+import { dateView } from '../../views/date.js';
 import { ACCOUNT_CLIENT_ID } from '../../services/account/relying-party.js';
 import type { ActivityKind, ActivityRow } from '../../services/activity.js';
 import { describeDeviceInfo, REPORT_MAX_TTL_SECONDS } from '../../services/mfa/notices.js';
@@ -130,14 +131,13 @@ function describe(row: ActivityRow): { text: string; details: Array<string | und
   }
 }
 
-const when = (at: Date) => `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-
 export function activityItemView(row: ActivityRow, now: Date): ActivityItemView {
   const described = describe(row);
+  const at = dateView(row.occurredAt);
   return {
     id: row.id,
-    at: row.occurredAt.toISOString(),
-    when: when(row.occurredAt),
+    at: at.iso,
+    when: at.text,
     text: described.text,
     details: described.details.filter((line): line is string => Boolean(line)),
     failed: row.outcome === 'failure',

@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../../lib/clock.js';
-import { MAX_PAGE_SIZE } from '../../lib/pagination.js';
+import { MAX_PAGE_SIZE, pageLinks } from '../../lib/pagination.js';
 import { ACTIVITY_KINDS, type ActivityService } from '../../services/activity.js';
 import type { SecurityNotices } from '../../services/mfa/notices.js';
 import { seeOther } from '../../views/page.js';
@@ -52,11 +52,7 @@ export async function accountActivityRoutes(app: FastifyInstance, deps: Activity
     const { kind, limit, cursor } = query.data;
     const page = await deps.activity.listUserActivity(session.user.id, { limit, cursor }, kind);
     const now = deps.clock();
-    const search = (extra: Record<string, string>) => {
-      const params = new URLSearchParams({ ...(kind === 'all' ? {} : { kind }), ...(limit === ACTIVITY_PAGE_SIZE ? {} : { limit: String(limit) }), ...extra });
-      const rendered = params.toString();
-      return `/account/activity${rendered ? `?${rendered}` : ''}`;
-    };
+    const links = pageLinks('/account/activity', { kind: kind === 'all' ? undefined : kind, limit: limit === ACTIVITY_PAGE_SIZE ? undefined : String(limit) }, page, cursor);
     return context.send(reply, session, 200, 'activity', {
       title: 'Activity',
       current: '/account/activity',
@@ -64,8 +60,8 @@ export async function accountActivityRoutes(app: FastifyInstance, deps: Activity
       kindLabel: ACTIVITY_KIND_LABELS[kind],
       limit: limit === ACTIVITY_PAGE_SIZE ? undefined : limit,
       items: page.items.map((row) => activityItemView(row, now)),
-      newerHref: cursor ? search({}) : undefined,
-      olderHref: page.next_cursor ? search({ cursor: page.next_cursor }) : undefined,
+      newerHref: links.first,
+      olderHref: links.next,
     });
   });
 

@@ -9,7 +9,7 @@ import type { AccountApplications, GrantedApplication } from '../../services/acc
 import { describeScope } from '../../services/api-scopes.js';
 import { seeOther } from '../../views/page.js';
 import type { AccountContext } from './context.js';
-import { dateView } from './token-view.js';
+import { dateView } from '../../views/date.js';
 
 export interface ApplicationPageDeps {
   context: AccountContext;

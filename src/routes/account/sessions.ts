@@ -16,6 +16,8 @@ import type { createTrustedDeviceService } from '../../services/mfa/devices.js';
 import { describeDeviceInfo } from '../../services/mfa/notices.js';
 import type { SessionService } from '../../services/sessions.js';
 import type { TokenView } from '../../services/sessions/model.js';
+import { pageLinks } from '../../lib/pagination.js';
+import { dateView } from '../../views/date.js';
 import { seeOther } from '../../views/page.js';
 import type { AccountContext } from './context.js';
 
@@ -49,10 +51,6 @@ export interface SessionsDeps {
   devices: Pick<ReturnType<typeof createTrustedDeviceService>, 'list' | 'distrust'>;
 }
 
-/** "2026-12-03 14:05 UTC": the same for every reader, whatever their browser's zone (no script on the page). */
-function when(iso: string | null): { iso: string; text: string } | undefined {
-  return iso ? { iso, text: `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` } : undefined;
-}
 
 function deviceName(info: DeviceInfo): string {
   const described = describeDeviceInfo(info);
@@ -72,8 +70,8 @@ function entryView(entry: TokenView) {
     title: entry.kind === 'personal' || entry.kind === 'oidc_grant' ? `${KIND_LABELS[entry.kind]}: ${entry.name ?? 'unnamed'}` : deviceName(entry.device_info),
     device: deviceName(entry.device_info),
     ...origin(entry.ip_address),
-    created: when(entry.created_at),
-    lastUsed: when(entry.last_used_at),
+    created: dateView(entry.created_at),
+    lastUsed: dateView(entry.last_used_at),
     current: entry.current,
   };
 }
@@ -110,8 +108,8 @@ export async function accountSessionsRoutes(app: FastifyInstance, deps: Sessions
       // This device first, then newest first.
       entries: [...entries.filter((e) => e.current), ...entries.filter((e) => !e.current)],
       others: entries.some((e) => !e.current),
-      next: page.next_cursor ? `${PATH}?${new URLSearchParams({ cursor: page.next_cursor }).toString()}` : undefined,
-      devices: devices.map((d) => ({ id: d.id, name: deviceName(d.device_info), ...origin(d.ip_address), lastSeen: when(d.last_seen_at), until: when(d.trusted_until) })),
+      next: pageLinks(PATH, {}, page, undefined).next,
+      devices: devices.map((d) => ({ id: d.id, name: deviceName(d.device_info), ...origin(d.ip_address), lastSeen: dateView(d.last_seen_at), until: dateView(d.trusted_until) })),
     });
   });
 

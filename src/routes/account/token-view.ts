@@ -4,18 +4,7 @@
  * time zone.
  */
 import type { TokenView } from '../../services/sessions/model.js';
-
-export interface DateView {
-  iso: string;
-  text: string;
-}
-
-/** A moment for a page: "2026-12-03 14:05 UTC". */
-export function dateView(value: Date | string | null): DateView | undefined {
-  if (value === null) return undefined;
-  const iso = new Date(value).toISOString();
-  return { iso, text: `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` };
-}
+import { dateView } from '../../views/date.js';
 
 export function tokenModel(token: TokenView) {
   const expiresAt = token.expires_at ? new Date(token.expires_at) : undefined;

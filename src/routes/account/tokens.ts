@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { durationInWords } from '../../lib/duration.js';
 import { AppError } from '../../errors/index.js';
+import { pageLinks } from '../../lib/pagination.js';
 import { API_SCOPES } from '../../services/api-scopes.js';
 import type { ActiveAccountSession } from '../../services/account/session.js';
 import { BUILTIN_PERMISSIONS } from '../../services/rbac/service.js';
@@ -79,7 +80,7 @@ export async function accountTokenRoutes(app: FastifyInstance, deps: TokenPageDe
       current: '/account/tokens',
       notice: query.done ? DONE_NOTICE[query.done] : undefined,
       tokens: page.items.map((token) => tokenModel(token)),
-      next: page.next_cursor ? `/account/tokens?${new URLSearchParams({ cursor: page.next_cursor }).toString()}` : undefined,
+      next: pageLinks('/account/tokens', {}, page, undefined).next,
     });
   });
 

@@ -58,10 +58,17 @@ export function accountClientMetadata(issuer: string): ClientInput {
   };
 }
 
-/** Only paths of the account pages themselves are followed after sign-in (no open redirect). */
+/** The pages signed in through this client; a sign-in returns only to a path under one of them. */
+const RETURN_TO_PREFIXES = ['/account/', '/admin/'] as const;
+
+/**
+ * Only same-origin paths of the pages signed in this way (the account pages and the admin console) are
+ * followed after sign-in (no open redirect): a path, never `//host` or a backslash or control character a
+ * browser could read as another origin.
+ */
 export function safeReturnTo(value: unknown): string {
   const controlOrBackslash = (v: string) => [...v].some((c) => c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-  if (typeof value !== 'string' || !value.startsWith('/account/') || value.length > 512 || controlOrBackslash(value)) {
+  if (typeof value !== 'string' || !RETURN_TO_PREFIXES.some((prefix) => value.startsWith(prefix)) || value.length > 512 || controlOrBackslash(value)) {
     return ACCOUNT_PATHS.home;
   }
   return value;
