@@ -48,15 +48,21 @@ export function filterOf(query: AuditPageQuery): AuditFilterInput {
   return Object.fromEntries(Object.entries(filter).filter(([, value]) => value !== undefined)) as AuditFilterInput;
 }
 
-/** The filters as URL query parameters, plus `extra` (a cursor, an export format). */
-export function filterSearch(filter: AuditFilterInput, extra: Record<string, string> = {}): string {
+/**
+ * The filters as flat URL parameters for links (several types in one `type`, separated by spaces, as the
+ * form sends them).
+ */
+export function filterParams(filter: AuditFilterInput): Record<string, string | undefined> {
+  const { type, ...rest } = filter;
+  return { type: type === undefined ? undefined : [type].flat().join(' '), ...rest };
+}
+
+/** A link to `path` with the filters and `extra` (an export format). */
+export function filterHref(path: string, filter: AuditFilterInput, extra: Record<string, string> = {}): string {
   const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(filter)) {
-    for (const one of [value].flat()) if (typeof one === 'string') search.append(name, one);
-  }
-  for (const [name, value] of Object.entries(extra)) search.set(name, value);
+  for (const [name, value] of Object.entries({ ...filterParams(filter), ...extra })) if (value !== undefined) search.set(name, value);
   const text = search.toString();
-  return text ? `?${text}` : '';
+  return text ? `${path}?${text}` : path;
 }
 
 /** The values the filter form shows again (a `datetime-local` field shows minutes of a UTC time). */

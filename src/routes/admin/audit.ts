@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
 import { auditExportFormats, auditFilterSchema, type AuditFilterInput, type AuditLogService } from '../../services/audit-log.js';
 import type { AdminContext } from './context.js';
-import { auditPageQuerySchema, eventDetail, eventSummary, filterFormValues, filterOf, filterSearch, typeSuggestions } from './audit-view.js';
+import { pageLinks } from '../../lib/pagination.js';
+import { auditPageQuerySchema, eventDetail, eventSummary, filterFormValues, filterHref, filterOf, filterParams, typeSuggestions } from './audit-view.js';
 
 export interface AuditPageDeps {
   context: AdminContext;
@@ -55,7 +56,8 @@ export async function adminAuditRoutes(app: FastifyInstance, deps: AuditPageDeps
   const page = { config: { page: true, adminPermission: 'auth.audit.read' } } as const;
   const types = typeSuggestions();
 
-  function sendList(request: FastifyRequest, reply: FastifyReply, status: number, filter: AuditFilterInput, values: { items: ReturnType<typeof eventSummary>[]; next: string | null; paged: boolean; error?: string | undefined }) {
+  function sendList(request: FastifyRequest, reply: FastifyReply, status: number, filter: AuditFilterInput, values: { items: ReturnType<typeof eventSummary>[]; next: string | null; cursor?: string | undefined; error?: string | undefined }) {
+    const links = pageLinks('/admin/audit', filterParams(filter), { next_cursor: values.next }, values.cursor);
     return context.send(request, reply, status, 'audit', {
       title: 'Audit log',
       current: '/admin/audit',
@@ -64,22 +66,22 @@ export async function adminAuditRoutes(app: FastifyInstance, deps: AuditPageDeps
       types,
       error: values.error,
       items: values.items,
-      newestHref: values.paged ? `/admin/audit${filterSearch(filter)}` : undefined,
-      olderHref: values.next ? `/admin/audit${filterSearch(filter, { cursor: values.next })}` : undefined,
-      exportCsv: `/admin/audit/export${filterSearch(filter, { format: 'csv' })}`,
-      exportNdjson: `/admin/audit/export${filterSearch(filter, { format: 'ndjson' })}`,
+      newestHref: links.first,
+      olderHref: links.next,
+      exportCsv: filterHref('/admin/audit/export', filter, { format: 'csv' }),
+      exportNdjson: filterHref('/admin/audit/export', filter, { format: 'ndjson' }),
     });
   }
 
   app.get('/admin/audit', page, async (request, reply) => {
     const read = readFilters(request.query);
-    if (read.error !== undefined) return sendList(request, reply, 400, read.filter, { items: [], next: null, paged: false, error: read.error });
+    if (read.error !== undefined) return sendList(request, reply, 400, read.filter, { items: [], next: null, error: read.error });
     const reader = context.actorOf(request);
     try {
       const result = await auditLog.listEvents({ ...read.filter, limit: PAGE_SIZE, cursor: read.cursor }, { audit: reader.audit, context: reader.context });
-      return sendList(request, reply, 200, read.filter, { items: result.items.map(eventSummary), next: result.next_cursor, paged: read.cursor !== undefined });
+      return sendList(request, reply, 200, read.filter, { items: result.items.map(eventSummary), next: result.next_cursor, cursor: read.cursor });
     } catch (error) {
-      return sendList(request, reply, 400, read.filter, { items: [], next: null, paged: false, error: filterError(error) });
+      return sendList(request, reply, 400, read.filter, { items: [], next: null, error: filterError(error) });
     }
   });
 
@@ -88,13 +90,13 @@ export async function adminAuditRoutes(app: FastifyInstance, deps: AuditPageDeps
     const format = exportFormat.safeParse(request.query);
     const read = readFilters({ ...(request.query as Record<string, unknown>), format: undefined, cursor: undefined });
     const error = !format.success ? 'format: must be csv or ndjson' : read.error;
-    if (error !== undefined) return sendList(request, reply, 400, read.filter, { items: [], next: null, paged: false, error });
+    if (error !== undefined) return sendList(request, reply, 400, read.filter, { items: [], next: null, error });
     const reader = context.actorOf(request);
     let lines: AsyncIterable<string>;
     try {
       lines = await auditLog.exportEvents(read.filter, format.data!.format, { audit: reader.audit, context: reader.context });
     } catch (caught) {
-      return sendList(request, reply, 400, read.filter, { items: [], next: null, paged: false, error: filterError(caught) });
+      return sendList(request, reply, 400, read.filter, { items: [], next: null, error: filterError(caught) });
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const kind = format.data!.format;

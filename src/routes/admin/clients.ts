@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
 import { durationInWords } from '../../lib/duration.js';
 import { seeOther } from '../../views/page.js';
-import { dateView } from '../account/token-view.js';
+import { dateView } from '../../views/date.js';
 import type { AdminContext } from './context.js';
 import { clientFormSchema, fieldErrorOf, formChoices, formValuesOf, metadataOfForm, type ClientFormValues, type FieldError } from './clients-form.js';
 import type { ClientManagementService } from '../../services/clients.js';

@@ -13,6 +13,7 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from '../account/context.js';
 import { createAdminContext } from './context.js';
 import { adminHomeRoutes } from './home.js';
+import { adminAuditRoutes, type AuditPageDeps } from './audit.js';
 
 export interface AdminRouteDeps {
   /** The account pages' sessions: the console is signed in with the same session, cookies and CSRF tokens. */
@@ -21,6 +22,7 @@ export interface AdminRouteDeps {
   secureCookies: boolean;
   cache: DecisionCache;
   audit: AuditService;
+  auditLog: AuditPageDeps['auditLog'];
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
@@ -31,4 +33,5 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   context.protect(app);
   context.handleErrors(app);
   await adminHomeRoutes(app, { context });
+  await adminAuditRoutes(app, { context, auditLog: deps.auditLog });
 }

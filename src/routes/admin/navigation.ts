@@ -14,4 +14,6 @@ export interface AdminPage {
 
 export const ADMIN_NAVIGATION: readonly AdminPage[] = [
   { path: '/admin/users', label: 'Users', permission: 'auth.users.manage' },
+  { path: '/admin/clients', label: 'Clients', permission: 'auth.clients.manage' },
+  { path: '/admin/audit', label: 'Audit log', permission: 'auth.audit.read' },
 ];
