@@ -21,6 +21,7 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
 import { createClientService, type ClientRegistration } from './clients.js';
+import { createClientManagement } from './clients/management.js';
 import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
@@ -87,6 +88,8 @@ export function createServices(deps: {
     clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
     sessionSatisfiesMfa: mfaPolicy.sessionSatisfies,
+    // Client authentication judges a rotated secret's grace period by the services' clock.
+    clock,
   };
 
   const clientDeps = deps.clientRegistration;
@@ -230,6 +233,16 @@ export function createServices(deps: {
       reauthenticate: factors.reauthenticate,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
+    // The client management API and admin pages (auth.clients.manage).
+    clientAdmin: createClientManagement({
+      db,
+      audit,
+      clock,
+      registration: clientDeps,
+      rbac,
+      secretGracePeriod: config.clients.secretGracePeriod,
+      tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
+    }),
     alerts,
     compliance: createComplianceService({
       db,
