@@ -21,6 +21,7 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
 import { createClientService, type ClientRegistration } from './clients.js';
+import { createClientUsage } from './clients/usage.js';
 import { createClientManagement } from './clients/management.js';
 import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
@@ -243,6 +244,8 @@ export function createServices(deps: {
       secretGracePeriod: config.clients.secretGracePeriod,
       tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
     }),
+    // What deleting a client takes with it, shown by the admin page before it is confirmed.
+    clientUsage: createClientUsage({ db, clock }),
     alerts,
     compliance: createComplianceService({
       db,

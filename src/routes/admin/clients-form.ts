@@ -39,7 +39,7 @@ export const clientFormSchema = z.object({
   redirect_uris: z.string().max(50 * 2100).optional(),
   grant_types: manyValues(10),
   scope: z.string().max(2000).optional(),
-  // A checkbox is sent only when ticked; the form also sends `pkce_shown` so an unticked box means "off".
+  // A checkbox is sent only when ticked: absent means the box was cleared.
   require_pkce: z.string().max(10).optional(),
 });
 export type ClientForm = z.infer<typeof clientFormSchema>;
@@ -50,7 +50,8 @@ export interface ClientFormMetadata {
   redirect_uris: string[];
   grant_types: string[];
   scope?: string | undefined;
-  require_pkce: boolean;
+  /** Only the opt-out is stated: PKCE is required unless a confidential client says otherwise. */
+  require_pkce?: false | undefined;
 }
 
 export function metadataOfForm(form: ClientForm): ClientFormMetadata {
@@ -64,7 +65,7 @@ export function metadataOfForm(form: ClientForm): ClientFormMetadata {
       .filter(Boolean),
     grant_types: [form.grant_types ?? []].flat(),
     scope: scope ? scope : undefined,
-    require_pkce: form.require_pkce === 'on',
+    require_pkce: form.require_pkce === 'on' ? undefined : false,
   };
 }
 

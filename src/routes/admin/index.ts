@@ -14,6 +14,7 @@ import { createAccountContext } from '../account/context.js';
 import { createAdminContext } from './context.js';
 import { adminHomeRoutes } from './home.js';
 import { adminAuditRoutes, type AuditPageDeps } from './audit.js';
+import { adminClientRoutes, type ClientPageDeps } from './clients.js';
 
 export interface AdminRouteDeps {
   /** The account pages' sessions: the console is signed in with the same session, cookies and CSRF tokens. */
@@ -23,6 +24,7 @@ export interface AdminRouteDeps {
   cache: DecisionCache;
   audit: AuditService;
   auditLog: AuditPageDeps['auditLog'];
+  clients: Omit<ClientPageDeps, 'context'>;
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
@@ -34,4 +36,5 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   context.handleErrors(app);
   await adminHomeRoutes(app, { context });
   await adminAuditRoutes(app, { context, auditLog: deps.auditLog });
+  await adminClientRoutes(app, { context, ...deps.clients });
 }
