@@ -31,6 +31,7 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { registerRequestContext } from './plugins/request-context.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
+import { clientRoutes } from './routes/api/clients.js';
 import { userAdminRoutes } from './routes/api/users.js';
 import { auditRoutes } from './routes/api/audit.js';
 import { scheduleAuditSealing } from './jobs/audit-seal.js';
@@ -301,6 +302,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Before the API routes: its onRoute hook guards every route that declares a permission.
   await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
   await app.register(rbacRoutes, { rbac: services.rbac });
+  await app.register(clientRoutes, { clientAdmin: services.clientAdmin });
   await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
   await app.register(auditRoutes, { auditLog: services.auditLog, seals: services.auditSeals });
 
