@@ -17,8 +17,10 @@ export interface ClientUsageCounts {
 
 export function createClientUsageQueries(db: DbOrTx) {
   return {
-    async countClientUsage(clientId: string, now: Date): Promise<ClientUsageCounts> {
-      const live = and(sql`${oidcPayloads.payload} ->> 'clientId' = ${clientId}`, or(isNull(oidcPayloads.expiresAt), gt(oidcPayloads.expiresAt, now)));
+    async countClientUsage(clientId: string): Promise<ClientUsageCounts> {
+      // Live as the provider's adapter judges it (oidc/adapter.ts): unexpired by the database's clock, which
+      // is the clock its expiry times were written against.
+      const live = and(sql`${oidcPayloads.payload} ->> 'clientId' = ${clientId}`, or(isNull(oidcPayloads.expiresAt), gt(oidcPayloads.expiresAt, sql`now()`)));
       const [grants] = await db
         .select({ grants: sql<number>`count(*)::int`, accounts: sql<number>`count(distinct ${oidcPayloads.accountId})::int` })
         .from(oidcPayloads)

@@ -245,7 +245,7 @@ export function createServices(deps: {
       tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
     }),
     // What deleting a client takes with it, shown by the admin page before it is confirmed.
-    clientUsage: createClientUsage({ db, clock }),
+    clientUsage: createClientUsage({ db }),
     alerts,
     compliance: createComplianceService({
       db,

@@ -216,7 +216,8 @@ export async function adminClientRoutes(app: FastifyInstance, deps: ClientPageDe
     const [usage, roles] = await Promise.all([deps.usage.countClientUsage(client.clientId), clients.listClientRoles(client.clientId)]);
     const consequences = [
       `${plural(usage.grants, 'grant')} that ${plural(usage.accounts, 'account')} gave it: revoked, so the account holders' sign-ins to it end`,
-      `${plural(usage.tokens, 'live token')} issued to it (access, refresh, client credentials, codes): they stop working at once`,
+      `${plural(usage.tokens, 'stored token')} issued to it (refresh tokens, opaque access tokens, codes): deleted at once`,
+      'its JWT access tokens: refused by introspection at once; a resource server that checks them offline accepts them until they expire',
       roles.length ? `the roles of its service account: ${roles.map((r) => r.role).join(', ')}` : 'no role of a service account (it holds none)',
       'its registration: its secret and redirect URIs stop working on every server',
     ];

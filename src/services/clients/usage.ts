@@ -4,15 +4,14 @@
  * client first (the management service answers 404 for an unknown one).
  */
 import type { DbOrTx } from '../../db/client.js';
-import type { Clock } from '../../lib/clock.js';
 import { createClientUsageQueries, type ClientUsageCounts } from '../../queries/client-usage.js';
 
 export type { ClientUsageCounts };
 
-export function createClientUsage(deps: { db: DbOrTx; clock: Clock }) {
+export function createClientUsage(deps: { db: DbOrTx }) {
   const queries = createClientUsageQueries(deps.db);
   return {
-    countClientUsage: (clientId: string): Promise<ClientUsageCounts> => queries.countClientUsage(clientId, deps.clock()),
+    countClientUsage: (clientId: string): Promise<ClientUsageCounts> => queries.countClientUsage(clientId),
   };
 }
 export type ClientUsage = ReturnType<typeof createClientUsage>;
