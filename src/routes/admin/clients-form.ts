@@ -118,7 +118,8 @@ export function fieldErrorOf(error: unknown): FieldError {
   if (error instanceof z.ZodError) {
     const issue = error.issues[0];
     const field = typeof issue?.path[0] === 'string' ? issue.path[0] : undefined;
-    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    // A list field is a textarea with one entry per line: its n-th entry is said as "Line n".
+    const where = typeof issue?.path[1] === 'number' ? `Line ${issue.path[1] + 1}: ` : field && !FORM_FIELDS.has(field) ? `${issue!.path.join('.')}: ` : '';
     return { field: field && FORM_FIELDS.has(field) ? field : undefined, message: `${where}${issue?.message ?? 'not valid'}` };
   }
   if (error instanceof AppError && (error.code === 'invalid_request' || error.code === 'conflict' || error.code === 'invalid_scope')) {
