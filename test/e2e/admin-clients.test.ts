@@ -161,6 +161,27 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
     await console.check(t, page, 'client-new-invalid');
   });
 
+  t.test('without JavaScript: a public client is registered (no secret to show) and deleted', async (t) => {
+    clock.advance(30);
+    const page = await console.signIn(t, admin, { path: '/admin/clients/new', javaScriptEnabled: false });
+    await page.getByLabel('Client id').fill('spa');
+    await page.getByLabel('Type', { exact: true }).selectOption('none');
+    await page.getByLabel('Redirect URIs, one per line').fill('https://spa.example.com/callback');
+    const [answer] = await Promise.all([page.waitForResponse(postedTo('/admin/clients')), page.getByRole('button', { name: 'Register client' }).click()]);
+    await page.waitForURL(`${origin}/admin/clients/spa?done=created`);
+    t.equal(answer.status(), 303, 'a client without a secret: 303 to its page');
+    t.match(await page.getByRole('status').textContent(), /registered/);
+    t.equal(await page.getByRole('link', { name: 'Rotate the secret' }).count(), 0, 'a public client has no secret to rotate');
+    t.equal((await page.request.get(`${origin}/admin/clients/spa/secret`)).status(), 404, 'nor a rotation page');
+    const stored = await clientAdmin.getClient('spa');
+    t.equal(stored.hasSecret, false);
+    t.equal(stored.metadata.token_endpoint_auth_method, 'none');
+    t.equal(stored.metadata.require_pkce, undefined, 'PKCE left at its default (required)');
+    await page.getByRole('link', { name: 'Delete the client' }).click();
+    await Promise.all([page.waitForURL(`${origin}/admin/clients?done=deleted`), page.getByRole('button', { name: 'Delete client' }).click()]);
+    t.notOk(await exists('spa'), 'deleted');
+  });
+
   t.test('hostile: permissions, escalation, CSRF and ids', async (t) => {
     const { clientSecret: victimSecret } = await clientAdmin.createClient({ client_id: 'victim', grant_types: ['client_credentials'] }, operator);
     const { clientSecret: poweredSecret } = await clientAdmin.createClient({ client_id: 'powered', grant_types: ['client_credentials'] }, operator);
