@@ -73,6 +73,14 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
     await page.goto(`${origin}/admin/clients`);
     t.match(await main(page), /Reports service/, 'the list shows the client');
     t.notOk((await page.content()).includes(secret), 'and not its secret');
+    await page.getByLabel('Client id or name').fill('reports');
+    await Promise.all([page.waitForURL(/search=reports/), page.getByRole('button', { name: 'Search' }).click()]);
+    t.same(await page.locator('ul.items h3').allTextContents(), ['Reports service'], 'a search by name finds it alone');
+    await page.goto(`${origin}/admin/clients?search=no-such-thing`);
+    t.match(await main(page), /No client/, 'and a search for nothing finds nothing');
+    await page.goto(`${origin}/admin/clients/reports-service`);
+    await Promise.all([page.waitForURL(/\/admin\/audit\?client_id=reports-service/), page.getByRole('link', { name: 'Audit events of this client' }).click()]);
+    t.match(await main(page), /client\.created/, 'its audit events are one link away');
 
     // Edit: a redirect URI and the authorization code grant.
     await page.goto(`${origin}/admin/clients/reports-service`);

@@ -98,6 +98,7 @@ export async function adminClientRoutes(app: FastifyInstance, deps: ClientPageDe
       assignable: allRoles.items.filter((r) => !held.has(r.id)).map((r) => r.name),
       roleError: extra.roleError,
       notice: extra.notice,
+      auditHref: context.can(request, 'auth.audit.read') ? `/admin/audit?${new URLSearchParams({ client_id: client.clientId }).toString()}` : undefined,
     });
   }
 
