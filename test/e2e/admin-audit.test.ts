@@ -127,6 +127,8 @@ tap.test('admin console: the audit log', { skip: SKIP_WITHOUT_CHROMIUM }, async 
     t.equal(bad?.status(), 400);
     t.match(await page.getByRole('alert').textContent(), /^ip: /, 'the error names the field');
     t.equal(await rows(page).count(), 0, 'no event listed');
+    t.equal(await page.getByRole('link', { name: 'Download CSV' }).count(), 0, 'and no export of a refused filter offered');
+    t.equal(await page.getByLabel('IP address or network').inputValue(), 'not-an-address', 'the form shows what was asked, to correct it');
     t.equal((await page.goto(`${origin}/admin/audit?type=nope`))?.status(), 400, 'an unknown type: 400');
     t.match(await page.getByRole('alert').textContent(), /unknown event type/);
     t.equal((await page.goto(`${origin}/admin/audit?from=yesterday`))?.status(), 400, 'a time that is no time: 400');
