@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors/index.js';
-import { auditExportFormats, auditFilterSchema, type AuditFilterInput, type AuditLogService } from '../../services/audit-log.js';
+import { auditExportFile, auditExportFormats, auditFilterSchema, type AuditFilterInput, type AuditLogService } from '../../services/audit-log.js';
 import type { AdminContext } from './context.js';
 import { pageLinks } from '../../lib/pagination.js';
 import { auditPageQuerySchema, eventDetail, eventSummary, filterFormValues, filterHref, filterOf, filterParams, typeSuggestions } from './audit-view.js';
@@ -98,14 +98,13 @@ export async function adminAuditRoutes(app: FastifyInstance, deps: AuditPageDeps
     } catch (caught) {
       return sendList(request, reply, 400, read.filter, { items: [], next: null, error: filterError(caught) });
     }
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const kind = format.data!.format;
+    const file = auditExportFile(format.data!.format, new Date());
     // A download, not a page: audit data is never kept by a cache, and the browser never sniffs it into HTML.
     return reply
-      .type(kind === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
+      .type(file.contentType)
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
-      .header('content-disposition', `attachment; filename="audit-${stamp}.${kind}"`)
+      .header('content-disposition', `attachment; filename="${file.filename}"`)
       .send(Readable.from(lines));
   });
 
