@@ -13,6 +13,8 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from '../account/context.js';
 import { createAdminContext } from './context.js';
 import { adminHomeRoutes } from './home.js';
+import { adminUserActions } from './users-actions.js';
+import { adminUserPages, type UserPageDeps } from './users.js';
 
 export interface AdminRouteDeps {
   /** The account pages' sessions: the console is signed in with the same session, cookies and CSRF tokens. */
@@ -21,6 +23,7 @@ export interface AdminRouteDeps {
   secureCookies: boolean;
   cache: DecisionCache;
   audit: AuditService;
+  users: Omit<UserPageDeps, 'context'>;
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
@@ -31,4 +34,6 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   context.protect(app);
   context.handleErrors(app);
   await adminHomeRoutes(app, { context });
+  await adminUserPages(app, { context, ...deps.users });
+  await adminUserActions(app, { context, ...deps.users });
 }
