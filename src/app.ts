@@ -336,7 +336,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     activity: services.activity, notices: services.notices, clock: services.clock,
   });
   // The admin console (routes/admin/): signed in with the account pages' session; its own permission guard.
-  await app.register(adminRoutes, { sessions: accountSessions, csrf: formCsrf, secureCookies: config.secureCookies, cache: services.rbac.cache, audit: services.audit, auditLog: services.auditLog, clients: { clients: services.clientAdmin, usage: services.clientUsage, rbac: services.rbac, secretGracePeriod: config.clients.secretGracePeriod } });
+  await app.register(adminRoutes, {
+    sessions: accountSessions, csrf: formCsrf, secureCookies: config.secureCookies, cache: services.rbac.cache, audit: services.audit,
+    users: { userAdmin: services.userAdmin, rbac: services.rbac, factors: services.factors, signIns: services.sessions, activity: services.activity },
+    auditLog: services.auditLog,
+    clients: { clients: services.clientAdmin, usage: services.clientUsage, rbac: services.rbac, secretGracePeriod: config.clients.secretGracePeriod },
+  });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });

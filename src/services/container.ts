@@ -185,6 +185,8 @@ export function createServices(deps: {
       unlockIdentifier: (identifier) => bruteForce.unlock(identifier),
       onChange: notifyRbacChanged,
       resetMfa: (user, actor, context) => factors.resetAll(user, actor, context),
+      lockState: (identifier) => bruteForce.lockState(identifier),
+      endAllSignIns: (userId, options, context) => sessions.endAllSignIns(userId, options, context),
     }),
     passwords,
     policy,

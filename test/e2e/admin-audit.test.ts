@@ -31,16 +31,11 @@ tap.test('admin console: the audit log', { skip: SKIP_WITHOUT_CHROMIUM }, async 
   // More than a page of one client's events, half of them in the same instant (the paging key's tie-break).
   for (let i = 0; i < 55; i++) await record({ type: 'token.created', clientId: 'pager-client', details: { n: i } }, '192.0.2.1', i < 28 ? '2026-01-05T08:00:00Z' : `2026-01-${String(6 + (i % 20)).padStart(2, '0')}T09:00:00Z`);
 
-  /** The administrator signs in with her authenticator; a TOTP step is accepted once, so each sign-in moves to the next step. */
-  const signInAsAdmin = (t: Parameters<typeof console.signIn>[0], path?: string) => {
-    console.clock.advance(30);
-    return console.signIn(t, admin, path === undefined ? {} : { path });
-  };
   const rows = (page: Page) => page.locator('table.list tbody tr');
   const main = async (page: Page) => (await page.textContent('main')) ?? '';
 
   t.test('filter through the form, page through the results, open an event', async (t) => {
-    const page = await signInAsAdmin(t);
+    const page = await console.signIn(t, admin);
     await Promise.all([page.waitForURL(`${origin}/admin/audit`), page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Audit log' }).click()]);
     t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Audit log');
     await console.check(t, page, 'audit');
@@ -96,7 +91,7 @@ tap.test('admin console: the audit log', { skip: SKIP_WITHOUT_CHROMIUM }, async 
   });
 
   t.test('the exports honour the filters and are downloaded through the page\'s links', async (t) => {
-    const page = await signInAsAdmin(t, '/admin/audit?type=login&outcome=failure&ip=203.0.113.0%2F24');
+    const page = await console.signIn(t, admin, { path: '/admin/audit?type=login&outcome=failure&ip=203.0.113.0%2F24' });
     const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download CSV' }).click()]);
     t.match(csvDownload.suggestedFilename(), /^audit-.*\.csv$/, 'a CSV file');
     const csv = (await readFile((await csvDownload.path())!, 'utf8')).trimEnd().split('\r\n');
@@ -122,7 +117,7 @@ tap.test('admin console: the audit log', { skip: SKIP_WITHOUT_CHROMIUM }, async 
   });
 
   t.test('a bad filter answers 400 naming it and lists nothing', async (t) => {
-    const page = await signInAsAdmin(t, '/admin/audit');
+    const page = await console.signIn(t, admin, { path: '/admin/audit' });
     const bad = await page.goto(`${origin}/admin/audit?ip=not-an-address`);
     t.equal(bad?.status(), 400);
     t.match(await page.getByRole('alert').textContent(), /^ip: /, 'the error names the field');

@@ -27,11 +27,6 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
   const { clientAdmin, clientUsage, rbac } = server.app.keryu.services;
   const origin = server.origin;
 
-  /** The administrator signs in with her authenticator; a TOTP step is accepted once, so each sign-in moves to the next step. */
-  const signInAsAdmin = (t: Parameters<typeof console.signIn>[0], path?: string) => {
-    clock.advance(30);
-    return console.signIn(t, admin, path === undefined ? {} : { path });
-  };
   const main = async (page: Page) => (await page.textContent('main')) ?? '';
   const exists = (clientId: string) => clientAdmin.getClient(clientId).then(() => true, () => false);
   const clientCredentials = (clientId: string, clientSecret: string) => discover(server, { clientId, clientSecret }).then((config) => client.clientCredentialsGrant(config));
@@ -41,7 +36,7 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
   await rbac.createRole({ name: 'reports-reader', permissions: ['reports.read'] }, operator);
 
   t.test('register a service client, use its secret, edit it, give it a role, rotate its secret, delete it', async (t) => {
-    const page = await signInAsAdmin(t);
+    const page = await console.signIn(t, admin);
     await Promise.all([page.waitForURL(`${origin}/admin/clients`), page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Clients' }).click()]);
     t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Clients');
     await console.check(t, page, 'clients');
@@ -145,7 +140,7 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
   });
 
   t.test('bad metadata on registration shows the field\'s error and writes nothing', async (t) => {
-    const page = await signInAsAdmin(t, '/admin/clients/new');
+    const page = await console.signIn(t, admin, { path: '/admin/clients/new' });
     const cases = [
       { id: 'wild', redirect: 'https://*.example.com/cb', field: 'redirect_uris', message: /wildcard/ },
       { id: 'plain-http', redirect: 'http://app.example.com/cb', field: 'redirect_uris', message: /https/ },
@@ -170,7 +165,6 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
   });
 
   t.test('without JavaScript: a public client is registered (no secret to show) and deleted', async (t) => {
-    clock.advance(30);
     const page = await console.signIn(t, admin, { path: '/admin/clients/new', javaScriptEnabled: false });
     await page.getByLabel('Client id').fill('spa');
     await page.getByLabel('Type', { exact: true }).selectOption('none');
@@ -228,7 +222,7 @@ tap.test('admin console: clients', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) =>
     t.ok(await exists('powered'), 'it still exists');
 
     // CSRF: missing or wrong token, 403 and nothing changed.
-    const adminPage = await signInAsAdmin(t, '/admin/clients/victim');
+    const adminPage = await console.signIn(t, admin, { path: '/admin/clients/victim' });
     const good = await csrfOf(adminPage);
     for (const forged of [undefined, 'forged', `${good.slice(0, -1)}x`]) {
       const field: Record<string, string> = forged === undefined ? {} : { csrf: forged };

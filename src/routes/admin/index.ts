@@ -13,6 +13,8 @@ import type { FormCsrf } from '../../views/csrf.js';
 import { createAccountContext } from '../account/context.js';
 import { createAdminContext } from './context.js';
 import { adminHomeRoutes } from './home.js';
+import { adminUserActions } from './users-actions.js';
+import { adminUserPages, type UserPageDeps } from './users.js';
 import { adminAuditRoutes, type AuditPageDeps } from './audit.js';
 import { adminClientRoutes, type ClientPageDeps } from './clients.js';
 
@@ -23,6 +25,7 @@ export interface AdminRouteDeps {
   secureCookies: boolean;
   cache: DecisionCache;
   audit: AuditService;
+  users: Omit<UserPageDeps, 'context'>;
   auditLog: AuditPageDeps['auditLog'];
   clients: Omit<ClientPageDeps, 'context'>;
 }
@@ -35,6 +38,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   context.protect(app);
   context.handleErrors(app);
   await adminHomeRoutes(app, { context });
+  await adminUserPages(app, { context, ...deps.users });
+  await adminUserActions(app, { context, ...deps.users });
   await adminAuditRoutes(app, { context, auditLog: deps.auditLog });
   await adminClientRoutes(app, { context, ...deps.clients });
 }
