@@ -55,15 +55,16 @@ export async function adminUserPages(app: FastifyInstance, deps: UserPageDeps): 
     const { id } = idParams.parse(request.params);
     // 404 for an unknown or malformed id, before anything else is read.
     const user = await deps.userAdmin.getUser(id);
-    const canAssign = context.can(request, 'auth.roles.manage');
+    // Roles and effective permissions are read, as in the API, with auth.roles.manage.
+    const canManageRoles = context.can(request, 'auth.roles.manage');
     const [lock, factors, signIns, roles, effective, activity, choices] = await Promise.all([
       deps.userAdmin.lockState(user.id),
       deps.factors.list(user.id),
       deps.signIns.listTokens(user.id, undefined, { limit: RECENT, active: true }),
-      deps.rbac.listUserRoles(user.id),
-      deps.rbac.userPermissions(user.id),
+      canManageRoles ? deps.rbac.listUserRoles(user.id) : [],
+      canManageRoles ? deps.rbac.userPermissions(user.id) : undefined,
       deps.activity.listUserActivity(user.id, { limit: RECENT }),
-      canAssign ? deps.rbac.listRoles({ limit: ROLE_CHOICES }) : undefined,
+      canManageRoles ? deps.rbac.listRoles({ limit: ROLE_CHOICES }) : undefined,
     ]);
     const notice = doneQuery.parse(request.query).done;
     return context.send(request, reply, 200, 'user', {
@@ -76,7 +77,7 @@ export async function adminUserPages(app: FastifyInstance, deps: UserPageDeps): 
       signIns: signIns.items.map(signInView),
       moreSignIns: signIns.next_cursor !== null,
       roles: roles.map(assignmentView),
-      canAssign,
+      canManageRoles,
       roleChoices: choices?.items.map((r) => r.name) ?? [],
       superuser: effective?.superuser ?? false,
       permissions: effective ? permissionSources(effective).map(sourceView) : [],
