@@ -31,6 +31,7 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { registerRequestContext } from './plugins/request-context.js';
 import { requirePermission } from './plugins/require-permission.js';
 import { rbacRoutes } from './routes/api/rbac.js';
+import { clientRoutes } from './routes/api/clients.js';
 import { userAdminRoutes } from './routes/api/users.js';
 import { auditRoutes } from './routes/api/audit.js';
 import { scheduleAuditSealing } from './jobs/audit-seal.js';
@@ -301,6 +302,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Before the API routes: its onRoute hook guards every route that declares a permission.
   await app.register(requirePermission, { cache: services.rbac.cache, audit: services.audit });
   await app.register(rbacRoutes, { rbac: services.rbac });
+  await app.register(clientRoutes, { clientAdmin: services.clientAdmin });
   await app.register(userAdminRoutes, { userAdmin: services.userAdmin });
   await app.register(auditRoutes, { auditLog: services.auditLog, seals: services.auditSeals });
 
@@ -334,7 +336,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     activity: services.activity, notices: services.notices, clock: services.clock,
   });
   // The admin console (routes/admin/): signed in with the account pages' session; its own permission guard.
-  await app.register(adminRoutes, { sessions: accountSessions, csrf: formCsrf, secureCookies: config.secureCookies, cache: services.rbac.cache, audit: services.audit, rbac: services.rbac });
+  await app.register(adminRoutes, {
+    sessions: accountSessions, csrf: formCsrf, secureCookies: config.secureCookies, cache: services.rbac.cache, audit: services.audit,
+    users: { userAdmin: services.userAdmin, rbac: services.rbac, factors: services.factors, signIns: services.sessions, activity: services.activity },
+    auditLog: services.auditLog,
+    rbac: services.rbac,
+    clients: { clients: services.clientAdmin, usage: services.clientUsage, rbac: services.rbac, secretGracePeriod: config.clients.secretGracePeriod },
+  });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });

@@ -121,6 +121,7 @@ export const configSchema = z
     ALERT_STUFFING_ACCOUNTS: z.coerce.number().int().min(2).default(5).describe('credential_stuffing alert: distinct identifiers those failures must span'),
     ALERT_STUFFING_WINDOW: z.coerce.number().int().min(60).default(600).describe('credential_stuffing alert: window in seconds'),
     SIGNING_KEY_MAX_AGE: durationSeconds('Age in seconds after which the signing key in use is overdue for rotation (signing_key_overdue alert, compliance check)', 90 * 86400),
+    CLIENT_SECRET_GRACE_PERIOD: durationSeconds('Seconds a client secret replaced by a rotation keeps working, so the client\'s deployments can move to the new one; 0 stops it at once', 86400),
     COMPLIANCE_SECRET_MAX_AGE: durationSeconds('Age in seconds after which a client secret is reported by the compliance check (warn)', 365 * 86400),
     SHUTDOWN_DELAY: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds between SIGTERM (readiness turns 503 at once) and closing the listener, so load balancers stop sending first'),
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('Port of the Prometheus /metrics listener (bound to HOST, never on PORT); 0 turns metrics off'),
@@ -216,6 +217,7 @@ export const configSchema = z
         stuffing: { failures: raw.ALERT_STUFFING_FAILURES, accounts: raw.ALERT_STUFFING_ACCOUNTS, windowSeconds: raw.ALERT_STUFFING_WINDOW },
         signingKeyMaxAge: raw.SIGNING_KEY_MAX_AGE,
       },
+      clients: { secretGracePeriod: raw.CLIENT_SECRET_GRACE_PERIOD },
       compliance: { secretMaxAge: raw.COMPLIANCE_SECRET_MAX_AGE, signingKeyMaxAge: raw.SIGNING_KEY_MAX_AGE },
       shutdownDelay: raw.SHUTDOWN_DELAY,
       /** 0 = metrics off: nothing is collected and no listener is opened. */

@@ -51,12 +51,12 @@ export function decodeCursor(value: string | undefined): Cursor | undefined {
 const MICROSECOND_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 /**
- * Decodes a cursor of a list ordered by (time, uuid), checking both parts so they can go into SQL as they
+ * Decodes a cursor of a list ordered by (time, id), the id a uuid unless `isId` says otherwise, checking both parts so they can go into SQL as they
  * are. The time keeps the database's microseconds: a JavaScript Date would cut them and skip rows.
  */
-export function decodeTimeCursor(value: string | undefined): Cursor | undefined {
+export function decodeTimeCursor(value: string | undefined, isId: (id: string) => boolean = isUuid): Cursor | undefined {
   const cursor = decodeCursor(value);
-  if (cursor && (!MICROSECOND_KEY.test(cursor.key) || !isUuid(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
+  if (cursor && (!MICROSECOND_KEY.test(cursor.key) || !isId(cursor.id))) throw new AppError('invalid_request', 'cursor: not a cursor returned by this API');
   return cursor;
 }
 

@@ -18,10 +18,11 @@ import { createAdapterClass } from './adapter.js';
 import { registerDeviceFormRecovery } from './device-form.js';
 import { customizeJwtAccessToken, mayIntrospect, revocationDecision } from './token-endpoints.js';
 import type { Db } from '../db/client.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import type { MfaPolicy } from '../services/mfa/policy.js';
 import type { Effective, SubjectRef } from '../services/rbac/effective.js';
 import { API_SCOPES, apiScopesHeldBy, FIRST_PARTY_METADATA } from '../services/api-scopes.js';
-import { clientSecretKey, clientSecretMatches } from '../services/clients.js';
+import { clientSecretAccepted, clientSecretKey } from '../services/clients.js';
 import { ACCOUNT_CLIENT_ID, ACCOUNT_SCOPE } from '../services/account/relying-party.js';
 
 export interface ProviderDeps {
@@ -33,6 +34,8 @@ export interface ProviderDeps {
   authorization?: { effectiveOf(subject: SubjectRef): Promise<Effective> };
   /** Whether a session authenticated with `amr` satisfies the account's MFA requirement (services/mfa/policy.ts; see mfaPolicy). */
   sessionSatisfiesMfa?: MfaPolicy['sessionSatisfies'];
+  /** The time a rotated client secret's grace period is judged by (the services' clock). */
+  clock?: Clock;
 }
 
 /**
@@ -352,10 +355,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   provider.proxy = config.trustProxy !== false;
 
   // Client secrets are stored as keyed digests: the client service checks what was presented (the provider
-  // parses the request and finds the client; the stored digest travels in its `client_secret` metadata).
+  // parses the request and finds the client; the stored digest travels in its `client_secret` metadata). After
+  // a rotation the replaced secret is accepted too until its grace period ends: it is read with the client's
+  // record (the client cache), never carried in the provider's metadata.
   const digestKey = clientSecretKey(config);
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    return Promise.resolve(clientSecretMatches(digestKey, this.clientSecret, actual));
+  const now = deps.clock ?? systemClock;
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+    // The freshest record decides (a rotation a moment ago included); a client deleted since is refused.
+    const record = await clients.findClientAuthRecord(this.clientId);
+    return clientSecretAccepted(digestKey, record ?? { digest: undefined }, actual, now());
   } as never;
 
   return provider;

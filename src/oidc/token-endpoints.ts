@@ -87,11 +87,14 @@ export function registerTokenEndpoints(provider: Provider, deps: TokenEndpointDe
 
   const grantOf = (claims: JWTPayload) => (typeof claims[GRANT_ID_CLAIM] === 'string' ? claims[GRANT_ID_CLAIM] : undefined);
 
-  /** A provider JWT is active while it and its grant are not revoked, and the grant still exists for it. */
+  /**
+   * A provider JWT is active while it and its grant are not revoked, the grant still exists for it, and its
+   * client still exists (deleting a client ends its client-credentials tokens, which have no grant).
+   */
   async function providerJwtActive(claims: JWTPayload): Promise<boolean> {
     const grantId = grantOf(claims);
     if (await deps.revokedTokens.isAccessTokenRevoked({ jti: claims.jti as string, grantId })) return false;
-    if (!grantId) return true;
+    if (!grantId) return (await provider.Client.find(claims.client_id as string)) !== undefined;
     const grant = await provider.Grant.find(grantId, { ignoreExpiration: true });
     // `sub` may be pairwise, so the grant is matched by its client only (its id comes from our own signature).
     return Boolean(grant && !grant.isExpired && grant.clientId === claims.client_id);

@@ -71,6 +71,11 @@ export function createLoginFailureQueries(db: DbOrTx) {
       await db.delete(loginFailures).where(eq(loginFailures.key, key));
     },
 
+    /** The identifier's shared count and every device count under it. */
+    async findLoginFailuresByIdentifier(identifierKey: string, devicePrefix: string): Promise<LoginFailureRow[]> {
+      return db.select().from(loginFailures).where(or(eq(loginFailures.key, identifierKey), like(loginFailures.key, `${devicePrefix}%`)));
+    },
+
     /** Removes the identifier's shared count and every device count under it. */
     async deleteLoginFailuresByIdentifier(identifierKey: string, devicePrefix: string): Promise<number> {
       const rows = await db

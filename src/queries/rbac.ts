@@ -22,7 +22,8 @@ export interface GrantListing {
   createdAt: Date;
 }
 
-const likeEscape = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
+/** LIKE metacharacters in a search term match themselves. */
+export const likeEscape = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
 const uuidList = (ids: string[]) => `{${ids.join(',')}}`;
 /** The advisory lock key of the role graph ("krbac"). */
 const ROLE_GRAPH_LOCK = 0x6b72626163;
@@ -142,8 +143,9 @@ export function createRbacQueries(db: DbOrTx) {
       await db.delete(roles).where(eq(roles.id, id));
     },
     /** A built-in role, unless one with its name exists (safe on concurrent replicas). */
-    async insertBuiltinRole(name: string, description: string): Promise<void> {
-      await db.insert(roles).values({ name, description, builtin: true }).onConflictDoNothing();
+    /** Creates a built-in role unless it exists: `mfaRequired` applies only to a role created now (a new installation). */
+    async insertBuiltinRole(name: string, description: string, options: { mfaRequired?: boolean } = {}): Promise<void> {
+      await db.insert(roles).values({ name, description, builtin: true, mfaRequired: options.mfaRequired ?? false }).onConflictDoNothing();
     },
     /** Serializes changes to the role graph until the transaction ends, so two concurrent edits cannot close a cycle between them. */
     async lockRoleGraph(): Promise<void> {
@@ -262,6 +264,22 @@ export function createRbacQueries(db: DbOrTx) {
         .innerJoin(roles, eq(roles.id, clientRoles.roleId))
         .where(eq(clientRoles.clientId, clientId));
       return rows.map((r) => r.name);
+    },
+    /** A service-account client's roles, by name. */
+    async listClientRoles(clientId: string): Promise<Array<{ roleId: string; name: string; createdAt: Date }>> {
+      return db
+        .select({ roleId: roles.id, name: roles.name, createdAt: clientRoles.createdAt })
+        .from(clientRoles)
+        .innerJoin(roles, eq(roles.id, clientRoles.roleId))
+        .where(eq(clientRoles.clientId, clientId))
+        .orderBy(roles.name);
+    },
+    async deleteClientRole(clientId: string, roleId: string): Promise<boolean> {
+      const rows = await db
+        .delete(clientRoles)
+        .where(and(eq(clientRoles.clientId, clientId), eq(clientRoles.roleId, roleId)))
+        .returning({ roleId: clientRoles.roleId });
+      return rows.length > 0;
     },
     async insertClientRole(clientId: string, roleId: string): Promise<void> {
       await db.insert(clientRoles).values({ clientId, roleId }).onConflictDoNothing();

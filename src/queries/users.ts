@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, ilike, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, ilike, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { oidcPayloads, users } from '../db/schema/index.js';
 import { isUuid } from '../lib/uuid.js';
@@ -61,15 +61,20 @@ export function createUserQueries(db: DbOrTx) {
       if (!row) throw new Error('insert returned no row');
       return row;
     },
-    async listUsers(args: { limit: number; after?: { key: string; id: string } | undefined; email?: string | undefined }): Promise<UserRow[]> {
-      const conditions: SQL[] = [];
-      if (args.email) conditions.push(ilike(users.email, `%${args.email.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
-      if (args.after) {
-        const at = new Date(args.after.key);
-        conditions.push(or(gt(users.createdAt, at), and(eq(users.createdAt, at), gt(users.id, args.after.id))) as SQL);
-      }
+    /**
+     * Users oldest first, after the cursor `(created_at, id)` of the previous page (the time with the
+     * database's microseconds, as `cursorKey` gives it), filtered by a part of the email (`email`) or of the
+     * email or name (`search`), case-insensitive.
+     */
+    async listUsers(args: { limit: number; after?: { key: string; id: string } | undefined; email?: string | undefined; search?: string | undefined }): Promise<Array<UserRow & { cursorKey: string }>> {
+      const like = (value: string) => `%${value.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const conditions: Array<SQL | undefined> = [
+        args.email ? ilike(users.email, like(args.email)) : undefined,
+        args.search ? or(ilike(users.email, like(args.search)), ilike(users.name, like(args.search))) : undefined,
+        args.after ? sql`(${users.createdAt}, ${users.id}) > (${args.after.key}::timestamptz, ${args.after.id}::uuid)` : undefined,
+      ];
       return db
-        .select(publicColumns)
+        .select({ ...publicColumns, cursorKey: sql<string>`to_char(${users.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
         .from(users)
         .where(and(...conditions))
         .orderBy(asc(users.createdAt), asc(users.id))

@@ -31,6 +31,12 @@ export type AuditFilterInput = z.infer<typeof auditFilterSchema>;
 export const auditExportFormats = ['ndjson', 'csv'] as const;
 export type AuditExportFormat = (typeof auditExportFormats)[number];
 
+/** How an export is sent, by the API and the admin pages alike: its media type and a file name stamped with the time. */
+export function auditExportFile(format: AuditExportFormat, at: Date): { contentType: string; filename: string } {
+  const stamp = at.toISOString().replace(/[:.]/g, '-');
+  return { contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson', filename: `audit-${stamp}.${format}` };
+}
+
 /** An event as the API answers: the canonical item plus the seal covering it (null until sealed). */
 export type AuditItemView = AuditItem & { seal: { id: number } | null };
 

@@ -26,6 +26,8 @@ export const auditEventTypes = [
   'access.denied',
   'client.created',
   'client.updated',
+  'client.deleted',
+  'client.secret_rotated',
   'resource_server.created',
   'resource_server.updated',
   'bootstrap.applied',

@@ -124,6 +124,19 @@ export function createBruteForceProtector(deps: { db: DbOrTx; clock: Clock; conf
       await queries.deleteLoginFailure(keysOf(attempt).count);
     },
 
+    /**
+     * What an administrator sees of an identifier's lockout: the failed sign-ins still counted (its shared
+     * count and every device count; a count idle past the reset time no longer counts) and, while sign-in
+     * must wait, until when.
+     */
+    async lockState(identifier: string): Promise<{ failures: number; lockedUntil: Date | undefined }> {
+      const now = deps.clock();
+      const keys = keysOf({ identifier });
+      const rows = (await queries.findLoginFailuresByIdentifier(keys.identifier, keys.devicePrefix)).filter((row) => row.lastFailureAt.getTime() >= now.getTime() - config.resetAfterSeconds * 1000);
+      const wait = Math.max(0, ...rows.map((row) => waitFor(row, now)));
+      return { failures: rows.reduce((sum, row) => sum + row.failures, 0), lockedUntil: wait > 0 ? new Date(now.getTime() + wait * 1000) : undefined };
+    },
+
     /** Removes every count for the identifier (its shared count and all device counts): `keryu user unlock`. */
     async unlock(identifier: string): Promise<number> {
       const keys = keysOf({ identifier });

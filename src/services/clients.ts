@@ -18,6 +18,9 @@ import type { AuditService, AuditEvent } from './audit.js';
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 
+/** A client id: unreserved URI characters only (RFC 3986 §2.3), so it needs no encoding in a URL or a Basic header. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,100}$/;
+
 const absoluteUrl = z.url({ message: 'must be an absolute URL' });
 
 /**
@@ -34,17 +37,38 @@ const shownUrl = z
     return url !== null && (url.protocol === 'https:' || isLoopbackHttp(url)) && !url.username && !url.password;
   }, 'must be an https URL (http only on a loopback host)');
 
-export const clientInputSchema = z
+/**
+ * A redirect URI (RFC 6749 §3.1.2, RFC 9700 §4.1.3: compared exactly, so no wildcard and no fragment): https,
+ * http only to a loopback host (RFC 8252 §7.3, an app on the user's machine), or a native app's private-use
+ * scheme in reverse domain notation (RFC 8252 §7.1, `com.example.app:/callback`). Never a user name or password.
+ */
+export const redirectUri = z
+  .string()
+  .max(2000)
+  .superRefine((value, ctx) => {
+    const url = URL.parse(value);
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (value.includes('*')) return fail('must be an exact URI: no wildcard');
+    if (url === null) return fail('must be an absolute URL');
+    if (url.hash || value.includes('#')) return fail('must not have a fragment');
+    if (url.username || url.password) return fail('must not carry a user name or password');
+    if (url.protocol === 'https:' || isLoopbackHttp(url)) return;
+    if (url.protocol === 'http:') return fail('must use https (http only on a loopback host: 127.0.0.1, [::1], localhost)');
+    if (!/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) return fail('must use https, http on a loopback host, or a private-use scheme in reverse domain notation (com.example.app:/callback)');
+  });
+
+/** The client's fields as RFC 7591 §2 names them (plus keryu's own flags), before the rules between fields. */
+export const clientFieldsSchema = z
   .object({
-    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, 'must be 1-100 characters of A-Z a-z 0-9 . _ ~ -'),
+    client_id: z.string().regex(CLIENT_ID_PATTERN, 'must be 1-100 characters of A-Z a-z 0-9 . _ ~ -'),
     client_secret: z.string().min(32, 'must be at least 32 characters').max(512).optional(),
     client_name: z.string().min(1).max(200).optional(),
     logo_uri: shownUrl.optional(),
     policy_uri: shownUrl.optional(),
     tos_uri: shownUrl.optional(),
     token_endpoint_auth_method: z.enum(AUTH_METHODS).default('client_secret_basic'),
-    redirect_uris: z.array(absoluteUrl).max(50).default([]),
-    post_logout_redirect_uris: z.array(absoluteUrl).max(50).default([]),
+    redirect_uris: z.array(redirectUri).max(50).default([]),
+    post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
     grant_types: z.array(z.enum(GRANT_TYPES)).min(1).default(['authorization_code']),
     response_types: z.array(z.literal('code')).optional(),
     scope: z.string().max(2000).optional(),
@@ -62,22 +86,33 @@ export const clientInputSchema = z
     first_party: z.boolean().optional(),
     id_token_signed_response_alg: z.enum(['RS256', 'ES256']).optional(),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (c.token_endpoint_auth_method === 'none' && c.client_secret !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'a public client (token_endpoint_auth_method: none) has no secret' });
-    }
-    if (c.token_endpoint_auth_method === 'none' && c.require_pkce === false) {
-      ctx.addIssue({ code: 'custom', path: ['require_pkce'], message: 'public clients must use PKCE' });
-    }
-    if (c.token_endpoint_auth_method === 'none' && c.grant_types.includes('client_credentials')) {
-      ctx.addIssue({ code: 'custom', path: ['grant_types'], message: 'client_credentials needs a confidential client' });
-    }
-    if (c.grant_types.includes('authorization_code') && c.redirect_uris.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'required for the authorization_code grant' });
-    }
-  });
+  .strict();
+
+/** The rules between fields: one place for the CLI, the bootstrap file and the management API. */
+function checkClientRules(c: Omit<z.output<typeof clientFieldsSchema>, 'client_id' | 'client_secret'> & { client_secret?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (c.token_endpoint_auth_method === 'none' && c.client_secret !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'a public client (token_endpoint_auth_method: none) has no secret' });
+  }
+  if (c.token_endpoint_auth_method === 'none' && c.require_pkce === false) {
+    ctx.addIssue({ code: 'custom', path: ['require_pkce'], message: 'public clients must use PKCE' });
+  }
+  if (c.token_endpoint_auth_method === 'none' && c.grant_types.includes('client_credentials')) {
+    ctx.addIssue({ code: 'custom', path: ['grant_types'], message: 'client_credentials needs a confidential client' });
+  }
+  if (c.grant_types.includes('authorization_code') && c.redirect_uris.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'required for the authorization_code grant' });
+  }
+}
+
+export const clientInputSchema = clientFieldsSchema.superRefine(checkClientRules);
 export type ClientInput = z.input<typeof clientInputSchema>;
+
+/**
+ * What replacing a client (PUT) takes: every field but its id (in the path) and its secret (rotated with
+ * POST .../secret/, so a secret never travels in an update and an update never shows one).
+ */
+export const clientUpdateSchema = clientFieldsSchema.omit({ client_id: true, client_secret: true }).superRefine(checkClientRules);
+export type ClientUpdate = z.input<typeof clientUpdateSchema>;
 
 /** The key client secrets are digested with, derived from the server secret every replica shares. */
 export function clientSecretKey(config: { secret: string }): Buffer {
@@ -90,6 +125,24 @@ export function clientSecretKey(config: { secret: string }): Buffer {
  */
 export function clientSecretMatches(key: Buffer, storedDigest: string | undefined, presented: string): boolean {
   return typeof storedDigest === 'string' && constantTimeEqual(storedDigest, hmacDigest(key, presented));
+}
+
+/** The secrets a client may authenticate with: the current one and, for a grace period after a rotation, the one it replaced. */
+export interface StoredClientSecrets {
+  digest: string | undefined;
+  previousDigest?: string | undefined;
+  previousExpiresAt?: Date | undefined;
+}
+
+/**
+ * Whether a presented secret is the client's current secret, or its previous one before the grace period
+ * after a rotation ended at `now`. Both digests are always compared, so the time taken does not tell which matched.
+ */
+export function clientSecretAccepted(key: Buffer, stored: StoredClientSecrets, presented: string, now: Date): boolean {
+  const current = clientSecretMatches(key, stored.digest, presented);
+  const inGrace = stored.previousExpiresAt !== undefined && stored.previousExpiresAt.getTime() > now.getTime();
+  const previous = clientSecretMatches(key, stored.previousDigest, presented);
+  return current || (inGrace && previous);
 }
 
 /** What registering a client needs from the provider (built in src/oidc/client-registration.ts). */
@@ -113,13 +166,24 @@ export interface ValidatedClient {
   secret: string | undefined;
 }
 
-function toMetadata(input: z.output<typeof clientInputSchema>): Record<string, unknown> {
+/** Metadata as stored: the parsed fields without id and secret, `response_types` derived from the grants. */
+export function toMetadata(input: Omit<z.output<typeof clientFieldsSchema>, 'client_id' | 'client_secret'> & { client_id?: string; client_secret?: string | undefined }): Record<string, unknown> {
   const { client_id: _id, client_secret: _secret, ...rest } = input;
   const metadata: Record<string, unknown> = {
     ...rest,
     response_types: input.response_types ?? (input.grant_types.includes('authorization_code') ? ['code'] : []),
   };
   return Object.fromEntries(Object.entries(metadata).filter(([, v]) => v !== undefined));
+}
+
+/** oidc-provider's own judgement of the metadata (so a stored client always loads), as a 400 naming what it refused. */
+export async function assertProviderAccepts(registration: ClientRegistration, clientId: string, metadata: Record<string, unknown>, secret: string | undefined): Promise<void> {
+  try {
+    await registration.validateMetadata({ ...metadata, client_id: clientId, ...(secret ? { client_secret: secret } : {}) });
+  } catch (err) {
+    const e = err as { error_description?: string; message?: string };
+    throw new AppError('invalid_request', `invalid client metadata: ${e.error_description ?? e.message ?? 'rejected'}`);
+  }
 }
 
 export function createClientService(deps: ClientServiceDeps) {
@@ -135,12 +199,7 @@ export function createClientService(deps: ClientServiceDeps) {
       secret = randomToken(32);
     }
     const metadata = toMetadata(parsed);
-    try {
-      await deps.validateMetadata({ ...metadata, client_id: parsed.client_id, ...(secret ? { client_secret: secret } : {}) });
-    } catch (err) {
-      const e = err as { error_description?: string; message?: string };
-      throw new AppError('invalid_request', `invalid client metadata: ${e.error_description ?? e.message ?? 'rejected'}`);
-    }
+    await assertProviderAccepts(deps, parsed.client_id, metadata, secret);
     return { clientId: parsed.client_id, metadata, secret };
   }
 

@@ -21,6 +21,8 @@ import { createBootstrapService } from './bootstrap.js';
 import { createBruteForceProtector } from './brute-force.js';
 import { createClientMetadataCache } from './client-cache.js';
 import { createClientService, type ClientRegistration } from './clients.js';
+import { createClientUsage } from './clients/usage.js';
+import { createClientManagement } from './clients/management.js';
 import { createLoginService } from './login/index.js';
 import { createOtpCodeService } from './mfa/codes.js';
 import { createTrustedDeviceService } from './mfa/devices.js';
@@ -87,6 +89,8 @@ export function createServices(deps: {
     clients: clientCache.queries,
     authorization: { effectiveOf: rbac.effectiveOf },
     sessionSatisfiesMfa: mfaPolicy.sessionSatisfies,
+    // Client authentication judges a rotated secret's grace period by the services' clock.
+    clock,
   };
 
   const clientDeps = deps.clientRegistration;
@@ -181,6 +185,8 @@ export function createServices(deps: {
       unlockIdentifier: (identifier) => bruteForce.unlock(identifier),
       onChange: notifyRbacChanged,
       resetMfa: (user, actor, context) => factors.resetAll(user, actor, context),
+      lockState: (identifier) => bruteForce.lockState(identifier),
+      endAllSignIns: (userId, options, context) => sessions.endAllSignIns(userId, options, context),
     }),
     passwords,
     policy,
@@ -230,6 +236,18 @@ export function createServices(deps: {
       reauthenticate: factors.reauthenticate,
     }),
     clients: createClientService({ db, audit, ...clientDeps }),
+    // The client management API and admin pages (auth.clients.manage).
+    clientAdmin: createClientManagement({
+      db,
+      audit,
+      clock,
+      registration: clientDeps,
+      rbac,
+      secretGracePeriod: config.clients.secretGracePeriod,
+      tombstoneTtl: Math.max(config.ttl.refreshTokenAbsolute, config.ttl.accessToken, config.ttl.idToken),
+    }),
+    // What deleting a client takes with it, shown by the admin page before it is confirmed.
+    clientUsage: createClientUsage({ db }),
     alerts,
     compliance: createComplianceService({
       db,

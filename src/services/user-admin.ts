@@ -1,5 +1,6 @@
 /**
- * Administering users through the API: list, show, create, update (profile, disable/enable), delete.
+ * Administering users (the management API and the admin console): list and search, show, create, update
+ * (profile, disable/enable), unlock, reset the second factors, end every session, delete.
  * No escalation: changing, deleting, unlocking or resetting the factors of a user needs outranking them
  * (`outrankGap`: every permission and object grant they hold, and their level; auth.superuser outranks all),
  * so a user manager cannot disable, delete or take over an administrator. A disabled user is compared by
@@ -8,7 +9,7 @@
  */
 import type { Db } from '../db/client.js';
 import { AppError } from '../errors/index.js';
-import { decodeCursor, encodeCursor } from '../lib/pagination.js';
+import { decodeTimeCursor, toPage, type Page } from '../lib/pagination.js';
 import { createUserQueries, type UserRow } from '../queries/users.js';
 import type { AuditEvent, AuditService } from './audit.js';
 import type { RequestContext } from '../lib/request-context.js';
@@ -34,8 +35,8 @@ export interface UserUpdateInput {
   disabled?: boolean | undefined;
 }
 
-/** The user as the audit log records it (before and after a change). */
-function userRecord(u: UserRow) {
+/** The user as the API answers and the audit log records it (before and after a change): one view of the aggregate. */
+export function userView(u: UserRow) {
   return {
     id: u.id,
     email: u.email,
@@ -59,6 +60,10 @@ export function createUserAdminService(deps: {
   onChange: () => Promise<void>;
   /** Removes every factor and trusted device of a user; answers how many factors were removed. */
   resetMfa: (user: UserRow, actor: AuditEvent['actor'], context?: RequestContext) => Promise<number>;
+  /** The failed sign-ins still counted against an identifier, and until when it must wait (brute-force protector). */
+  lockState: (identifier: string) => Promise<{ failures: number; lockedUntil: Date | undefined }>;
+  /** Ends every sign-in of a user (sessions, tokens, SSO sessions, grants), audited with the administrator as actor. */
+  endAllSignIns: (userId: string, options: { reason: 'admin_ended' | 'mfa_reset'; actor: AuditEvent['actor'] }, context?: RequestContext) => Promise<number>;
 }) {
   const queries = createUserQueries(deps.db);
 
@@ -76,11 +81,11 @@ export function createUserAdminService(deps: {
   }
 
   return {
-    async listUsers(args: { limit: number; cursor?: string | undefined; email?: string | undefined }) {
-      const rows = await queries.listUsers({ limit: args.limit, after: decodeCursor(args.cursor), email: args.email });
-      const items = rows.slice(0, args.limit);
-      const last = items[items.length - 1];
-      return { items, nextCursor: rows.length > args.limit && last ? encodeCursor({ key: last.createdAt.toISOString(), id: last.id }) : null };
+    /** Oldest first; `email` matches a part of the email, `search` a part of the email or the name. */
+    async listUsers(args: { limit: number; cursor?: string | undefined; email?: string | undefined; search?: string | undefined }): Promise<Page<UserRow>> {
+      const rows = await queries.listUsers({ limit: args.limit, after: decodeTimeCursor(args.cursor), email: args.email, search: args.search });
+      const page = toPage(rows, args.limit, (row) => ({ key: row.cursorKey, id: row.id }));
+      return { items: page.items.map(({ cursorKey: _key, ...user }) => user), next_cursor: page.next_cursor };
     },
     getUser: (id: string): Promise<UserRow> => find(id),
     async createUser(input: UserCreateInput, actor: Actor): Promise<UserRow> {
@@ -110,7 +115,7 @@ export function createUserAdminService(deps: {
         actor: actor.audit,
         subject: { type: 'user', id },
         context: actor.context,
-        details: { before: userRecord(before), after: userRecord(after) },
+        details: { before: userView(before), after: userView(after) },
       });
       return after;
     },
@@ -132,11 +137,28 @@ export function createUserAdminService(deps: {
       });
       return { id, cleared };
     },
-    /** A user who lost every factor gets to enrol again. Like any change to a user, only by someone who outranks them. */
+    /** The user's failed sign-ins still counted and lock (what "unlock" clears). */
+    async lockState(id: string) {
+      const user = await find(id);
+      return deps.lockState(user.email);
+    },
+    /**
+     * A user who lost every factor gets to enrol again. Like any change to a user, only by someone who
+     * outranks them. Every sign-in of theirs ends too: a session from before the reset may have been opened
+     * by whoever holds the lost factor.
+     */
     async resetUserMfa(id: string, actor: Actor) {
       const user = await find(id);
       await assertOutranks(actor, user, 'resetting the factors of');
-      return { id, removed: await deps.resetMfa(user, actor.audit, actor.context) };
+      const removed = await deps.resetMfa(user, actor.audit, actor.context);
+      const ended = await deps.endAllSignIns(user.id, { reason: 'mfa_reset', actor: actor.audit }, actor.context);
+      return { id, removed, ended };
+    },
+    /** Signs the user out everywhere (a stolen laptop, a departure). Only by someone who outranks them. */
+    async endUserSessions(id: string, actor: Actor) {
+      const user = await find(id);
+      await assertOutranks(actor, user, 'ending the sessions of');
+      return { id, ended: await deps.endAllSignIns(user.id, { reason: 'admin_ended', actor: actor.audit }, actor.context) };
     },
     async deleteUser(id: string, actor: Actor) {
       const before = await find(id);
@@ -149,7 +171,7 @@ export function createUserAdminService(deps: {
         actor: actor.audit,
         subject: { type: 'user', id },
         context: actor.context,
-        details: { before: userRecord(before), after: null },
+        details: { before: userView(before), after: null },
       });
     },
   };

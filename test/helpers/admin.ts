@@ -18,7 +18,7 @@ import { startServer, type TestServer } from './server.js';
 
 export const ADMIN_EMAIL = 'admin@example.com';
 
-/** A user who can sign in, and the code their authenticator shows now (undefined without one). */
+/** A user who can sign in, and their authenticator (undefined without one): the code of the next time step. */
 export interface ConsoleUser {
   user: UserRow;
   email: string;
@@ -37,7 +37,10 @@ export async function startAdminConsole(t: Test, options: { env?: Record<string,
   async function user(email: string, roles: string[] = [], opts: { totp?: boolean } = {}): Promise<ConsoleUser> {
     const row = await seedAuthUser(server, email);
     if (roles.length) await assignRoles(server, row.id, roles);
-    return { user: row, email, totp: opts.totp ? await enrolTotpFor(server, row, clock) : undefined };
+    const code = opts.totp ? await enrolTotpFor(server, row, clock) : undefined;
+    // A TOTP step is accepted once: each sign-in moves the clock to the next step first.
+    const totp = code ? () => (clock.advance(30), code()) : undefined;
+    return { user: row, email, totp };
   }
 
   const admin = await user(ADMIN_EMAIL, ['admin'], { totp: true });

@@ -8,6 +8,10 @@
  * one, which costs a fraction of running the migrations. The template is named after a digest of the
  * migration files, so a changed or added migration builds a new one; it is built once per server, under
  * an advisory lock, and nothing connects to it afterwards (PostgreSQL refuses to copy a database in use).
+ *
+ * Test databases are an installation whose built-in `admin` role does not require MFA (`testInstallation`):
+ * a new installation's admin requires it, which only the tests of that default and of MFA want (they make
+ * their own installation, or set the role's `mfa_required`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -15,6 +19,16 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { migrationsFolder, runMigrations } from '../../src/db/migrate.js';
+import { ensureBuiltins } from '../../src/services/rbac/builtins.js';
+
+/** What the template holds besides the migrations; a change here must name a new template. */
+const TEMPLATE_FIXTURE = 'builtins with admin mfa_required=false';
+
+/** Migrates, then creates the built-in roles as an installation whose admin signs in with a password alone. */
+export async function testInstallation(database: Database): Promise<void> {
+  await runMigrations(database);
+  await ensureBuiltins(database.db, { adminMfaRequired: false });
+}
 
 export interface TestDatabase {
   database: Database;
@@ -71,6 +85,7 @@ function templateName(): string {
     }
   };
   walk(migrationsFolder);
+  digest.update(TEMPLATE_FIXTURE);
   return `keryu_template_${digest.digest('hex').slice(0, 16)}`;
 }
 
@@ -102,7 +117,7 @@ async function buildTemplate(serverUrl: string): Promise<string> {
       url.pathname = `/${name}`;
       const database = await openDatabase({ kind: 'postgres', url: url.toString(), poolSize: 1 });
       try {
-        await runMigrations(database);
+        await testInstallation(database);
       } finally {
         await database.close();
       }
@@ -118,7 +133,7 @@ async function buildTemplate(serverUrl: string): Promise<string> {
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (!testDatabaseUrl) {
     const database = await openDatabase({ kind: 'pglite', dir: 'memory://' });
-    await runMigrations(database);
+    await testInstallation(database);
     return { database, url: undefined, kind: 'pglite', drop: () => database.close() };
   }
   const created = await createDatabase(testDatabaseUrl, { template: await migratedTemplate(testDatabaseUrl) });

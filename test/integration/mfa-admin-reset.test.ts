@@ -31,7 +31,7 @@ t.test('an MFA reset removes every factor and trusted device, tells the user, an
   const admin = await serviceAccount(server, ['admin']);
   t.equal((await admin.api('POST', '/api/auth/users/00000000-0000-4000-8000-000000000000/mfa/reset/')).status, 404, 'unknown user');
   const reset = await admin.api('POST', `/api/auth/users/${user.id}/mfa/reset/`);
-  t.same(reset, { status: 200, body: { id: user.id, removed: 2 }, headers: reset.headers });
+  t.same(reset, { status: 200, body: { id: user.id, removed: 2, ended: 0 }, headers: reset.headers }, 'two factors removed; no sign-in was open to end');
   t.same(await factors.listActive(user.id), [], 'no factor left');
   t.ok((await login()).body.access_token, 'the password alone signs in again (no MFA required for this user)');
   const mail = await smtp.waitFor(mailsBefore + 1);
@@ -41,4 +41,6 @@ t.test('an MFA reset removes every factor and trusted device, tells the user, an
   await server.app.keryu.services.audit.flush();
   const events = await server.db.database.db.select().from(auditEvents).where(eq(auditEvents.type, 'mfa.factor_removed'));
   t.match(events, [{ outcome: 'success', actorType: 'client', subjectId: user.id, details: { all: true, count: 2, reset_by_admin: true } }], 'audited with the administrator as actor');
+  const ended = await server.db.database.db.select().from(auditEvents).where(eq(auditEvents.type, 'session.revoked'));
+  t.match(ended, [{ outcome: 'success', actorType: 'client', actorId: admin.clientId, subjectId: user.id, details: { reason: 'mfa_reset' } }], 'ending the sign-ins is audited with the administrator as actor');
 });

@@ -1,6 +1,6 @@
 /**
- * Outranking in user administration: changing, re-enabling, deleting, unlocking or resetting the factors of
- * a user needs every permission and object grant they hold and a level at least theirs; a disabled user is
+ * Outranking in user administration: changing, re-enabling, deleting, unlocking, resetting the factors of or
+ * ending the sessions of a user needs every permission and object grant they hold and a level at least theirs; a disabled user is
  * compared by what they would hold if enabled.
  */
 import t from 'tap';
@@ -21,10 +21,11 @@ async function actions(api: Api, id: string) {
     enable: (await api('PATCH', `/api/auth/users/${id}/`, { disabled: false })).status,
     unlock: (await api('POST', `/api/auth/users/${id}/unlock/`)).status,
     mfaReset: (await api('POST', `/api/auth/users/${id}/mfa/reset/`)).status,
+    endSessions: (await api('POST', `/api/auth/users/${id}/sessions/end/`)).status,
     remove: (await api('DELETE', `/api/auth/users/${id}/`)).status,
   };
 }
-const refusedAll = { change: 403, enable: 403, unlock: 403, mfaReset: 403, remove: 403 };
+const refusedAll = { change: 403, enable: 403, unlock: 403, mfaReset: 403, endSessions: 403, remove: 403 };
 
 t.test('a lesser administrator cannot act on users who outrank them', async (t) => {
   const server = await startServer();
@@ -43,7 +44,7 @@ t.test('a lesser administrator cannot act on users who outrank them', async (t) 
   const disabledSuperuser = await mallory.api('PATCH', `/api/auth/users/${superuser.id}/`, { disabled: false });
   t.equal(disabledSuperuser.status, 403, 'a disabled superuser cannot be re-enabled by a lesser admin');
   t.same({ error: disabledSuperuser.body.error, required: disabledSuperuser.body.required }, { error: 'forbidden', required: 'auth.superuser' });
-  t.same(await actions(mallory.api, superuser.id), refusedAll, 'nor changed, unlocked, MFA-reset or deleted');
+  t.same(await actions(mallory.api, superuser.id), refusedAll, 'nor changed, unlocked, MFA-reset, signed out or deleted');
   t.equal((await root.api('GET', `/api/auth/users/${superuser.id}/`)).body.disabled, true, 'still disabled');
 
   const senior = await userWithRoles(server, 'senior@example.com', ['senior-viewer']);
@@ -66,7 +67,7 @@ t.test('a lesser administrator cannot act on users who outrank them', async (t) 
   t.equal((await mallory.api('POST', `/api/auth/users/${editor.id}/unlock/`)).status, 200, 'holding the same object grant');
   const plain = await userWithRoles(server, 'plain@example.com', ['viewer']);
   t.equal((await root.api('PATCH', `/api/auth/users/${plain.id}/`, { disabled: true })).status, 200);
-  t.same(await actions(mallory.api, plain.id), { change: 200, enable: 200, unlock: 200, mfaReset: 200, remove: 204 }, 'a user the caller outranks, disabled or not');
+  t.same(await actions(mallory.api, plain.id), { change: 200, enable: 200, unlock: 200, mfaReset: 200, endSessions: 200, remove: 204 }, 'a user the caller outranks, disabled or not');
 
-  t.same(await actions(root.api, superuser.id), { change: 200, enable: 200, unlock: 200, mfaReset: 200, remove: 204 }, 'auth.superuser outranks everyone');
+  t.same(await actions(root.api, superuser.id), { change: 200, enable: 200, unlock: 200, mfaReset: 200, endSessions: 200, remove: 204 }, 'auth.superuser outranks everyone');
 });

@@ -7,6 +7,12 @@ import { boolean, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/p
 export const clients = pgTable('clients', {
   clientId: text('client_id').primaryKey(),
   clientSecretDigest: text('client_secret_digest'),
+  /**
+   * After a rotation, the digest of the secret it replaced, accepted until `previous_secret_expires_at` (the
+   * grace period that lets a client's deployments move to the new secret). At most one previous secret.
+   */
+  previousSecretDigest: text('previous_secret_digest'),
+  previousSecretExpiresAt: timestamp('previous_secret_expires_at', { withTimezone: true }),
   metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

@@ -109,6 +109,8 @@ function describe(row: ActivityRow): { text: string; details: Array<string | und
         password_change: 'Other sessions ended after a password change',
         password_reset: 'Every session ended after a password reset',
         compromise_reported: 'Every session ended after your report',
+        admin_ended: 'Every session was ended by an administrator',
+        mfa_reset: 'Every session ended when an administrator reset your second factors',
         refresh_token_reuse: 'A session was ended: its token was used twice',
         device_mismatch: 'A session was ended: it was used from another device',
       };

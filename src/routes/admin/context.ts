@@ -160,7 +160,8 @@ export function createAdminContext(deps: AdminContextDeps) {
     handleErrors(app: FastifyInstance): void {
       app.setErrorHandler(async (err, request, reply) => {
         if (!(err instanceof AppError) || !err.expose || !request.account) throw err;
-        const titles: Record<number, string> = { 400: 'Not saved', 403: 'Not allowed', 404: 'Not found', 409: 'Not saved' };
+        const refused = request.method === 'GET' ? 'Request not understood' : 'Not saved';
+        const titles: Record<number, string> = { 400: refused, 403: 'Not allowed', 404: 'Not found', 409: refused };
         const title = titles[err.status];
         if (!title) throw err;
         return message(request, reply, err.status, title, [err.status === 404 ? 'There is nothing at this address, or it was removed.' : err.message]);

@@ -18,6 +18,10 @@ import { adminPermissionRoutes } from './permissions.js';
 import { adminAssignmentRoutes } from './assignments.js';
 import { adminGrantRoutes } from './grants.js';
 import type { RbacService } from '../../services/rbac/service.js';
+import { adminUserActions } from './users-actions.js';
+import { adminUserPages, type UserPageDeps } from './users.js';
+import { adminAuditRoutes, type AuditPageDeps } from './audit.js';
+import { adminClientRoutes, type ClientPageDeps } from './clients.js';
 
 export interface AdminRouteDeps {
   /** The account pages' sessions: the console is signed in with the same session, cookies and CSRF tokens. */
@@ -28,6 +32,9 @@ export interface AdminRouteDeps {
   audit: AuditService;
   /** Roles, permissions, bulk assignments and object grants pages. */
   rbac: RbacService;
+  users: Omit<UserPageDeps, 'context'>;
+  auditLog: AuditPageDeps['auditLog'];
+  clients: Omit<ClientPageDeps, 'context'>;
 }
 
 export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
@@ -42,4 +49,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   await adminPermissionRoutes(app, { context, rbac: deps.rbac });
   await adminAssignmentRoutes(app, { context, rbac: deps.rbac });
   await adminGrantRoutes(app, { context, rbac: deps.rbac });
+  await adminUserPages(app, { context, ...deps.users });
+  await adminUserActions(app, { context, ...deps.users });
+  await adminAuditRoutes(app, { context, auditLog: deps.auditLog });
+  await adminClientRoutes(app, { context, ...deps.clients });
 }

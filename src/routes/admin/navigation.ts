@@ -18,4 +18,6 @@ export const ADMIN_NAVIGATION: readonly AdminPage[] = [
   { path: '/admin/permissions', label: 'Permissions', permission: 'auth.permissions.manage' },
   { path: '/admin/assignments', label: 'Bulk assignment', permission: 'auth.roles.manage' },
   { path: '/admin/grants', label: 'Object grants', permission: 'auth.grants.manage' },
+  { path: '/admin/clients', label: 'Clients', permission: 'auth.clients.manage' },
+  { path: '/admin/audit', label: 'Audit log', permission: 'auth.audit.read' },
 ];

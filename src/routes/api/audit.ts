@@ -8,7 +8,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { pageQuerySchema, pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
-import { auditExportFormats, auditFilterSchema, type AuditLogService } from '../../services/audit-log.js';
+import { auditExportFile, auditExportFormats, auditFilterSchema, type AuditLogService } from '../../services/audit-log.js';
 import type { AuditSealService } from '../../services/audit-seal/service.js';
 import { errorSchema, forbiddenSchema, idParams } from './schemas.js';
 
@@ -85,11 +85,8 @@ export async function auditRoutes(fastify: FastifyInstance, options: { auditLog:
       const { format, ...filters } = request.query;
       const actor = actorOf(request);
       const lines = await auditLog.exportEvents(filters, format, { audit: actor.audit, context: actor.context });
-      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-      return reply
-        .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
-        .header('content-disposition', `attachment; filename="audit-${stamp}.${format}"`)
-        .send(Readable.from(lines));
+      const file = auditExportFile(format, new Date());
+      return reply.type(file.contentType).header('content-disposition', `attachment; filename="${file.filename}"`).send(Readable.from(lines));
     },
   );
   app.get(

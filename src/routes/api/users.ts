@@ -1,14 +1,14 @@
 /**
  * User administration: list, show, create, update (profile, disable/enable), delete. All need auth.users.manage.
- * Unlock ends a brute-force lockout of the user's email; an MFA reset removes every factor (a lost phone).
+ * Unlock ends a brute-force lockout of the user's email; an MFA reset removes every factor (a lost phone) and
+ * ends every sign-in of the user; `sessions/end` ends every sign-in (sessions, tokens, SSO sessions, grants).
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { pageSchema } from '../../lib/pagination.js';
+import { mapPage, pageSchema } from '../../lib/pagination.js';
 import { actorOf } from '../../plugins/require-permission.js';
-import type { UserRow } from '../../services/users.js';
-import type { UserAdminService } from '../../services/user-admin.js';
+import { userView, type UserAdminService } from '../../services/user-admin.js';
 import { passwordSchema, phoneSchema } from '../../services/users.js';
 import { errorSchema, forbiddenSchema, idParams, listQuery, userSchema } from './schemas.js';
 
@@ -31,20 +31,6 @@ const userUpdateSchema = z
   })
   .strict();
 
-function userView(u: UserRow) {
-  return {
-    id: u.id,
-    email: u.email,
-    email_verified: u.emailVerified,
-    name: u.name,
-    phone: u.phone,
-    phone_verified: u.phoneVerified,
-    disabled: u.disabled,
-    created_at: u.createdAt.toISOString(),
-    updated_at: u.updatedAt.toISOString(),
-  };
-}
-
 const errors = { 400: errorSchema, 401: errorSchema, 403: forbiddenSchema, 404: errorSchema, 409: errorSchema };
 
 export async function userAdminRoutes(fastify: FastifyInstance, options: { userAdmin: UserAdminService }): Promise<void> {
@@ -55,11 +41,8 @@ export async function userAdminRoutes(fastify: FastifyInstance, options: { userA
 
   app.get(
     '/api/auth/users/',
-    { config, schema: { tags, summary: 'List users (oldest first), filtered by email', querystring: listQuery.extend({ email: z.string().max(254).optional() }), response: { 200: pageSchema(userSchema), ...errors } } },
-    async (request) => {
-      const page = await userAdmin.listUsers(request.query);
-      return { items: page.items.map(userView), next_cursor: page.nextCursor };
-    },
+    { config, schema: { tags, summary: 'List users (oldest first), filtered by a part of the email (`email`) or of the email or name (`search`)', querystring: listQuery.extend({ email: z.string().max(254).optional(), search: z.string().max(254).optional() }), response: { 200: pageSchema(userSchema), ...errors } } },
+    async (request) => mapPage(await userAdmin.listUsers(request.query), userView),
   );
   app.post(
     '/api/auth/users/',
@@ -96,12 +79,25 @@ export async function userAdminRoutes(fastify: FastifyInstance, options: { userA
       config,
       schema: {
         tags,
-        summary: 'Remove every second factor and trusted device of the user (a lost phone); the user is told by email',
+        summary: 'Remove every second factor and trusted device of the user (a lost phone) and end every sign-in of theirs; the user is told by email',
         params: idParams,
-        response: { 200: z.object({ id: z.uuid(), removed: z.number().int() }), ...errors },
+        response: { 200: z.object({ id: z.uuid(), removed: z.number().int(), ended: z.number().int() }), ...errors },
       },
     },
     async (request) => userAdmin.resetUserMfa(request.params.id, actorOf(request)),
+  );
+  app.post(
+    '/api/auth/users/:id/sessions/end/',
+    {
+      config,
+      schema: {
+        tags,
+        summary: 'End every sign-in of the user: sessions, personal tokens, browser SSO sessions and application grants',
+        params: idParams,
+        response: { 200: z.object({ id: z.uuid(), ended: z.number().int() }), ...errors },
+      },
+    },
+    async (request) => userAdmin.endUserSessions(request.params.id, actorOf(request)),
   );
   app.delete(
     '/api/auth/users/:id/',

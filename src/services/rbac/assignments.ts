@@ -77,6 +77,33 @@ export function createAssignmentCommands(path: RbacWritePath) {
         return { result: true, events: [auditEvent(actor, 'role.assigned', { type: 'client', id: clientId }, { before: null, after: { role_id: role.id, role: role.name } })] };
       });
     },
+    /** A service-account client's roles (404 for an unknown client). */
+    async listClientRoles(clientId: string): Promise<Array<{ roleId: string; role: string; createdAt: Date }>> {
+      if (!(await queries.clientExists(clientId))) throw notFound('client');
+      return (await queries.listClientRoles(clientId)).map((r) => ({ roleId: r.roleId, role: r.name, createdAt: r.createdAt }));
+    },
+    /** Takes a role from a service-account client; 404 when the client does not hold it. */
+    async unassignClientRole(clientId: string, roleId: string, actor: Actor): Promise<void> {
+      await write(async (q) => {
+        const role = isUuid(roleId) ? await q.findRoleById(roleId) : undefined;
+        if (!role || !(await q.clientExists(clientId)) || !(await q.listClientRoleNames(clientId)).includes(role.name)) throw notFound('assignment');
+        await assertManagesRole(q, actor, role, 'unassigning');
+        await q.deleteClientRole(clientId, role.id);
+        return { result: undefined, events: [auditEvent(actor, 'role.unassigned', { type: 'client', id: clientId }, { before: { role_id: role.id, role: role.name }, after: null })] };
+      });
+    },
+    /**
+     * Changing a service-account client (its secret, its authentication, deleting it) hands over or takes away
+     * everything its roles confer: only someone who could assign all of them may (no escalation by taking over a
+     * client that holds more than you).
+     */
+    async assertManagesClient(clientId: string, actor: Actor, verb: string): Promise<void> {
+      if (actor.effective.superuser) return;
+      const roleIds = (await queries.listClientRoles(clientId)).map((r) => r.roleId);
+      if (!roleIds.length) return;
+      const closure = await queries.findRoleClosure(roleIds);
+      path.assertConfers(actor, closure.permissions, closure.level, `${verb} client ${clientId}`);
+    },
     /** A user's effective permissions, roles, level and object grants now. */
     async userPermissions(userId: string): Promise<Effective | undefined> {
       if (!isUuid(userId) || !(await queries.userExists(userId))) throw notFound('user');

@@ -5,6 +5,7 @@
  */
 import { addSeconds } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/request-context.js';
+import type { AuditEvent } from '../audit.js';
 import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } from '../../queries/auth-tokens.js';
 import { createOidcSessionQueries } from '../../queries/oidc-sessions.js';
 import { createOneTimeSecretQueries } from '../../queries/one-time-secrets.js';
@@ -12,7 +13,7 @@ import { findBrowserSession, type BrowserSessionRef } from './browser-session.js
 import { PERSONAL_TOKEN_PREFIX, type AuditRecorder, type SessionServiceDeps } from './model.js';
 
 /** Why every sign-in of a user ended (the `reason` of the audit event). */
-export type EndAllSignInsReason = 'logout_all' | 'password_change' | 'password_reset' | 'compromise_reported';
+export type EndAllSignInsReason = 'logout_all' | 'password_change' | 'password_reset' | 'compromise_reported' | 'admin_ended' | 'mfa_reset';
 
 export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder) {
   const { db, clock, config } = deps;
@@ -55,7 +56,13 @@ export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder
    */
   async function endAllSignIns(
     userId: string,
-    options: { reason: EndAllSignInsReason; exceptSessionId?: string | undefined; exceptBrowserSession?: BrowserSessionRef | undefined },
+    options: {
+      reason: EndAllSignInsReason;
+      exceptSessionId?: string | undefined;
+      exceptBrowserSession?: BrowserSessionRef | undefined;
+      /** Who ended them when not the user (an administrator): the audit event names them. */
+      actor?: AuditEvent['actor'] | undefined;
+    },
     context?: RequestContext,
   ): Promise<number> {
     const now = clock();
@@ -70,7 +77,7 @@ export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder
     record({
       type: 'session.revoked',
       outcome: 'success',
-      actor: { type: 'user', id: userId },
+      actor: options.actor ?? { type: 'user', id: userId },
       subject: { type: 'user', id: userId },
       context,
       details: { reason: options.reason, count: revoked.length, kept: options.exceptSessionId ?? browser?.sessionEntryId },
