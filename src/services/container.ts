@@ -42,6 +42,8 @@ import { createSessionService } from './sessions.js';
 import { createSigningKeyService } from './signing-keys.js';
 import { createUserService } from './users.js';
 import { createRecentSignIn } from './recent-sign-in.js';
+import { registerPasskeyMethod } from './passkeys/method.js';
+import { createPasskeyService } from './passkeys/service.js';
 
 export interface ServiceLogger extends AuditLogger {
   info(obj: object, msg: string): void;
@@ -168,6 +170,9 @@ export function createServices(deps: {
   const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log, latestSeal: () => auditSeals.lastSeal() });
   const methods = createAuthMethodRegistry();
   registerBuiltInMethods(methods, { factors, codes });
+  // Passkeys: one more factor type and sign-in method (and the passwordless first factor).
+  const passkeys = createPasskeyService({ db, clock, audit, rp: config.webauthn, tokenDigest, userHandleKey: deriveKey(config.secret, 'webauthn-user-handle'), notifier: () => notices });
+  registerPasskeyMethod(methods, { passkeys });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
   const notifyRbacChanged = async () => {
     await rbac.notifyChanged();
@@ -201,6 +206,7 @@ export function createServices(deps: {
     factors,
     codes,
     notices,
+    passkeys,
     mfaDevices: createTrustedDeviceService({ db, clock, audit }),
     login: createLoginService({
       db,
@@ -214,6 +220,7 @@ export function createServices(deps: {
       notices,
       audit,
       mfaPolicy,
+      passkeys,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       tokenDigest,
       policy: config.mfa,
