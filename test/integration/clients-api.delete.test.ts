@@ -35,11 +35,15 @@ t.test('deleting a client revokes its grants and tokens', async (t) => {
   const { tokens: userTokens } = await loginWithCode(server, webConfig, { scope: 'openid profile offline_access' });
   t.ok(userTokens.refresh_token, 'a refresh token');
 
-  // A service account with a role: an opaque token, and a JWT for the API audience.
-  const bot = await api('POST', '/api/auth/clients/', { client_id: 'doomed-bot', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic' });
+  // A machine client without roles (an opaque token, stored), and a service account with a role (a JWT for the API, not stored).
+  const machine = { grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic' };
+  const plain = await api('POST', '/api/auth/clients/', { client_id: 'doomed-plain', ...machine });
+  const plainConfig = await discover(server, { clientId: 'doomed-plain', clientSecret: plain.body.client_secret });
+  const opaque = (await client.clientCredentialsGrant(plainConfig)).access_token;
+  t.not(opaque.split('.').length, 3, 'an opaque token');
+  const bot = await api('POST', '/api/auth/clients/', { client_id: 'doomed-bot', ...machine });
   t.equal((await api('POST', '/api/auth/clients/doomed-bot/roles/', { role: 'admin' })).status, 201);
   const botConfig = await discover(server, { clientId: 'doomed-bot', clientSecret: bot.body.client_secret });
-  const opaque = (await client.clientCredentialsGrant(botConfig)).access_token;
   const jwt = (await client.clientCredentialsGrant(botConfig, { resource: server.config.apiAudience })).access_token;
   t.equal(jwt.split('.').length, 3, 'the API token is a JWT');
 
@@ -55,9 +59,12 @@ t.test('deleting a client revokes its grants and tokens', async (t) => {
   t.equal((await botApi('/api/auth/clients/')).status, 200, 'before: the service account uses the API');
   const grantIds = (await db.select({ id: oidcPayloads.id }).from(oidcPayloads).where(sql`${oidcPayloads.model} = 'Grant' and ${oidcPayloads.payload} ->> 'clientId' = 'doomed-web'`)).map((r) => r.id);
   t.equal(grantIds.length, 1, 'the web app holds a grant');
+  const stored = await db.select({ id: oidcPayloads.id }).from(oidcPayloads).where(sql`${oidcPayloads.model} = 'ClientCredentials' and ${oidcPayloads.payload} ->> 'clientId' = 'doomed-plain'`);
+  t.equal(stored.length, 1, 'the opaque token is stored');
 
   t.equal((await api('DELETE', '/api/auth/clients/doomed-web/')).status, 204);
   t.equal((await api('DELETE', '/api/auth/clients/doomed-bot/')).status, 204);
+  t.equal((await api('DELETE', '/api/auth/clients/doomed-plain/')).status, 204);
 
   for (const [what, token] of [
     ['user access token', userTokens.access_token],
@@ -71,7 +78,7 @@ t.test('deleting a client revokes its grants and tokens', async (t) => {
   t.equal((await oauthError(client.clientCredentialsGrant(botConfig))).error, 'invalid_client', 'the deleted client cannot authenticate');
   t.not((await botApi('/api/auth/clients/')).status, 200, 'the service account\'s API token no longer works');
 
-  const left = await db.select({ id: oidcPayloads.id }).from(oidcPayloads).where(sql`${oidcPayloads.payload} ->> 'clientId' in ('doomed-web', 'doomed-bot')`);
+  const left = await db.select({ id: oidcPayloads.id }).from(oidcPayloads).where(sql`${oidcPayloads.payload} ->> 'clientId' in ('doomed-web', 'doomed-bot', 'doomed-plain')`);
   t.same(left, [], 'nothing issued to them is stored any more');
   const tombstones = await db.select().from(oidcRevokedGrants).where(eq(oidcRevokedGrants.grantId, grantIds[0] as string));
   t.equal(tombstones.length, 1, 'the grant is tombstoned (a token written a moment later dies too)');
@@ -79,10 +86,11 @@ t.test('deleting a client revokes its grants and tokens', async (t) => {
 
   const deleted = (await auditLog(server)).filter((e) => e.type === 'client.deleted');
   t.same(
-    deleted.map((e) => [e.subjectId, (e.details as { revoked_grants: number }).revoked_grants]),
+    deleted.map((e) => [e.subjectId, (e.details as { revoked_grants: number }).revoked_grants, (e.details as { deleted_artefacts: number }).deleted_artefacts > 0]),
     [
-      ['doomed-web', 1],
-      ['doomed-bot', 0],
+      ['doomed-web', 1, false],
+      ['doomed-bot', 0, false],
+      ['doomed-plain', 0, true],
     ],
     'audited with what was revoked',
   );
