@@ -232,7 +232,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       introspection: {
         enabled: true,
         // The same rule for every token kind (token-endpoints.ts answers for the ones the provider does not store).
-        allowedPolicy: async (_ctx, client, token) => mayIntrospect(client, token.clientId),
+        // A token whose client no longer exists (deleted a moment ago, or with SQL) is inactive: the provider
+        // would otherwise look the missing client up to answer and fail with a 500.
+        allowedPolicy: async (ctx, client, token) =>
+          mayIntrospect(client, token.clientId) && (token.clientId === client.clientId || (await ctx.oidc.provider.Client.find(token.clientId as string)) !== undefined),
       },
       revocation: {
         enabled: true,

@@ -75,7 +75,7 @@ t.test('permissions and roles CRUD', async (t) => {
   t.same(admin.permissions, ['auth.superuser'], 'admin exists from the first start');
   t.equal((await api('DELETE', `/api/auth/roles/${admin.id}/`)).status, 409, 'admin cannot be deleted');
   const builtins = (await api('GET', '/api/auth/permissions/?codename=auth.')).body.items.map((p: { codename: string }) => p.codename);
-  t.same(builtins.sort(), ['auth.audit.read', 'auth.check', 'auth.grants.manage', 'auth.permissions.manage', 'auth.roles.manage', 'auth.superuser', 'auth.tokens.manage', 'auth.users.manage']);
+  t.same(builtins.sort(), ['auth.audit.read', 'auth.check', 'auth.clients.manage', 'auth.grants.manage', 'auth.permissions.manage', 'auth.roles.manage', 'auth.superuser', 'auth.tokens.manage', 'auth.users.manage']);
 
   // deleting a permission removes it from roles
   t.equal((await api('DELETE', `/api/auth/permissions/${edit.body.id}/`)).status, 204);

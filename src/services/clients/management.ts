@@ -161,7 +161,7 @@ export function createClientManagement(deps: ClientManagementDeps) {
         if (!(await queries.insertClientIfAbsent({ clientId: parsed.client_id, metadata, clientSecretDigest: secret ? digest(secret) : null }))) {
           throw new AppError('conflict', `client ${parsed.client_id} already exists`, 409);
         }
-        await deps.audit.record(event(actor, 'client.created', parsed.client_id, 'success', { metadata, secret_generated: secret !== undefined && parsed.client_secret === undefined }));
+        await deps.audit.record(event(actor, 'client.created', parsed.client_id, 'success', { metadata, credential_generated: secret !== undefined && parsed.client_secret === undefined }));
         return { client: await getClient(parsed.client_id), clientSecret: parsed.client_secret === undefined ? secret : undefined };
       });
     },
@@ -190,8 +190,8 @@ export function createClientManagement(deps: ClientManagementDeps) {
           event(actor, 'client.updated', clientId, 'success', {
             before: before.metadata,
             after: metadata,
-            secret_generated: generated !== undefined,
-            secret_removed: before.hasSecret && !needsSecret(parsed.token_endpoint_auth_method),
+            credential_generated: generated !== undefined,
+            credential_removed: before.hasSecret && !needsSecret(parsed.token_endpoint_auth_method),
           }),
         );
         return { client: await getClient(clientId), clientSecret: generated };
@@ -216,7 +216,7 @@ export function createClientManagement(deps: ClientManagementDeps) {
         });
         // Its role assignments went with it (ON DELETE CASCADE): every replica's decision cache must forget them.
         await deps.rbac.notifyChanged();
-        await deps.audit.record(event(actor, 'client.deleted', clientId, 'success', { metadata: before.metadata, revoked_grants: outcome.revokedGrants, deleted_tokens: outcome.deletedTokens }));
+        await deps.audit.record(event(actor, 'client.deleted', clientId, 'success', { metadata: before.metadata, revoked_grants: outcome.revokedGrants, deleted_artefacts: outcome.deletedTokens }));
         return outcome;
       });
     },
@@ -231,7 +231,7 @@ export function createClientManagement(deps: ClientManagementDeps) {
         const secret = randomToken(32);
         const previousSecretExpiresAt = deps.secretGracePeriod > 0 ? addSeconds(clock(), deps.secretGracePeriod) : null;
         if (!(await queries.rotateClientSecret(clientId, digest(secret), previousSecretExpiresAt))) throw notFound();
-        await deps.audit.record(event(actor, 'client.secret_rotated', clientId, 'success', { previous_secret_expires_at: previousSecretExpiresAt?.toISOString() ?? null }));
+        await deps.audit.record(event(actor, 'client.secret_rotated', clientId, 'success', { previous_valid_until: previousSecretExpiresAt?.toISOString() ?? null }));
         return { client: await getClient(clientId), clientSecret: secret, previousSecretExpiresAt };
       });
     },
