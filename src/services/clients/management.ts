@@ -31,17 +31,9 @@ import type { AuditEvent, AuditService } from '../audit.js';
 import { assertProviderAccepts, CLIENT_ID_PATTERN, clientInputSchema, clientUpdateSchema, toMetadata, type ClientRegistration } from '../clients.js';
 import type { Actor, RbacService } from '../rbac/service.js';
 
-/** A client as management shows it: RFC 7591 metadata, never a secret. */
-export interface ManagedClient {
-  clientId: string;
-  /** RFC 7591 §2 metadata (redirect_uris, grant_types, token_endpoint_auth_method, scope, ...), no secret. */
-  metadata: Record<string, unknown>;
-  hasSecret: boolean;
-  /** Until when the secret replaced by the last rotation is still accepted (null: none is). */
-  previousSecretExpiresAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/** A client as management shows it: RFC 7591 §2 metadata (never a secret), whether it has a secret, and until when
+ * the secret replaced by the last rotation is still accepted (null: none is). */
+export type ManagedClient = Omit<ClientListing, 'cursorKey'>;
 
 /** An answer that carries a secret: shown to the caller once, never stored or logged in the clear. */
 export interface ClientWithSecret {
@@ -84,15 +76,8 @@ const notFound = () => new AppError('not_found', 'client not found', 404);
 const needsSecret = (method: unknown) => method === 'client_secret_basic' || method === 'client_secret_post';
 const isClientId = (id: string) => CLIENT_ID_PATTERN.test(id);
 
-function managed(row: ClientListing): ManagedClient {
-  return {
-    clientId: row.clientId,
-    metadata: row.metadata,
-    hasSecret: row.hasSecret,
-    previousSecretExpiresAt: row.previousSecretExpiresAt,
-    createdAt: row.createdAt,
-    updatedAt: row.updatedAt,
-  };
+function managed({ cursorKey: _cursorKey, ...client }: ClientListing): ManagedClient {
+  return client;
 }
 
 export function createClientManagement(deps: ClientManagementDeps) {
