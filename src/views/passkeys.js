@@ -10,6 +10,7 @@
  *   <form data-passkey-ceremony="authenticate|register" data-passkey-options="/path/options">
  *     <input type="hidden" name="csrf"> <input type="hidden" name="response"> ... <button type="submit">
  *   <p data-passkey-error role="alert" hidden>     where a failed ceremony is reported
+ *   <p data-passkey-unavailable>                  what to do without passkeys, hidden where they work
  * A form with `data-passkey-autofill` also starts conditional mediation (passkey suggestions in the
  * `autocomplete="username webauthn"` field) when the browser supports it.
  * The options come from the form's options URL (POST, with the same CSRF token); the server stores their
@@ -73,6 +74,8 @@
 
   var sections = document.querySelectorAll('[data-passkey]');
   for (var i = 0; i < sections.length; i++) sections[i].hidden = false;
+  var fallbacks = document.querySelectorAll('[data-passkey-unavailable]');
+  for (var j = 0; j < fallbacks.length; j++) fallbacks[j].hidden = true;
 
   var forms = document.querySelectorAll('form[data-passkey-ceremony]');
   Array.prototype.forEach.call(forms, function (form) {
