@@ -14,7 +14,7 @@ import { CSRF_TOKEN_MAX_LENGTH } from '../../views/csrf.js';
 import { seeOther } from '../../views/page.js';
 import { passkeyScript } from '../../views/passkey-script.js';
 import type { AccountContext } from './context.js';
-import { providerSignIn, SECURITY_PATH } from './security.js';
+import { passkeyView, providerSignIn, SECURITY_PATH } from './security.js';
 import type { FactorService } from '../../services/mfa/factors.js';
 import type { PasskeyService, PasskeyView } from './passkey-service.js';
 import { parseRegistrationResponse, PASSKEY_RESPONSE_MAX_LENGTH } from '../passkey-responses.js';
@@ -34,13 +34,6 @@ const idParams = z.object({ id: z.string().max(100) });
 const NOT_ADDED = 'The passkey could not be added. Create it again.';
 /** Registration challenges of these pages are bound to the account session that asked for them. */
 const accountBinding = (session: ActiveAccountSession) => ({ kind: 'account' as const, id: session.id });
-const day = (iso: string | null) => iso?.slice(0, 10);
-
-/** A passkey as the pages show it. */
-export function passkeyView(p: PasskeyView) {
-  return { id: p.id, name: p.name, detail: `Added ${day(p.created_at)}, ${p.last_used_at ? `last used ${day(p.last_used_at)}` : 'not used yet'}` };
-}
-
 export interface SecurityPasskeyDeps {
   context: AccountContext;
   passkeys: Pick<PasskeyService, 'registrationOptions' | 'verifyRegistration' | 'list' | 'rename'>;
