@@ -50,6 +50,7 @@ import { accountClientMetadata, createAccountRelyingParty } from './services/acc
 import { createAccountSessions } from './services/account/session.js';
 import { createAccountApplications } from './services/account/applications.js';
 import { mfaRoutes } from './routes/api/mfa.js';
+import { passkeyRoutes } from './routes/api/passkeys.js';
 import { securityReportPages } from './routes/security-report.js';
 import { passwordResetPages } from './routes/password-reset.js';
 import type { Clock } from './lib/clock.js';
@@ -336,6 +337,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   await app.register(authRoutes, { login: services.login, sessions: services.sessions, passwordManagement: services.passwordManagement, activity: services.activity, secureCookies: config.secureCookies });
   await app.register(mfaRoutes, { factors: services.factors, login: services.login, users: services.users, mfaDevices: services.mfaDevices });
+  await app.register(passkeyRoutes, { passkeys: services.passkeys, factors: services.factors, login: services.login, users: services.users, secureCookies: config.secureCookies });
   await app.register(securityReportPages, { notices: services.notices, csrf: formCsrf });
   await app.register(alertRoutes, { alerts: services.alerts });
   await app.register(complianceRoutes, { compliance: services.compliance });

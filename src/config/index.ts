@@ -32,6 +32,28 @@ const trustProxy = z
 /** A comma-separated list; blanks around items and empty items are dropped. */
 const commaList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
+/**
+ * Passkeys' relying party: its id and the origins assertions may come from, checked once here. A browser
+ * accepts an RP id only when it equals the page's host or is a registrable suffix of it (WebAuthn §5.1.3,
+ * HTML "is a registrable domain suffix of or is equal to"), so a mismatch would fail every ceremony at run
+ * time; it is refused at start-up instead. Without a public-suffix list, a bare top-level name is refused
+ * (`com`); `localhost` is allowed, and plain http only for it (browsers treat it as a secure context).
+ */
+function webauthnOf(rpIdSetting: string | undefined, rpName: string, originsSetting: string[] | undefined, issuerUrl: URL) {
+  const rpId = rpIdSetting ?? issuerUrl.hostname;
+  const origins = (originsSetting ?? [issuerUrl.origin]).map((o) => new URL(o).origin);
+  const problems: string[] = [];
+  if (!rpId.includes('.') && rpId !== 'localhost') problems.push(`WEBAUTHN_RP_ID: "${rpId}" is not a registrable domain (a name such as example.com, or localhost)`);
+  for (const origin of origins) {
+    const url = new URL(origin);
+    const local = url.hostname === 'localhost' || url.hostname.endsWith('.localhost');
+    if (url.protocol !== 'https:' && !local) problems.push(`WEBAUTHN_ORIGINS: ${origin} must use https (plain http only for localhost)`);
+    if (url.hostname !== rpId && !url.hostname.endsWith(`.${rpId}`)) problems.push(`WEBAUTHN_RP_ID: "${rpId}" must be the host of ${origin} or a registrable suffix of it`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return { rpId, rpName, origins };
+}
+
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode; production refuses unsafe defaults'),
@@ -123,6 +145,9 @@ export const configSchema = z
     SIGNING_KEY_MAX_AGE: durationSeconds('Age in seconds after which the signing key in use is overdue for rotation (signing_key_overdue alert, compliance check)', 90 * 86400),
     COMPLIANCE_SECRET_MAX_AGE: durationSeconds('Age in seconds after which a client secret is reported by the compliance check (warn)', 365 * 86400),
     SHUTDOWN_DELAY: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds between SIGTERM (readiness turns 503 at once) and closing the listener, so load balancers stop sending first'),
+    WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/, 'must be a domain name in lower case, without scheme or port').optional().describe('Passkeys: the WebAuthn relying party id, a registrable suffix of every origin\'s host (default: the issuer\'s host)'),
+    WEBAUTHN_RP_NAME: z.string().min(1).max(64).optional().describe('Passkeys: the name authenticators show for this service (default: MFA_ISSUER_NAME)'),
+    WEBAUTHN_ORIGINS: commaList.pipe(z.array(z.url({ protocol: /^https?$/, error: 'must be a comma-separated list of http(s) origins' }))).optional().describe('Passkeys: the origins pages asking for a passkey are served from, comma-separated (default: the issuer\'s origin)'),
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('Port of the Prometheus /metrics listener (bound to HOST, never on PORT); 0 turns metrics off'),
   })
   .refine((raw) => raw.METRICS_PORT === 0 || raw.METRICS_PORT !== raw.PORT, {
@@ -218,6 +243,7 @@ export const configSchema = z
       },
       compliance: { secretMaxAge: raw.COMPLIANCE_SECRET_MAX_AGE, signingKeyMaxAge: raw.SIGNING_KEY_MAX_AGE },
       shutdownDelay: raw.SHUTDOWN_DELAY,
+      webauthn: webauthnOf(raw.WEBAUTHN_RP_ID, raw.WEBAUTHN_RP_NAME ?? raw.MFA_ISSUER_NAME, raw.WEBAUTHN_ORIGINS, issuerUrl),
       /** 0 = metrics off: nothing is collected and no listener is opened. */
       metricsPort: raw.METRICS_PORT,
     };

@@ -53,6 +53,8 @@ export const auditEventTypes = [
   'mfa.factor_updated',
   'mfa.factor_removed',
   'mfa.recovery_codes_generated',
+  /** A passkey's signature counter went backwards: the assertion was refused (a cloned authenticator, WebAuthn §6.1.1). */
+  'mfa.passkey_counter_regressed',
   'device.trusted',
   'device.distrusted',
   'account.compromise_reported',

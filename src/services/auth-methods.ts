@@ -28,16 +28,23 @@ export interface ChallengeOptions {
   context?: RequestContext | undefined;
 }
 
+/**
+ * What checking a proof found: false (refused), true (passed, proving the method's `amr`), or the amr values
+ * this proof showed where they depend on the authenticator (a passkey: `hwk` or `swk`, and `user`).
+ */
+export type MethodResult = boolean | { amr: string[] };
+
 export interface AuthMethod {
   /** The `method` value clients send. */
   readonly id: string;
-  /** The RFC 8176 `amr` value a success adds. */
+  /** The RFC 8176 `amr` value a success adds (unless `verify` names its own). */
   readonly amr: string;
   /** Whether this user can pass a step of this kind with this method. */
   isConfiguredFor(step: StepContext): boolean | Promise<boolean>;
   /** Methods that deliver a code: sends one for the step; answers where it went (masked). */
   challenge?(step: StepContext, options: ChallengeOptions): Promise<{ destination: string }>;
-  verify(step: StepContext, code: string): Promise<boolean>;
+  /** Checks the proof: a code, or (a passkey) the assertion as JSON. */
+  verify(step: StepContext, code: string, context?: RequestContext): Promise<MethodResult>;
 }
 
 export function createAuthMethodRegistry() {

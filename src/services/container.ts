@@ -40,6 +40,8 @@ import { createSessionService } from './sessions.js';
 import { createSigningKeyService } from './signing-keys.js';
 import { createUserService } from './users.js';
 import { createRecentSignIn } from './recent-sign-in.js';
+import { registerPasskeyMethod } from './passkeys/method.js';
+import { createPasskeyService } from './passkeys/service.js';
 
 export interface ServiceLogger extends AuditLogger {
   info(obj: object, msg: string): void;
@@ -164,6 +166,9 @@ export function createServices(deps: {
   const alerts = createAlertService({ db, clock, audit, mailer, config: config.alerts, log: deps.log, latestSeal: () => auditSeals.lastSeal() });
   const methods = createAuthMethodRegistry();
   registerBuiltInMethods(methods, { factors, codes });
+  // Passkeys: one more factor type and sign-in method (and the passwordless first factor).
+  const passkeys = createPasskeyService({ db, clock, audit, rp: config.webauthn, tokenDigest, userHandleKey: deriveKey(config.secret, 'webauthn-user-handle'), notifier: () => notices });
+  registerPasskeyMethod(methods, { passkeys });
   /** Tells every replica (and this one) that effective permissions changed outside an rbac transaction. */
   const notifyRbacChanged = async () => {
     await rbac.notifyChanged();
@@ -195,6 +200,7 @@ export function createServices(deps: {
     factors,
     codes,
     notices,
+    passkeys,
     mfaDevices: createTrustedDeviceService({ db, clock, audit }),
     login: createLoginService({
       db,
@@ -208,6 +214,7 @@ export function createServices(deps: {
       notices,
       audit,
       mfaPolicy,
+      passkeys,
       deviceCookieKey: deriveKey(config.secret, 'device-cookie'),
       tokenDigest,
       policy: config.mfa,

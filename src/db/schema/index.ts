@@ -7,3 +7,4 @@ export * from './rbac.js';
 export * from './auth.js';
 export * from './mfa.js';
 export * from './alerts.js';
+export * from './webauthn.js';

@@ -5,7 +5,7 @@ import { loginChallenges } from './auth.js';
 import { users } from './users.js';
 
 /** What a factor is. A new type (e.g. `webauthn`) is one more value: its key material goes in `secret`/`data`. */
-export type FactorType = 'totp' | 'sms' | 'email' | 'recovery_code';
+export type FactorType = 'totp' | 'sms' | 'email' | 'recovery_code' | 'webauthn';
 
 /**
  * A user's second factors, one row each. A factor counts only once `confirmed_at` is set (ownership of the

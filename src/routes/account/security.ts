@@ -43,7 +43,7 @@ const doneQuery = z.object({ done: z.enum(Object.keys(SECURITY_NOTICES) as [keyo
 /** The account pages prove a recent sign-in with the provider's ID token (auth_time and amr, OpenID Connect Core §2). */
 export const providerSignIn = (session: ActiveAccountSession): SignInProof => ({ providerSignIn: { at: new Date(session.authTime * 1000), amr: session.amr } });
 
-const FACTOR_KINDS: Record<FactorPublicView['type'], string> = { totp: 'Authenticator app', sms: 'Text message', email: 'Email', recovery_code: 'Recovery codes' };
+const FACTOR_KINDS: Record<FactorPublicView['type'], string> = { totp: 'Authenticator app', sms: 'Text message', email: 'Email', recovery_code: 'Recovery codes', webauthn: 'Passkey' };
 
 /** A factor as the page shows it. */
 function factorView(f: FactorPublicView) {

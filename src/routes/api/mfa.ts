@@ -21,7 +21,7 @@ const bearer = [{ bearer: [] }];
 
 const factorSchema = z.object({
   id: z.uuid(),
-  type: z.enum(['totp', 'sms', 'email', 'recovery_code']),
+  type: z.enum(['totp', 'sms', 'email', 'recovery_code', 'webauthn']),
   label: z.string(),
   preferred: z.boolean(),
   active: z.boolean(),

@@ -291,9 +291,9 @@ export function createChallenges(deps: {
   }
 
   /** The current step is passed with `amr`: move to the next one, or close the challenge when it was the last. */
-  async function advance({ user, row }: OpenChallenge, amr: string | undefined, context: RequestContext): Promise<StepOutcome> {
+  async function advance({ user, row }: OpenChallenge, amr: readonly string[], context: RequestContext): Promise<StepOutcome> {
     const [current, ...rest] = row.steps as StepReason[];
-    const amrs = [...new Set([...row.amr, ...(amr ? [amr] : []), ...(current === 'mfa' || current === 'enroll' ? ['mfa'] : [])])];
+    const amrs = [...new Set([...row.amr, ...amr, ...(current === 'mfa' || current === 'enroll' ? ['mfa'] : [])])];
     await deps.audit.record({ type: 'login.challenge_passed', outcome: 'success', actor: { type: 'user', id: user.id }, subject: userRef(user), clientId: row.clientId ?? undefined, context: auditContext(context), details: { reason: current, amr: amrs, remaining: rest } });
     const now = deps.clock();
     if (!rest.length) {
@@ -339,7 +339,8 @@ export function createChallenges(deps: {
       const used = await secrets.countLoginChallengeAttempt(row.id, deps.clock(), CHALLENGE_MAX_ATTEMPTS);
       // No attempt left, or (raced by a parallel right code) the challenge was completed meanwhile.
       if (used === undefined) throw (await secrets.isLoginChallengeConsumed(row.id)) ? challengeError.consumed() : challengeError.exhausted();
-      if (!(await method.verify(await stepOf(user, row.id, reason), code))) {
+      const result = await method.verify(await stepOf(user, row.id, reason), code, auditContext(context));
+      if (!result) {
         const attemptsLeft = CHALLENGE_MAX_ATTEMPTS - used;
         await deps.bruteForce.recordFailure(attemptOf(user, originOf(row), context.ip), auditContext(context));
         await deps.audit.record({
@@ -354,7 +355,7 @@ export function createChallenges(deps: {
         throw new AppError('invalid_code', attemptsLeft > 0 ? 'the code is incorrect' : 'the code is incorrect; this login has ended, sign in again', 401, { attempts_left: attemptsLeft });
       }
       await secrets.refundLoginChallengeAttempt(row.id);
-      return advance(found, method.amr, context);
+      return advance(found, result === true ? [method.amr] : result.amr, context);
     },
 
     /** An open challenge whose current step is enrolment (and whose account is not locked): the user a factor may be enrolled for. */

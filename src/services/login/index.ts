@@ -31,6 +31,9 @@ import { auditContext, userRef, type LoginChannel, type LoginOrigin } from './or
 import { CODE_METHODS, planSteps, type LoginPolicy } from './plan.js';
 import { createRiskFacts } from './risk.js';
 import type { TokenDigest } from '../../lib/crypto.js';
+import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { PASSKEY_METHOD } from '../passkeys/method.js';
+import type { PasskeyBinding, PasskeyService } from '../passkeys/service.js';
 
 export { CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TTL_SECONDS, MAX_OPEN_CHALLENGES_PER_USER, type ChallengeRef, type ChallengeResponse } from './challenge.js';
 export type { LoginInput } from './first-factor.js';
@@ -46,6 +49,17 @@ export interface CompletedLogin {
 }
 /** Where a sign-in starts: an app, or a browser's interaction of a client. */
 export type LoginStart = { channel: 'api' } | { channel: 'form'; clientId: string; interactionUid: string };
+/**
+ * Where a passwordless (passkey) sign-in starts, with the device secrets it presents: an app (its
+ * `device_id` label binds the passkey challenge) or a browser's interaction (binds it).
+ */
+export type PasskeyStart =
+  | { channel: 'api'; deviceId?: string | undefined; deviceName?: string | undefined; deviceToken?: string | undefined; deviceCookie?: string | undefined }
+  | { channel: 'form'; clientId: string; interactionUid: string; deviceCookie?: string | undefined };
+/** Where passwordless options are asked from (the same binding as the sign-in that follows). */
+export type PasskeyOptionsStart = { channel: 'api'; deviceId?: string | undefined } | { channel: 'form'; interactionUid: string };
+
+const passwordlessBinding = (from: PasskeyOptionsStart): PasskeyBinding => (from.channel === 'api' ? { kind: 'device', id: from.deviceId ?? '' } : { kind: 'interaction', id: from.interactionUid });
 /**
  * What a step answers, by channel. An app gets its token pair, or the next step to pass. A browser gets
  * the completed login, or nothing while a further step is pending (the interaction's page shows it).
@@ -66,6 +80,7 @@ export function createLoginService(deps: {
   notices: SecurityNotices;
   audit: AuditService;
   mfaPolicy: MfaPolicy;
+  passkeys: PasskeyService;
   deviceCookieKey: Buffer;
   /** Challenge ids are stored as a keyed digest (lib/crypto.ts createTokenDigest). */
   tokenDigest: TokenDigest;
@@ -153,6 +168,58 @@ export function createLoginService(deps: {
       return { answer: { ...pair, device_token: deviceToken } as LoginAnswer<C>, deviceCookie };
     },
 
+    /** Options for a passwordless passkey sign-in (discoverable credentials, user verification required). */
+    async passwordlessOptions(from: PasskeyOptionsStart): Promise<PublicKeyCredentialRequestOptionsJSON> {
+      return deps.passkeys.authenticationOptions({ binding: passwordlessBinding(from) });
+    },
+
+    /**
+     * The passwordless sign-in: a passkey assertion (user verified) for options from passwordlessOptions with
+     * the same binding. A passkey is a factor and a user-verified passkey is itself multi-factor (something
+     * held, unlocked by something known or inherent: NIST SP 800-63B §5.1.9), so the plan's `mfa` step is
+     * passed by it; the new-device and new-network rules, counters, notices and audit are a completed
+     * password-and-factor login's (after-login.ts). amr: `hwk` or `swk`, `user`, `mfa`.
+     */
+    async startWithPasskey<C extends LoginChannel>(response: AuthenticationResponseJSON, from: Extract<PasskeyStart, { channel: C }>, context: RequestContext): Promise<{ answer: LoginAnswer<C>; deviceCookie: string | undefined }> {
+      const at: PasskeyStart = from;
+      const form = at.channel === 'form' ? at : undefined;
+      const app = at.channel === 'api' ? at : undefined;
+      const checked = await firstFactor.checkPasskey(response, passwordlessBinding(at), { deviceCookie: at.deviceCookie, deviceToken: app?.deviceToken }, { ...context, channel: at.channel, clientId: form?.clientId });
+      const { user, deviceCookie } = checked;
+      if (form) await challenges.endInteraction(form.interactionUid);
+      const origin: LoginOrigin = form
+        ? { channel: 'form', clientId: form.clientId, interactionUid: form.interactionUid, deviceDigest: checked.deviceDigest, knownDevice: Boolean(checked.knownDevice) }
+        : { channel: 'api', deviceId: app?.deviceId, deviceName: app?.deviceName, deviceDigest: checked.deviceDigest, cookieDigest: deviceCookie ? checked.cookieDigest : undefined, knownDevice: Boolean(checked.knownDevice) };
+      // The user has a factor (this passkey), so the plan is [mfa] and the passkey passed it.
+      const { facts } = await plan(user, origin, context.ip);
+      const amr = [...checked.amr, 'mfa'];
+      if (form) {
+        await afterLogin(user, { ...origin, counted: checked.counted }, ['mfa'], context, facts);
+        await recordLogin(user, 'form', amr, context, { clientId: form.clientId });
+        return { answer: { user, amr } as LoginAnswer<C>, deviceCookie };
+      }
+      const deviceToken = !checked.deviceDigest && deviceCookie ? deviceCookie : undefined;
+      await afterLogin(user, { ...origin, deviceDigest: deviceToken ? checked.cookieDigest : origin.deviceDigest, counted: checked.counted }, ['mfa'], context, facts);
+      const pair = await startSession(user, { deviceId: app?.deviceId, deviceName: app?.deviceName }, amr, context);
+      return { answer: { ...pair, device_token: deviceToken } as LoginAnswer<C>, deviceCookie };
+    },
+
+    /**
+     * Options for passing the current `mfa` step of a pending login with a passkey (its challenge is bound to
+     * this login and its user); the assertion then goes to `verify(ref, 'webauthn', JSON.stringify(assertion))`.
+     */
+    async stepPasskeyOptions(ref: ChallengeRef, context: RequestContext): Promise<PublicKeyCredentialRequestOptionsJSON> {
+      const { row, user } = await challenges.find(ref, context);
+      if (!row.methods.includes(PASSKEY_METHOD)) throw new AppError('method_not_allowed', `method must be one of: ${row.methods.join(', ')}`, 400, { methods: row.methods });
+      return deps.passkeys.authenticationOptions({ user, binding: { kind: 'login', id: row.id } });
+    },
+
+    /** The user of a login waiting for enrolment and the binding of a passkey registered for it. */
+    async passkeyEnrolment(ref: ChallengeRef, context: RequestContext): Promise<{ user: UserRow; binding: PasskeyBinding }> {
+      const { user, row } = await challenges.enrolling(ref, context);
+      return { user, binding: { kind: 'login', id: row.id } };
+    },
+
     /** Passes the current step with a code: the channel's answer (the sign-in after the last step, else the next step). */
     async verify<C extends LoginChannel>(ref: RefOf<C>, method: string, code: string, context: RequestContext): Promise<LoginAnswer<C>> {
       const found = await challenges.find(ref, context);
@@ -172,9 +239,10 @@ export function createLoginService(deps: {
     },
 
     /** A factor was confirmed for a login waiting for enrolment: the login goes on (or completes). */
-    async completeEnrollment<C extends LoginChannel>(ref: RefOf<C>, factorType: string, context: RequestContext): Promise<LoginAnswer<C>> {
+    async completeEnrollment<C extends LoginChannel>(ref: RefOf<C>, factorType: string, context: RequestContext, amr?: string[]): Promise<LoginAnswer<C>> {
       const found = await challenges.enrolling(ref, context);
-      return answer(ref, found, await challenges.advance(found, deps.methods.get(factorType)?.amr, context), context);
+      const proved = amr ?? [deps.methods.get(factorType)?.amr].filter((a): a is string => a !== undefined);
+      return answer(ref, found, await challenges.advance(found, proved, context), context);
     },
 
     /** A browser login's current step, for its page; undefined when the interaction has none open. */

@@ -20,7 +20,7 @@ export interface LoginPolicy {
 }
 
 /** What enrolment offers when MFA is required and the user has no factor yet. */
-export const ENROLLABLE_METHODS = ['totp', 'sms', 'email'] as const;
+export const ENROLLABLE_METHODS = ['totp', 'sms', 'email', 'webauthn'] as const;
 /** The methods that send a code (and can be sent again). */
 export const CODE_METHODS: ReadonlySet<string> = new Set(['sms', 'email']);
 

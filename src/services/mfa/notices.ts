@@ -185,5 +185,5 @@ export type SecurityNotices = ReturnType<typeof createSecurityNotices>;
 const timestamp = (at: Date) => at.toISOString().replace(/\.\d+Z$/, 'Z');
 
 function label(type: string): string {
-  return type === 'totp' ? 'authenticator app' : type === 'sms' ? 'phone number' : type === 'email' ? 'email address for codes' : 'sign-in method';
+  return type === 'totp' ? 'authenticator app' : type === 'sms' ? 'phone number' : type === 'email' ? 'email address for codes' : type === 'webauthn' ? 'passkey' : 'sign-in method';
 }
