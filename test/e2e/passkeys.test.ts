@@ -258,11 +258,12 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
     const phishing = `http://localhost:${await freePort()}/`;
     await page.route(phishing, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>Sign in</title><p>phish</p>' }));
     await page.goto(phishing);
-    const response = await page.evaluate(async (o: { challenge: string; rpId: string }) => {
-      const b64 = (s: string) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-      const out = (b: ArrayBuffer) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-      const cred = (await navigator.credentials.get({ publicKey: { challenge: b64(o.challenge), rpId: o.rpId, userVerification: 'required' } })) as PublicKeyCredential;
-      const r = cred.response as AuthenticatorAssertionResponse;
+    // In the page (a browser function as text: the test's TypeScript has no DOM types).
+    const response = await page.evaluate(`(async (o) => {
+      const b64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+      const out = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+      const cred = await navigator.credentials.get({ publicKey: { challenge: b64(o.challenge), rpId: o.rpId, userVerification: 'required' } });
+      const r = cred.response;
       return {
         id: cred.id,
         rawId: out(cred.rawId),
@@ -270,7 +271,7 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
         clientExtensionResults: {},
         response: { clientDataJSON: out(r.clientDataJSON), authenticatorData: out(r.authenticatorData), signature: out(r.signature), userHandle: r.userHandle ? out(r.userHandle) : undefined },
       };
-    }, options);
+    })(${JSON.stringify(options)})`);
     const relayed = await page.request.post(`${server.origin}/interaction/${uid}/passkey`, { form: { csrf, response: JSON.stringify(response) }, maxRedirects: 0 });
     t.equal(relayed.status(), 401, "an assertion whose clientData names another origin is refused");
     t.same(callbacks, [], 'nothing reached the application');

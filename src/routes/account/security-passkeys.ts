@@ -16,7 +16,7 @@ import { passkeyScript } from '../../views/passkey-script.js';
 import type { AccountContext } from './context.js';
 import { passkeyView, providerSignIn, SECURITY_PATH } from './security.js';
 import type { FactorService } from '../../services/mfa/factors.js';
-import type { PasskeyService, PasskeyView } from './passkey-service.js';
+import type { PasskeyService, PasskeyView } from '../../services/passkeys/service.js';
 import { parseRegistrationResponse, PASSKEY_RESPONSE_MAX_LENGTH } from '../passkey-responses.js';
 
 const PASSKEYS_PATH = `${SECURITY_PATH}/passkeys`;

@@ -7,10 +7,10 @@
 import type { AppError } from '../../errors/index.js';
 import type { PageView } from '../../views/page.js';
 import { passkeyScript } from '../../views/passkey-script.js';
+import { PASSKEY_METHOD } from '../../services/passkeys/method.js';
 import type { InteractionPageContext, PendingStep, StepView } from './views.js';
 
-/** The sign-in method id (the login service's method registry) of a passkey. */
-export const PASSKEY_METHOD = 'webauthn';
+export { PASSKEY_METHOD } from '../../services/passkeys/method.js';
 
 export const PASSKEY_NOT_ACCEPTED = 'That passkey could not sign you in. Try again, or use your email and password.';
 

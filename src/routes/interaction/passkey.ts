@@ -125,8 +125,8 @@ export function passkeyRoutes(app: FastifyInstance, ctx: InteractionContext, ste
     let completed: CompletedLogin | undefined;
     try {
       const { user, binding } = await login.passkeyEnrolment(ref(details), request.requestContext);
-      await ctx.deps.passkeys.verifyRegistration(user, binding, response, undefined, request.requestContext);
-      completed = await login.completeEnrollment(ref(details), PASSKEY_METHOD, request.requestContext);
+      const { amr } = await ctx.deps.passkeys.verifyRegistration(user, binding, response, undefined, request.requestContext);
+      completed = await login.completeEnrollment(ref(details), PASSKEY_METHOD, request.requestContext, amr);
     } catch (err) {
       if (err instanceof AppError && err.status < 500 && !['challenge_expired', 'challenge_consumed', 'invalid_challenge', 'too_many_attempts'].includes(err.code)) {
         return steps.stepPage(request, reply, details, { status: 400, error: 'The passkey could not be set up. Try again, or choose another method.' });
