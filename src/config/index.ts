@@ -37,17 +37,21 @@ const commaList = z.string().transform((v) => v.split(',').map((s) => s.trim()).
  * accepts an RP id only when it equals the page's host or is a registrable suffix of it (WebAuthn §5.1.3,
  * HTML "is a registrable domain suffix of or is equal to"), so a mismatch would fail every ceremony at run
  * time; it is refused at start-up instead. Without a public-suffix list, a bare top-level name is refused
- * (`com`); `localhost` is allowed, and plain http only for it (browsers treat it as a secure context).
+ * (`com`); `localhost` is allowed, and plain http only for it and loopback addresses (secure contexts). An
+ * issuer at an IP address gives an IP RP id, which apps can use but browsers refuse: browser passkeys need a
+ * host name.
  */
+/** Hosts browsers treat as secure over plain http (W3C Secure Contexts §3.2: potentially trustworthy origins). */
+const loopbackHost = (host: string) => host === 'localhost' || host.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]';
+
 function webauthnOf(rpIdSetting: string | undefined, rpName: string, originsSetting: string[] | undefined, issuerUrl: URL) {
   const rpId = rpIdSetting ?? issuerUrl.hostname;
   const origins = (originsSetting ?? [issuerUrl.origin]).map((o) => new URL(o).origin);
   const problems: string[] = [];
-  if (!rpId.includes('.') && rpId !== 'localhost') problems.push(`WEBAUTHN_RP_ID: "${rpId}" is not a registrable domain (a name such as example.com, or localhost)`);
+  if (!rpId.includes('.') && !loopbackHost(rpId)) problems.push(`WEBAUTHN_RP_ID: "${rpId}" is not a registrable domain (a name such as example.com, or localhost)`);
   for (const origin of origins) {
     const url = new URL(origin);
-    const local = url.hostname === 'localhost' || url.hostname.endsWith('.localhost');
-    if (url.protocol !== 'https:' && !local) problems.push(`WEBAUTHN_ORIGINS: ${origin} must use https (plain http only for localhost)`);
+    if (url.protocol !== 'https:' && !loopbackHost(url.hostname)) problems.push(`WEBAUTHN_ORIGINS: ${origin} must use https (plain http only for localhost or a loopback address)`);
     if (url.hostname !== rpId && !url.hostname.endsWith(`.${rpId}`)) problems.push(`WEBAUTHN_RP_ID: "${rpId}" must be the host of ${origin} or a registrable suffix of it`);
   }
   if (problems.length) throw new ConfigError(problems);

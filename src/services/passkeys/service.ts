@@ -125,11 +125,12 @@ export function createPasskeyService(deps: {
   /** The user handle: 32 bytes derived from the user id with a server key; the same for all of a user's passkeys. */
   const userHandleOf = (userId: string) => hmacDigest(deps.userHandleKey, `webauthn-user-handle:${userId}`);
 
-  async function newChallenge(purpose: 'registration' | 'authentication', userId: string | undefined, binding: PasskeyBinding): Promise<string> {
+  /** A new challenge, as the bytes the options carry (the library base64url-encodes them, which is what comes back). */
+  async function newChallenge(purpose: 'registration' | 'authentication', userId: string | undefined, binding: PasskeyBinding): Promise<Uint8Array<ArrayBuffer>> {
     const challenge = randomToken();
     const now = deps.clock();
     await queries.insertChallenge({ id: randomUUID(), challengeHash: deps.tokenDigest.stored(challenge), purpose, userId: userId ?? null, binding: bindingKey(binding), createdAt: now, expiresAt: addSeconds(now, PASSKEY_CHALLENGE_TTL_SECONDS) });
-    return challenge;
+    return isoBase64URL.toBuffer(challenge);
   }
 
   /** Finds and consumes the challenge a response answers; the failure when it is not this purpose's, user's and binding's. */
