@@ -57,10 +57,21 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
   const browser: Browser = await launchChromium();
   t.teardown(() => browser.close());
 
-  /** A device: a fresh browser profile with its own platform authenticator. */
-  async function device(t: Pick<typeof tap, 'teardown'>, options: { javaScriptEnabled?: boolean } = {}) {
-    const { page, callbacks } = await relyingPartyPage(browser, t, options);
+  /**
+   * A device: a fresh browser profile with its own platform authenticator. Chromium's virtual authenticator
+   * answers a conditional (autofill) request at once, as if the person picked the passkey from the email
+   * field's suggestions: so, except in the autofill test, the device is a browser without conditional
+   * mediation, and the passkey is used through the buttons.
+   */
+  async function device(t: Pick<typeof tap, 'teardown'>, options: { javaScriptEnabled?: boolean; autofill?: boolean } = {}) {
+    const { page, callbacks } = await relyingPartyPage(browser, t, { javaScriptEnabled: options.javaScriptEnabled });
+    if (!options.autofill) await page.context().addInitScript('if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);');
     const authenticator = options.javaScriptEnabled === false ? undefined : await addVirtualAuthenticator(page);
+    if (process.env.PASSKEY_DEBUG) {
+      page.on('console', (m) => console.error('console:', m.text()));
+      page.on('pageerror', (e) => console.error('pageerror:', e.message));
+      page.on('response', async (r) => { if (r.request().method() === 'POST') console.error('POST', r.url(), r.status(), (await r.text().catch(() => '')).slice(0, 300)); });
+    }
     return { page, callbacks, authenticator: authenticator as VirtualAuthenticator };
   }
 
@@ -105,9 +116,9 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
   }
 
   /** A user signed in to the account pages on a new device, with a passkey added there. */
-  async function userWithPasskey(t: Pick<typeof tap, 'teardown'>, email: string, name = 'Laptop') {
+  async function userWithPasskey(t: Pick<typeof tap, 'teardown'>, email: string, name = 'Laptop', options: { autofill?: boolean } = {}) {
     const user = await seedUser(server, email);
-    const a = await device(t);
+    const a = await device(t, options);
     await signInToAccount(a.page, server, { email, path: '/account/security' });
     await addPasskey(a.page, name);
     return { user, ...a };
@@ -149,6 +160,21 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
 
     await page.goto(`${server.origin}/account/security`);
     t.notMatch(await page.getByRole('region', { name: 'Passkeys' }).textContent(), /not used yet/, 'the list now shows when it was last used');
+  });
+
+  t.test('autofill: the passkey offered in the email field signs in', async (t) => {
+    const { user, page } = await userWithPasskey(t, 'autofill@example.com', 'Laptop', { autofill: true });
+    const request = await authorizationRequest(config, { scope: 'openid email', prompt: 'login' });
+    // The script starts a conditional request on the login page; the virtual authenticator answers it as a
+    // person picking the suggestion would, and the page posts it without any button pressed.
+    const [posted] = await Promise.all([
+      page.waitForResponse((res) => res.request().method() === 'POST' && /\/interaction\/[^/]+\/passkey$/.test(new URL(res.url()).pathname)),
+      page.goto(request.url.href),
+    ]);
+    t.equal(posted.status(), 303, 'the autofilled assertion is accepted');
+    const { amr, sub } = await finish(page, request);
+    t.equal(sub, user.id);
+    t.ok(amr.includes('user'), `amr: ${amr.join(' ')}`);
   });
 
   t.test('password, then the passkey as the second factor', async (t) => {
