@@ -20,7 +20,9 @@ import { launchChromium, relyingPartyPage, SKIP_WITHOUT_CHROMIUM } from '../help
 import { createTestDatabase } from '../helpers/db.js';
 import { TEST_PASSWORD } from '../helpers/defaults.js';
 import { authorizationRequest, discover, REDIRECT_URI, seedClient, seedUser } from '../helpers/oidc.js';
+import { codeIn, mailbox } from '../helpers/mfa.js';
 import { checkPage } from '../helpers/pages.js';
+import { startSmtpServer } from '../helpers/smtp.js';
 import { freePort } from '../helpers/ports.js';
 import { operator } from '../helpers/rbac.js';
 import { testConfig, type TestServer } from '../helpers/server.js';
@@ -50,7 +52,9 @@ async function startLocalhostServer(t: Pick<typeof tap, 'teardown'>, clock: () =
 
 tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t) => {
   const clock = manualClock();
-  const server = await startLocalhostServer(t, clock);
+  const smtp = await startSmtpServer();
+  t.teardown(() => smtp.close());
+  const server = await startLocalhostServer(t, clock, { SMTP_URL: smtp.url });
   const { factors, rbac } = server.app.keryu.services;
   const seeded = await seedClient(server);
   const config = await discover(server, seeded);
@@ -67,11 +71,6 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
     const { page, callbacks } = await relyingPartyPage(browser, t, { javaScriptEnabled: options.javaScriptEnabled });
     if (!options.autofill) await page.context().addInitScript('if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);');
     const authenticator = options.javaScriptEnabled === false ? undefined : await addVirtualAuthenticator(page);
-    if (process.env.PASSKEY_DEBUG) {
-      page.on('console', (m) => console.error('console:', m.text()));
-      page.on('pageerror', (e) => console.error('pageerror:', e.message));
-      page.on('response', async (r) => { if (r.request().method() === 'POST') console.error('POST', r.url(), r.status(), (await r.text().catch(() => '')).slice(0, 300)); });
-    }
     return { page, callbacks, authenticator: authenticator as VirtualAuthenticator };
   }
 
@@ -238,10 +237,14 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
     const role = (await rbac.findRole('needs-mfa')) ?? (await rbac.createRole({ name: 'needs-mfa', description: 'MFA required', level: 0, mfaRequired: true }, operator));
     await rbac.assignRole(user.id, { role: role.name }, operator);
     const { page } = await device(t);
+    const inbox = mailbox(smtp, 'enrol@example.com');
     const request = await openLogin(page);
     await page.getByLabel('Email').fill('enrol@example.com');
     await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    // Enrolment follows a code to the account's address (a stolen password alone cannot enrol a factor).
+    await page.getByLabel('Code', { exact: true }).fill(codeIn(await inbox.next()));
+    await page.getByRole('button', { name: 'Verify', exact: true }).click();
     await page.getByRole('button', { name: 'Use a passkey' }).waitFor();
     await checkPage(t, page, 'passkeys', 'mfa-enroll');
     await page.getByRole('button', { name: 'Use a passkey' }).click();
