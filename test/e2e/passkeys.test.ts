@@ -306,6 +306,51 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
     t.same(callbacks, [], 'nothing reached the application');
   });
 
+  t.test("hostile: another user's passkey, forms without their CSRF token, a stale sign-in", async (t) => {
+    const { passkeys } = server.app.keryu.services;
+    const owner = await userWithPasskey(t, 'owner@example.com', 'Mine');
+    const [mine] = await passkeys.list(owner.user.id);
+    const other = await userWithPasskey(t, 'other@example.com', 'Theirs');
+    const post = (page: Page, path: string, form: Record<string, string>) => page.request.post(`${server.origin}${path}`, { form, maxRedirects: 0 });
+    const csrfOf = (page: Page) => page.locator('input[name=csrf]').first().inputValue();
+
+    const otherCsrf = await csrfOf(other.page);
+    for (const action of ['rename', 'remove']) {
+      const path = `/account/security/passkeys/${mine!.id}/${action}`;
+      t.equal((await other.page.request.get(`${server.origin}${path}`, { maxRedirects: 0 })).status(), 404, `${action} page of another user's passkey: 404`);
+      t.equal((await post(other.page, path, { csrf: otherCsrf, name: 'taken' })).status(), 404, `${action} of another user's passkey: 404`);
+    }
+    t.same((await passkeys.list(owner.user.id)).map((p) => p.name), ['Mine'], 'and it is unchanged');
+
+    t.equal((await post(owner.page, `/account/security/passkeys/${mine!.id}/remove`, { csrf: otherCsrf })).status(), 403, "removal with another session's CSRF token: refused");
+    t.equal((await post(owner.page, `/account/security/passkeys/${mine!.id}/rename`, { csrf: '', name: 'x' })).status(), 403, 'rename without one: refused');
+    const options = await owner.page.request.post(`${server.origin}/account/security/passkeys/options`, { data: { csrf: otherCsrf } });
+    t.equal(options.status(), 403, 'registration options without the CSRF token: refused');
+    t.equal((await options.json()).error, 'forbidden', 'in the JSON error shape');
+    await openLogin(owner.page);
+    const uid = new URL(owner.page.url()).pathname.split('/').pop()!;
+    t.equal((await owner.page.request.post(`${server.origin}/interaction/${uid}/passkey/options`, { data: { csrf: otherCsrf } })).status(), 403, "the login page's options without its CSRF token: refused");
+    t.equal((await post(owner.page, `/interaction/${uid}/passkey`, { csrf: otherCsrf, response: '{}' })).status(), 403, 'and its form');
+
+    await owner.page.goto(`${server.origin}/account/security`);
+    const ownerCsrf = await csrfOf(owner.page);
+    clock.advance(6 * 60);
+    try {
+      const stale = await owner.page.request.post(`${server.origin}/account/security/passkeys/options`, { data: { csrf: ownerCsrf } });
+      t.equal(stale.status(), 403, 'six minutes after signing in, no registration options');
+      t.equal((await stale.json()).error, 'reauthentication_required');
+      const addPage = await owner.page.request.get(`${server.origin}/account/security/passkeys/add`, { maxRedirects: 0 });
+      t.equal(addPage.status(), 303, 'the add page sends the browser to sign in again');
+      t.match(addPage.headers().location, /reauth=1/);
+      const removal = await post(owner.page, `/account/security/passkeys/${mine!.id}/remove`, { csrf: ownerCsrf });
+      t.equal(removal.status(), 303, 'removal too (re-authentication)');
+      t.match(removal.headers().location, /reauth=1/);
+      t.equal((await passkeys.list(owner.user.id)).length, 1, 'nothing was removed');
+    } finally {
+      clock.advance(-6 * 60);
+    }
+  });
+
   t.test('without JavaScript: no passkey button, the password works', async (t) => {
     await seedUser(server, 'nojs@example.com');
     const { page } = await device(t, { javaScriptEnabled: false });
