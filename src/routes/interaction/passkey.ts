@@ -24,6 +24,7 @@ import { PASSKEY_METHOD, PASSKEY_NOT_ACCEPTED, passkeyStepError } from './passke
 import type { InteractionSteps } from './steps.js';
 import { loginView, passwordErrorOutcome, passwordResetRequiredView, type PendingStep } from './views.js';
 
+const uidParams = z.object({ uid: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
 const optionsBody = z.object({ csrf: z.string().max(CSRF_TOKEN_MAX_LENGTH) });
 const resultForm = z.object({ csrf: z.string().max(CSRF_TOKEN_MAX_LENGTH), response: z.string().max(PASSKEY_RESPONSE_MAX_LENGTH) });
 
@@ -44,10 +45,11 @@ export function passkeyRoutes(app: FastifyInstance, ctx: InteractionContext, ste
 
   // JSON for the page's script (not a page route: its errors are the JSON error shape).
   app.post('/interaction/:uid/passkey/options', async (request, reply) => {
-    const details = await ctx.deps.host.provider.interactionDetails(request.raw, reply.raw).catch(() => undefined);
-    const uid = (request.params as { uid?: unknown }).uid;
+    const params = uidParams.safeParse(request.params);
+    // No interaction cookie, or another interaction's: nothing to sign in to.
+    const details = params.success ? await ctx.deps.host.provider.interactionDetails(request.raw, reply.raw).catch(() => undefined) : undefined;
     const body = optionsBody.safeParse(request.body);
-    if (!details || details.uid !== uid || details.prompt.name !== 'login') throw new AppError('not_found', 'no such sign-in', 404);
+    if (!details || details.uid !== params.data?.uid || details.prompt.name !== 'login') throw new AppError('not_found', 'no such sign-in', 404);
     if (!body.success || !ctx.csrfValid(details, body.data.csrf)) throw new AppError('forbidden', 'the form was not valid', 403);
     const use = await useOf(request, details);
     if (!use) throw new AppError('method_not_allowed', 'a passkey cannot be used at this step', 400);
@@ -91,7 +93,9 @@ export function passkeyRoutes(app: FastifyInstance, ctx: InteractionContext, ste
         request.requestContext,
       );
     } catch (err) {
-      const shown = err instanceof AppError ? passwordErrorOutcome(err) : undefined;
+      if (!(err instanceof AppError)) throw err;
+      // Anything else the client caused (a challenge used, expired or not this interaction's): the same words.
+      const shown = passwordErrorOutcome(err) ?? (err.status < 500 ? { status: err.status, error: PASSKEY_NOT_ACCEPTED } : undefined);
       if (!shown) throw err;
       if (shown === 'reset_required') return sendPage(reply, passwordResetRequiredView());
       if (shown.retryAfter !== undefined) reply.header('retry-after', String(shown.retryAfter));
