@@ -23,6 +23,7 @@ import {
   signingKeys,
   trustedDevices,
   userNetworks,
+  webauthnChallenges,
 } from '../db/schema/index.js';
 
 /** Small enough that one batch holds row locks for milliseconds, large enough to keep up with token churn. */
@@ -141,6 +142,7 @@ export async function runCleanup(db: Db, now = new Date()): Promise<CleanupResul
       },
     ],
     ['secrets', (tx) => count(tx, sql`delete from ${passwordResetTokens} where ${batchOf(sql`${passwordResetTokens}`, sql`expires_at < ${at}`)}`)],
+    ['secrets', (tx) => count(tx, sql`delete from ${webauthnChallenges} where ${batchOf(sql`${webauthnChallenges}`, sql`expires_at < ${at}`)}`)],
     [
       'loginFailures',
       (tx) =>

@@ -14,6 +14,7 @@ export const alertCatalogue = {
   compliance_failed: { severity: 'medium', title: 'A compliance check failed' },
   signing_key_overdue: { severity: 'medium', title: 'The signing key in use is older than the rotation policy' },
   audit_digest: { severity: 'low', title: 'Daily audit digest: the newest audit seal, for a copy outside the database' },
+  passkey_clone_suspected: { severity: 'high', title: 'A passkey\'s signature counter went backwards (a cloned authenticator?)' },
 } as const;
 
 export type AlertType = keyof typeof alertCatalogue;

@@ -34,6 +34,7 @@ export const ruleEventTypes = [
   'login',
   'rate_limit.exceeded',
   'audit.seal_broken',
+  'mfa.passkey_counter_regressed',
 ] as const satisfies readonly AuditEventType[];
 
 const isAuthPermission = (p: string) => p.startsWith('auth.');
@@ -124,6 +125,13 @@ async function perEvent(e: AuditEventRow, ctx: RuleContext): Promise<AlertCandid
         details: { grant_id: e.subjectId ?? null, permission, user: after.user ?? null, role: after.role ?? null, object: after.object ?? null, ...origin(e) },
       };
     }
+    case 'mfa.passkey_counter_regressed':
+      return {
+        ...once('passkey_clone_suspected'),
+        groupKey: str(d.factor_id) ?? e.subjectId ?? '',
+        summary: `A passkey of user ${e.subjectId ?? '(unknown)'} presented a signature counter not above the stored one (${num(d.presented_counter) ?? '?'} ≤ ${num(d.stored_counter) ?? '?'}): the sign-in was refused; the authenticator may have been cloned.`,
+        details: { user_id: e.subjectId ?? null, factor_id: str(d.factor_id) ?? null, stored_counter: num(d.stored_counter) ?? null, presented_counter: num(d.presented_counter) ?? null, ...origin(e) },
+      };
     case 'rate_limit.exceeded': {
       const limit = str(d.limit) ?? 'unknown';
       const source = str(d.source) ?? e.ip ?? '';
