@@ -11,7 +11,7 @@ import { SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
 import { TEST_PASSWORD } from '../helpers/defaults.js';
 import { codeIn, mailbox } from '../helpers/mfa.js';
 import { authorizationRequest, seedUser } from '../helpers/oidc.js';
-import { checkPage } from '../helpers/pages.js';
+import { checkPage, screenshots } from '../helpers/pages.js';
 import { startPasskeyBrowser } from '../helpers/passkey-browser.js';
 import { operator } from '../helpers/rbac.js';
 import { signInToAccount } from '../helpers/account.js';
@@ -163,6 +163,12 @@ tap.test('passkeys in a real browser', { skip: SKIP_WITHOUT_CHROMIUM }, async (t
     await page.getByLabel('Password').fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     t.same((await finish(page, request)).amr, ['pwd'], 'signed in with the password');
+
+    await signInToAccount(page, server, { email: 'nojs@example.com', path: '/account/security/passkeys/add' });
+    t.ok(await page.getByText('This browser cannot create a passkey here').isVisible(), 'the add page says what is missing');
+    t.notOk(await page.getByRole('button', { name: 'Create a passkey' }).isVisible(), 'and shows no form that cannot work');
+    // Screenshots only: axe-core runs as a script, which this profile does not run.
+    await screenshots(page, 'passkeys', 'account-passkey-add-no-javascript');
   });
 
   t.test('the script: one external file, pinned, cached, and only pages that carry it allow scripts', async (t) => {
