@@ -59,6 +59,7 @@ import type { Clock } from './lib/clock.js';
 import { loggerOptions } from './plugins/logger.js';
 import { healthRoutes } from './routes/health.js';
 import { interactionRoutes } from './routes/interaction/index.js';
+import { pageScriptRoutes } from './routes/page-scripts.js';
 import { readBootstrapFile } from './services/bootstrap.js';
 import { createServices, type Services } from './services/container.js';
 import { createFormCsrf } from './views/csrf.js';
@@ -311,12 +312,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.get('/assets/keryu.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(stylesheet),
   );
+  // The pages' one script (passkeys), at a content-named path.
+  await app.register(pageScriptRoutes);
   // One CSRF key for every form; each form binds its token to its own purpose and subject.
   const formCsrf = createFormCsrf(deriveKey(config.secret, 'csrf'));
   await app.register(interactionRoutes, {
     host,
     login: services.login,
     factors: services.factors,
+    passkeys: services.passkeys,
     audit: services.audit,
     csrf: formCsrf,
     secureCookies: config.secureCookies,
@@ -330,7 +334,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     users: services.users,
     factors: services.factors,
     devices: services.mfaDevices,
-    security: { factors: services.factors, passwords: services.passwordManagement, passwordMinLength: config.passwordPolicy.minLength, sealKey: deriveKey(config.secret, 'account-form-values'), clock: services.clock },
+    security: { factors: services.factors, passkeys: services.passkeys, passwords: services.passwordManagement, passwordMinLength: config.passwordPolicy.minLength, sealKey: deriveKey(config.secret, 'account-form-values'), clock: services.clock },
     tokens: { sessions: services.sessions, personalTokenTtl: config.auth.personalTokenTtl, personalTokenMaxTtl: config.auth.personalTokenMaxTtl },
     applications: createAccountApplications({ db: database.db, clock: services.clock, sessions: services.sessions }),
     signIns: services.sessions,

@@ -23,10 +23,13 @@ export interface PageView {
   model: PageModel;
   /** Origins this page loads an image from besides ours (exact origins; see contentSecurityPolicy). */
   imageOrigins?: readonly string[] | undefined;
+  /** The page carries our one external script (passkeys): its policy allows `script-src 'self'`. */
+  scripts?: boolean | undefined;
 }
 
 export function sendPage(reply: FastifyReply, view: PageView): FastifyReply {
-  const headers = view.imageOrigins?.length ? { ...pageSecurityHeaders, 'content-security-policy': contentSecurityPolicy(view.imageOrigins) } : pageSecurityHeaders;
+  const custom = view.imageOrigins?.length || view.scripts;
+  const headers = custom ? { ...pageSecurityHeaders, 'content-security-policy': contentSecurityPolicy(view.imageOrigins, { scripts: view.scripts }) } : pageSecurityHeaders;
   return reply.code(view.status).headers(headers).type('text/html; charset=utf-8').send(renderPage(view.template, view.model));
 }
 

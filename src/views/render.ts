@@ -26,9 +26,13 @@ export function renderPage(template: string, model: PageModel): string {
 /**
  * The pages' Content-Security-Policy. `imageOrigins`: origins one page may load images from besides ours (the
  * consent page's client logo), each an exact origin (`URL.origin`), never a scheme-wide source like `https:`.
+ * Pages without our script allow no script at all.
  */
-export function contentSecurityPolicy(imageOrigins: readonly string[] = []): string {
-  return `default-src 'none'; style-src 'self'; img-src ${["'self'", 'data:', ...imageOrigins].join(' ')}; frame-ancestors 'none'; base-uri 'none'`;
+export function contentSecurityPolicy(imageOrigins: readonly string[] = [], options: { scripts?: boolean } = {}): string {
+  // `scripts`: the page carries our one external script (views/passkey-script.ts), which also asks our origin
+  // for passkey options. Never 'unsafe-inline' or 'unsafe-eval'.
+  const scripts = options.scripts ? "; script-src 'self'; connect-src 'self'" : '';
+  return `default-src 'none'; style-src 'self'; img-src ${["'self'", 'data:', ...imageOrigins].join(' ')}${scripts}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
 /**

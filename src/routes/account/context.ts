@@ -41,10 +41,14 @@ export function createAccountContext(deps: AccountContextDeps) {
   // Bound to the account session's random id: a form of an ended session is refused.
   const csrfFor = (session: ActiveAccountSession) => deps.csrf.issue('account', session.id);
 
-  /** Sends an account page in the account layout (navigation with the current page marked). */
-  function send(reply: FastifyReply, session: ActiveAccountSession | undefined, status: number, template: string, model: { title: string; current?: string; [key: string]: unknown }) {
+  /**
+   * Sends an account page in the account layout (navigation with the current page marked). `scripts`: the
+   * page carries the passkey script (its policy then allows `script-src 'self'`).
+   */
+  function send(reply: FastifyReply, session: ActiveAccountSession | undefined, status: number, template: string, model: { title: string; current?: string; [key: string]: unknown }, options: { scripts?: boolean } = {}) {
     return sendPage(reply, {
       status,
+      scripts: options.scripts,
       template: `account/${template}`,
       model: {
         ...model,

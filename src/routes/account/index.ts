@@ -16,6 +16,7 @@ import { accountSignInRoutes } from './sign-in.js';
 import { createSealedFormValues } from './sealed-form-value.js';
 import { accountSecurityRoutes, type SecurityDeps } from './security.js';
 import { accountSecurityFactorRoutes, type SecurityFactorDeps } from './security-factors.js';
+import { accountSecurityPasskeyRoutes, type SecurityPasskeyDeps } from './security-passkeys.js';
 import type { Clock } from '../../lib/clock.js';
 import { accountTokenRoutes, type TokenPageDeps } from './tokens.js';
 import { accountApplicationRoutes, type ApplicationPageDeps } from './applications.js';
@@ -29,7 +30,12 @@ export interface AccountRouteDeps extends Omit<OverviewDeps, 'context'>, Omit<Se
   csrf: FormCsrf;
   secureCookies: boolean;
   /** Security settings: the factors' and password services, the policy's minimum length, the key of sealed form values. */
-  security: Omit<SecurityDeps, 'context' | 'factors'> & { factors: SecurityDeps['factors'] & SecurityFactorDeps['factors']; sealKey: Buffer; clock: Clock };
+  security: Omit<SecurityDeps, 'context' | 'factors'> & {
+    factors: SecurityDeps['factors'] & SecurityFactorDeps['factors'] & SecurityPasskeyDeps['factors'];
+    passkeys: SecurityPasskeyDeps['passkeys'];
+    sealKey: Buffer;
+    clock: Clock;
+  };
 }
 
 export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps): Promise<void> {
@@ -40,6 +46,7 @@ export async function accountRoutes(app: FastifyInstance, deps: AccountRouteDeps
   await accountOverviewRoutes(app, { context, users: deps.users, factors: deps.factors, devices: deps.devices });
   await accountSecurityRoutes(app, { context, factors: deps.security.factors, passwords: deps.security.passwords, passwordMinLength: deps.security.passwordMinLength });
   await accountSecurityFactorRoutes(app, { context, factors: deps.security.factors, sealed: createSealedFormValues({ key: deps.security.sealKey, clock: deps.security.clock }) });
+  await accountSecurityPasskeyRoutes(app, { context, passkeys: deps.security.passkeys, factors: deps.security.factors });
   await accountTokenRoutes(app, { context, ...deps.tokens });
   await accountApplicationRoutes(app, { context, applications: deps.applications });
   await accountSessionsRoutes(app, { context, signIns: deps.signIns, devices: deps.devices });

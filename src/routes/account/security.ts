@@ -29,6 +29,9 @@ export const SECURITY_NOTICES = {
   email: 'Your email address was added for codes by email.',
   preferred: 'Your preferred factor was changed.',
   removed: 'The factor was removed.',
+  passkey: 'Your passkey was added.',
+  passkey_renamed: 'The passkey was renamed.',
+  passkey_removed: 'The passkey was removed.',
 } as const;
 
 const csrfField = z.string().max(CSRF_TOKEN_MAX_LENGTH);
@@ -54,6 +57,13 @@ function factorView(f: FactorPublicView) {
   };
 }
 
+const day = (iso: string | null) => iso?.slice(0, 10);
+
+/** A passkey as the pages show it (a passkey is a factor of type `webauthn`; its label is the name its owner gave it). */
+export function passkeyView(p: { id: string; name: string; created_at: string; last_used_at: string | null }) {
+  return { id: p.id, name: p.name, detail: `Added ${day(p.created_at)}, ${p.last_used_at ? `last used ${day(p.last_used_at)}` : 'not used yet'}` };
+}
+
 export interface SecurityDeps {
   context: AccountContext;
   factors: Pick<FactorService, 'list' | 'setPreferred' | 'remove'>;
@@ -69,11 +79,15 @@ export async function accountSecurityRoutes(app: FastifyInstance, deps: Security
   const policy = { minLength: deps.passwordMinLength, maxLength: PASSWORD_MAX_LENGTH };
 
   async function sendSecurityPage(reply: FastifyReply, session: ActiveAccountSession, status: number, extra: { notice?: string | undefined; passwordError?: string }) {
-    const factors = (await deps.factors.list(session.user.id)).filter((f) => f.active);
+    const active = (await deps.factors.list(session.user.id)).filter((f) => f.active);
+    // Passkeys have their own section (name, rename); the other factors are listed together.
+    const factors = active.filter((f) => f.type !== 'webauthn');
+    const passkeys = active.filter((f) => f.type === 'webauthn').map((f) => passkeyView({ id: f.id, name: f.label, created_at: f.confirmed_at ?? f.created_at, last_used_at: f.last_used_at }));
     return context.send(reply, session, status, 'security', {
       title: 'Security',
       current: SECURITY_PATH,
       factors: factors.map(factorView),
+      passkeys,
       hasRecoveryCodes: factors.some((f) => f.type === 'recovery_code'),
       policy,
       ...extra,

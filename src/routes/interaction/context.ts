@@ -10,6 +10,7 @@ import type { ProviderHost } from '../../oidc/provider-host.js';
 import type { AuditService } from '../../services/audit.js';
 import type { LoginService } from '../../services/login/index.js';
 import type { FactorService } from '../../services/mfa/factors.js';
+import type { PasskeyService } from '../../services/passkeys/service.js';
 import type { FormCsrf } from '../../views/csrf.js';
 import { seeOther, sendPage } from '../../views/page.js';
 import { expiredView, refusedView, type InteractionPageContext } from './views.js';
@@ -18,6 +19,8 @@ export interface InteractionRouteDeps {
   host: ProviderHost;
   login: LoginService;
   factors: FactorService;
+  /** Registration of a passkey enrolled at sign-in. */
+  passkeys: Pick<PasskeyService, 'registrationOptions' | 'verifyRegistration'>;
   audit: AuditService;
   csrf: FormCsrf;
   secureCookies: boolean;

@@ -9,7 +9,7 @@
  *
  * Layout: context.ts (loading and finishing the interaction, CSRF), steps.ts (the current step's page and
  * its errors), views.ts (the pages' view models and copy), and one route file per step: password.ts,
- * code-step.ts, enrolment.ts, consent.ts, abort.ts.
+ * code-step.ts, passkey.ts (with passkey-views.ts), enrolment.ts, consent.ts, abort.ts.
  */
 import formbody from '@fastify/formbody';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +19,8 @@ import { codeMethod, codeStepRoutes, methodId } from './code-step.js';
 import { consentPage, consentRoutes } from './consent.js';
 import { createInteractionContext, type InteractionRouteDeps } from './context.js';
 import { enrolmentRoutes } from './enrolment.js';
+import { passkeyRoutes } from './passkey.js';
+import { PASSKEY_METHOD } from './passkey-views.js';
 import { passwordRoutes } from './password.js';
 import { createInteractionSteps } from './steps.js';
 import { expiredView } from './views.js';
@@ -28,7 +30,7 @@ export type { InteractionRouteDeps } from './context.js';
 
 /** What a step page may be asked for; anything else in the query is ignored, never an error. */
 const stepQuery = z.object({
-  method: methodId.optional().catch(undefined),
+  method: z.union([methodId, z.literal(PASSKEY_METHOD)]).optional().catch(undefined),
   enroll: codeMethod.optional().catch(undefined),
   factor: z.uuid().optional().catch(undefined),
   sent: z.literal('1').optional().catch(undefined),
@@ -56,6 +58,7 @@ export async function interactionRoutes(app: FastifyInstance, deps: InteractionR
 
   passwordRoutes(app, ctx, steps);
   codeStepRoutes(app, ctx, steps);
+  passkeyRoutes(app, ctx, steps);
   enrolmentRoutes(app, ctx, steps);
   consentRoutes(app, ctx);
   abortRoutes(app, ctx);

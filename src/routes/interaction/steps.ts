@@ -21,6 +21,7 @@ import {
   recoveryCodesView,
   stepErrorOutcome,
   verifyView,
+  type EnrolledFactor,
   type EnrollType,
   type PendingStep,
   type StepOutcome,
@@ -44,7 +45,7 @@ export interface InteractionSteps {
    * After a factor was enrolled, the user first gets recovery codes (if they have none): the page shows them
    * once and continues to where the provider would have redirected.
    */
-  completeLogin(request: FastifyRequest, reply: FastifyReply, details: Details, completed: CompletedLogin, enrolled?: EnrollType): Promise<FastifyReply>;
+  completeLogin(request: FastifyRequest, reply: FastifyReply, details: Details, completed: CompletedLogin, enrolled?: EnrolledFactor): Promise<FastifyReply>;
 }
 
 export function createInteractionSteps(ctx: InteractionContext): InteractionSteps {

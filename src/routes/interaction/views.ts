@@ -8,9 +8,12 @@ import { AppError } from '../../errors/index.js';
 import type { LoginService } from '../../services/login/index.js';
 import { describeScope, isApiScope } from '../../services/api-scopes.js';
 import { messagePage as message, type PageView } from '../../views/page.js';
+import { PASSKEY_METHOD, passkeyForm, passkeyStepView } from './passkey-views.js';
 
 export type PendingStep = NonNullable<Awaited<ReturnType<LoginService['pendingStep']>>>;
 export type EnrollType = 'totp' | 'sms' | 'email';
+/** A factor enrolled at sign-in (a passkey's enrolment is its own route: passkey.ts). */
+export type EnrolledFactor = EnrollType | 'webauthn';
 export type CodeMethod = 'sms' | 'email';
 
 /** What a step page shows besides the step itself: the method asked for, an error, and its status. */
@@ -56,7 +59,8 @@ export function loginView(page: InteractionPageContext, clientName: string, stat
   return {
     status,
     template: 'login',
-    model: { title: 'Sign in', clientName, action: path(page, '/login'), abortAction: path(page, '/abort'), csrf: page.csrf, error, email },
+    scripts: true,
+    model: { title: 'Sign in', clientName, action: path(page, '/login'), abortAction: path(page, '/abort'), csrf: page.csrf, error, email, passkey: passkeyForm(page) },
   };
 }
 
@@ -110,8 +114,8 @@ export function consentView(page: InteractionPageContext, client: ConsentClient,
   };
 }
 
-export function recoveryCodesView(codes: string[], continueHref: string, enrolled: EnrollType): PageView {
-  const factorName = enrolled === 'totp' ? 'authenticator app' : enrolled === 'sms' ? 'phone' : 'email access';
+export function recoveryCodesView(codes: string[], continueHref: string, enrolled: EnrolledFactor): PageView {
+  const factorName = enrolled === 'totp' ? 'authenticator app' : enrolled === 'sms' ? 'phone' : enrolled === 'webauthn' ? 'passkey' : 'email access';
   return { status: 200, template: 'mfa-recovery-codes', model: { title: 'Save your recovery codes', codes, continueHref, factorName } };
 }
 
@@ -121,6 +125,10 @@ export function verifyView(page: InteractionPageContext, step: PendingStep, view
   const method = view.method && methods.includes(view.method) ? view.method : first;
   if (!method) return undefined;
   const to = (m: CodeMethod) => step.destinations[m] ?? '';
+  const switchLabel = (m: string) =>
+    m === PASSKEY_METHOD ? 'Use a passkey' : m === 'totp' ? 'Use your authenticator app' : m === 'recovery_code' ? 'Use a recovery code' : m === 'sms' ? `Get a code by text message (${to(m)})` : `Get a code by email (${to('email')})`;
+  const links = methods.filter((m) => m !== method).map((m) => ({ href: path(page, `?method=${encodeURIComponent(m)}`), label: switchLabel(m) }));
+  if (method === PASSKEY_METHOD) return passkeyStepView(page, step, view, links);
 
   const lines: string[] = [];
   if (reason === 'new_device') lines.push("We don't recognize this device. To keep your account safe, confirm it's you.");
@@ -133,8 +141,6 @@ export function verifyView(page: InteractionPageContext, step: PendingStep, view
     lines.push(sent ? `We sent a code to ${to(method)}. It expires in ${codeTtl}.` : `We can send a code to ${to(method)}. Choose "Send a code", then enter it here.`);
     forms.push({ action: path(page, '/resend'), label: sent ? 'Send a new code' : 'Send a code', fields: [{ name: 'method', value: method }] });
   }
-  const switchLabel = (m: string) =>
-    m === 'totp' ? 'Use your authenticator app' : m === 'recovery_code' ? 'Use a recovery code' : m === 'sms' ? `Get a code by text message (${to(m)})` : `Get a code by email (${to('email')})`;
   const title = reason === 'mfa' ? 'Two-step verification' : "Confirm it's you";
   return {
     status: view.status ?? 200,
@@ -149,7 +155,7 @@ export function verifyView(page: InteractionPageContext, step: PendingStep, view
       hidden: [{ name: 'method', value: method }],
       numeric: method !== 'recovery_code',
       forms,
-      links: methods.filter((m) => m !== method).map((m) => ({ href: path(page, `?method=${encodeURIComponent(m)}`), label: switchLabel(m) })),
+      links,
       abortAction: path(page, '/abort'),
     },
   };
@@ -160,7 +166,9 @@ export function enrollChoiceView(page: InteractionPageContext, step: PendingStep
   return {
     status: view.status ?? 200,
     template: 'mfa-enroll',
+    scripts: step.methods.includes(PASSKEY_METHOD),
     model: {
+      passkey: step.methods.includes(PASSKEY_METHOD) ? passkeyForm(page) : undefined,
       title: 'Set up two-step verification',
       csrf: page.csrf,
       abortAction: path(page, '/abort'),
