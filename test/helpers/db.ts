@@ -137,6 +137,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     return { database, url: undefined, kind: 'pglite', drop: () => database.close() };
   }
   const created = await createDatabase(testDatabaseUrl, { template: await migratedTemplate(testDatabaseUrl) });
+  // A test database outlives no crash of the server: its commits need not wait for the WAL flush (a few ms
+  // each on this disk, thousands of commits in the suite). Every session on it, the server processes' too,
+  // takes the setting; what other sessions see is unchanged (the commit is visible at once either way).
+  await withServer(testDatabaseUrl, (sql) => sql.unsafe(`alter database ${created.name} set synchronous_commit = off`));
   const database = await openDatabase({ kind: 'postgres', url: created.url, poolSize: 5 });
   return {
     database,
