@@ -48,7 +48,7 @@ tap.test('admin console: roles, permissions, bulk assignment, object grants', { 
 
   t.test('the role list shows level, MFA requirement and holders', async (t) => {
     t.equal(await heading(page), 'Roles');
-    t.same(await navLinks(page), ['Users', 'Roles', 'Permissions', 'Bulk assignment', 'Object grants']);
+    t.same(await navLinks(page), ['Users', 'Roles', 'Permissions', 'Bulk assignment', 'Object grants', 'Clients', 'Audit log']);
     const editorRow = page.locator('tr', { has: page.getByRole('link', { name: 'editor', exact: true }) });
     t.same(await editorRow.locator('td').allTextContents().then((cells) => cells.slice(1, 4)), ['10', 'No', '1'], 'level 10, no MFA, one holder');
     await c.check(t, page, 'roles-list');
