@@ -3,7 +3,7 @@
  * every sign-in of a user at once (`endAllSignIns`), the one way that logout everywhere, a password change
  * or reset and a compromise report end them.
  */
-import { addSeconds } from '../../lib/clock.js';
+import { addSeconds, systemClock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { AuditEvent } from '../audit.js';
 import { createAuthTokenQueries, createRefreshTokenQueries, type AuthTokenRow } from '../../queries/auth-tokens.js';
@@ -73,7 +73,10 @@ export function createRevocation(deps: SessionServiceDeps, record: AuditRecorder
     await refreshTokens.clearRetryResponsesOfSessions(revoked.filter((r) => r.kind === 'session').map((r) => r.id));
     // Everything the provider holds for the account, mirrored or not, but the kept browser session.
     const keep = browser ? { sessionId: browser.sessionId, grantIds: browser.grantId ? [browser.grantId] : [] } : undefined;
-    await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), now, keep);
+    // `sessions_valid_after` is compared with the `loginTs` oidc-provider stamps on its sessions, which comes from
+    // the system clock, not from the services' clock: the cut-off must be on the provider's time base (a services
+    // clock set ahead would otherwise also end the sessions signed in after this call).
+    await oidc.revokeOidcStateByAccount(userId, addSeconds(now, config.tombstoneTtl), systemClock(), keep);
     record({
       type: 'session.revoked',
       outcome: 'success',
