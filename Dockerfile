@@ -35,10 +35,11 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY drizzle ./drizzle
-# The page templates and stylesheet are read from src/views at run time (dist/views/render.js resolves them
-# relative to itself), so they ship beside dist/.
+# The page templates, the stylesheet and the pages' passkey script are read from src/views at run time
+# (dist/views/render.js and passkey-script.js resolve them relative to themselves), so they ship beside dist/.
 COPY src/views/pages ./src/views/pages
 COPY src/views/keryu.css ./src/views/keryu.css
+COPY src/views/passkeys.js ./src/views/passkeys.js
 # `keryu migrate`, `keryu bootstrap FILE`, `keryu cleanup` ... on PATH, as the chart's jobs call it.
 RUN ln -s /app/bin/keryu.js /usr/local/bin/keryu
 # A numeric user that exists nowhere in /etc/passwd, so Kubernetes' runAsNonRoot can verify it; the files
