@@ -11,7 +11,7 @@ export type ResourceServerRow = typeof resourceServers.$inferSelect;
 export interface ClientAuthRecord {
   /**
    * The metadata oidc-provider needs. `client_secret` carries the stored digest, never a plaintext
-   * secret: the provider's secret comparison is replaced to compare digests (services/clients.ts `clientSecretMatches`).
+   * secret: the provider's secret comparison is replaced to compare digests (services/clients.ts `clientSecretAccepted`).
    */
   metadata: Record<string, unknown>;
   /** The stored HMAC digest of the client's secret (confidential clients only). */

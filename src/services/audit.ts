@@ -173,7 +173,7 @@ export async function recordInTransaction(tx: DbOrTx, events: readonly AuditEven
   if (events.length) await createAuditLogQueries(tx).insertAuditEvents(events.map(auditRowOf));
 }
 
-/** Largest multi-row insert per flush; well under PostgreSQL's 65535 bind-parameter limit (13 per row). */
+/** Largest insert per flush: bounds one statement's parameter (a JSON array of events) and how long it holds a connection. */
 const MAX_BATCH = 500;
 /**
  * Events held while the database cannot take them: about a minute of a busy replica's events. Beyond it the

@@ -3,7 +3,7 @@
  * is validated twice: by our schema (clear messages, our policy) and by oidc-provider itself (protocol rules),
  * so a stored client always loads. Secrets are at least 32 characters; generated ones carry 256 bits. Only a
  * keyed digest is stored (a leaked table cannot be checked against guesses offline), and the one place a
- * presented secret is checked is `clientSecretMatches`, which the provider's client authentication calls at
+ * presented secret is checked is `clientSecretAccepted`, which the provider's client authentication calls at
  * every endpoint (token, introspection and its /api/auth/introspect alias, revocation, device authorization).
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -119,12 +119,9 @@ export function clientSecretKey(config: { secret: string }): Buffer {
   return deriveKey(config.secret, 'client-secret-digest');
 }
 
-/**
- * Whether a presented client secret (RFC 6749 §2.3.1, already form-decoded) is the client's: its digest
- * against the stored one, compared in constant time. A client without a stored digest never matches.
- */
-export function clientSecretMatches(key: Buffer, storedDigest: string | undefined, presented: string): boolean {
-  return typeof storedDigest === 'string' && constantTimeEqual(storedDigest, hmacDigest(key, presented));
+/** Whether a presented secret's digest is the stored one, compared in constant time; no stored digest never matches. */
+function digestMatches(storedDigest: string | undefined, presentedDigest: string): boolean {
+  return typeof storedDigest === 'string' && constantTimeEqual(storedDigest, presentedDigest);
 }
 
 /** The secrets a client may authenticate with: the current one and, for a grace period after a rotation, the one it replaced. */
@@ -135,13 +132,14 @@ export interface StoredClientSecrets {
 }
 
 /**
- * Whether a presented secret is the client's current secret, or its previous one before the grace period
- * after a rotation ended at `now`. Both digests are always compared, so the time taken does not tell which matched.
+ * Whether a presented client secret (RFC 6749 §2.3.1, already form-decoded) is the client's current secret, or
+ * its previous one before the grace period after a rotation ended at `now`: its keyed digest against the stored ones. Both digests are always compared, so the time taken does not tell which matched.
  */
 export function clientSecretAccepted(key: Buffer, stored: StoredClientSecrets, presented: string, now: Date): boolean {
-  const current = clientSecretMatches(key, stored.digest, presented);
+  const presentedDigest = hmacDigest(key, presented);
+  const current = digestMatches(stored.digest, presentedDigest);
   const inGrace = stored.previousExpiresAt !== undefined && stored.previousExpiresAt.getTime() > now.getTime();
-  const previous = clientSecretMatches(key, stored.previousDigest, presented);
+  const previous = digestMatches(stored.previousDigest, presentedDigest);
   return current || (inGrace && previous);
 }
 

@@ -3,6 +3,8 @@
  * `record` strips before the row reaches the database (a stand-in db captures the insert).
  */
 import t from 'tap';
+import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type { DbOrTx } from '../../src/db/client.js';
 import { createAuditService, stripSecrets } from '../../src/services/audit.js';
 
@@ -87,13 +89,14 @@ t.test('nesting deeper than eight levels is cut, so a hostile or cyclic value ca
 
 t.test('record strips the details before the row is written', async (t) => {
   const written: Record<string, unknown>[] = [];
-  // Only insert(table).values(rows) is used by the audit writer.
+  // The audit writer sends one statement whose one parameter is the JSON array of rows.
+  const dialect = new PgDialect();
   const db = {
-    insert: () => ({
-      values: async (rows: Record<string, unknown>[]) => {
-        written.push(...rows);
-      },
-    }),
+    execute: async (query: SQL) => {
+      const { params } = dialect.sqlToQuery(query);
+      t.equal(params.length, 1, 'one parameter');
+      written.push(...(JSON.parse(String(params[0])) as Record<string, unknown>[]));
+    },
   } as unknown as DbOrTx;
   const audit = createAuditService({ db, log: { error: () => {} } });
   await audit.record({

@@ -4,17 +4,18 @@
  */
 import t from 'tap';
 import { hmacDigest } from '../../src/lib/crypto.js';
-import { clientSecretAccepted, clientSecretKey, clientSecretMatches } from '../../src/services/clients.js';
+import { clientSecretAccepted, clientSecretKey } from '../../src/services/clients.js';
 
-t.test('clientSecretMatches compares keyed digests', async (t) => {
+t.test('clientSecretAccepted compares keyed digests', async (t) => {
   const key = clientSecretKey({ secret: 'test-secret-0123456789abcdef0123456789abcdef' });
   const secret = 'a client secret of at least 32 characters';
-  const stored = hmacDigest(key, secret);
-  t.ok(clientSecretMatches(key, stored, secret), 'the right secret');
-  t.notOk(clientSecretMatches(key, stored, `${secret} `), 'another secret');
-  t.notOk(clientSecretMatches(key, stored, stored), 'the stored digest itself is not the secret');
-  t.notOk(clientSecretMatches(key, undefined, secret), 'a client without a secret');
-  t.notOk(clientSecretMatches(clientSecretKey({ secret: 'another-secret-0123456789abcdef0123456789ab' }), stored, secret), 'a digest under another server secret');
+  const stored = { digest: hmacDigest(key, secret) };
+  const now = new Date();
+  t.ok(clientSecretAccepted(key, stored, secret, now), 'the right secret');
+  t.notOk(clientSecretAccepted(key, stored, `${secret} `, now), 'another secret');
+  t.notOk(clientSecretAccepted(key, stored, stored.digest, now), 'the stored digest itself is not the secret');
+  t.notOk(clientSecretAccepted(key, { digest: undefined }, secret, now), 'a client without a secret');
+  t.notOk(clientSecretAccepted(clientSecretKey({ secret: 'another-secret-0123456789abcdef0123456789ab' }), stored, secret, now), 'a digest under another server secret');
 });
 
 t.test('clientSecretAccepted: the current secret, and the previous one until its grace period ends', async (t) => {
