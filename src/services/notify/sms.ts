@@ -4,7 +4,6 @@
  * with a placeholder, so a code never reaches a log file, unless LOG_MESSAGE_SECRETS asks for them
  * (development only; refused in production).
  */
-import twilio from 'twilio';
 
 export interface SmsMessage {
   /** E.164 number. */
@@ -50,13 +49,20 @@ export function createSmsSender(options: {
     };
   }
   const settings = options.twilio;
-  const client = twilio(settings.accountSid, settings.authToken, { autoRetry: true, maxRetries: 2 });
-  // The SDK builds every Messages URL from the Api domain's base URL.
-  if (settings.apiUrl) client.api.baseUrl = settings.apiUrl;
+  // The SDK is loaded only when Twilio is configured (it is about 25 MB of a replica's resident memory); the
+  // import starts here, so the first message does not wait for it.
+  const client = import('twilio').then(({ default: twilio }) => {
+    const created = twilio(settings.accountSid, settings.authToken, { autoRetry: true, maxRetries: 2 });
+    // The SDK builds every Messages URL from the Api domain's base URL.
+    if (settings.apiUrl) created.api.baseUrl = settings.apiUrl;
+    return created;
+  });
+  // A failed load surfaces on the first send; until then it is not an unhandled rejection.
+  client.catch(() => {});
   const sender = settings.from.startsWith('MG') ? { messagingServiceSid: settings.from } : { from: settings.from };
   return {
     async send(message) {
-      await client.messages.create({ to: message.to, body: message.text, ...sender });
+      await (await client).messages.create({ to: message.to, body: message.text, ...sender });
     },
   };
 }
