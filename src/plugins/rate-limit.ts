@@ -23,7 +23,6 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { AppError } from '../errors/index.js';
 import { basicClientCredentials } from '../lib/client-basic-auth.js';
 import { clientAddressKey } from '../lib/network.js';
@@ -75,7 +74,10 @@ export function canonicalPath(url: string): string {
 }
 
 export async function registerRateLimits(app: FastifyInstance, options: RateLimitOptions): Promise<void> {
-  const redis = options.redisUrl ? new Redis(options.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+  // The client library is loaded only when Redis is configured (a replica without it does not carry it in memory).
+  const redis = options.redisUrl
+    ? new (await import('ioredis')).Redis(options.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    : undefined;
   if (redis) {
     redis.on('error', (err: unknown) => app.log.debug({ err }, 'rate-limit store (Redis) error'));
     // Start on the shared counters when Redis answers soon; otherwise start counting in memory (and switch
