@@ -9,7 +9,8 @@
  * work, not the limiter; stated in the output). BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
  * names a server where a scratch database is created and dropped. BENCH_DURATION seconds per scenario (default
  * 10), `--smoke` one second; BENCH_KERYU_<NAME>=value passed to the server as <NAME>. Prints the server's RSS idle
- * and peak. Exit status 1 when any answer was not 2xx. Results: bench/results/auth-latest.json.
+ * and peak. Exit status 1 when any answer was not 2xx. Results: bench/results/auth-latest.json. BENCH_CPU_PROF=1
+ * profiles the server (the whole run: read the refresh phase from its last seconds).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -100,7 +101,9 @@ async function main(): Promise<void> {
     });
     if (created !== 0) throw new Error('could not create the benchmark user');
 
-    child = spawn(process.execPath, [...KERYU_ENTRY], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    // BENCH_CPU_PROF=1: the server runs under --cpu-prof; the profile is written to bench/results/profiles/ when it exits.
+    const profileArgs = process.env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', '--cpu-prof-dir', `${root}bench/results/profiles`] : [];
+    child = spawn(process.execPath, [...profileArgs, ...KERYU_ENTRY], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
     for (let i = 0; ; i++) {
       if (i > 300) throw new Error('server did not start');
       if (await fetch(`${origin}/readyz`).then((r) => r.ok, () => false)) break;

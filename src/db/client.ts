@@ -10,6 +10,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { preparingEveryQuery } from './prepared-statements.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -192,7 +193,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         ...(target.statementTimeoutSeconds ? { statement_timeout: target.statementTimeoutSeconds * 1000 } : {}),
       },
     });
-    const db = drizzlePostgres(client, { schema }) as unknown as Db;
+    const db = drizzlePostgres(preparingEveryQuery(client), { schema }) as unknown as Db;
     const listeners: Array<() => Promise<void>> = [];
     const listen = postgresListener(target.url);
     return {
