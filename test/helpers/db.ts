@@ -92,7 +92,7 @@ function templateName(): string {
 const templates = new Map<string, Promise<string>>();
 
 /** The migrated template on the server at `serverUrl`, built on first use by whichever test process gets there first. */
-function migratedTemplate(serverUrl: string): Promise<string> {
+export function migratedTemplate(serverUrl: string): Promise<string> {
   let template = templates.get(serverUrl);
   if (!template) {
     template = buildTemplate(serverUrl);
