@@ -43,6 +43,7 @@ interface SealedPair {
 export function createRefreshRotation(deps: SessionServiceDeps, record: AuditRecorder) {
   const { db, clock, config } = deps;
   const tokens = createAuthTokenQueries(db);
+  const refreshQueries = createRefreshTokenQueries(db);
   const users = createUserQueries(db);
 
   function notifyReuse(userId: string) {
@@ -114,7 +115,6 @@ export function createRefreshRotation(deps: SessionServiceDeps, record: AuditRec
         | { kind: 'reuse' | 'device_mismatch' | 'ip_mismatch'; sessionId: string; userId: string }
         | { kind: 'rotated'; pair: TokenPair; userId: string; ipChanged: boolean; previousIp: string | null };
 
-      const refreshQueries = createRefreshTokenQueries(db);
       const digests = deps.tokenDigest.candidates(input.refreshToken);
       const network = networkOf(context.ip) ?? null;
       type Row = NonNullable<Awaited<ReturnType<typeof refreshQueries.findRefreshTokenByDigests>>>;
