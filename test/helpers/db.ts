@@ -141,7 +141,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   // each on this disk, thousands of commits in the suite). Every session on it, the server processes' too,
   // takes the setting; what other sessions see is unchanged (the commit is visible at once either way).
   await withServer(testDatabaseUrl, (sql) => sql.unsafe(`alter database ${created.name} set synchronous_commit = off`));
-  const database = await openDatabase({ kind: 'postgres', url: created.url, poolSize: 5 });
+  // Connecting (TCP, start-up, the server's first ReadyForQuery) may take 10 s here, not the product's 2 s: with
+  // three test files, Chromium and child servers on two cores, a test process or a new server backend can be off
+  // the CPU that long (a CI run failed on it once). Outage tests open their own databases with their own timeouts.
+  const database = await openDatabase({ kind: 'postgres', url: created.url, poolSize: 5, connectTimeoutSeconds: 10 });
   return {
     database,
     url: created.url,
