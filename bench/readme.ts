@@ -13,6 +13,8 @@ const results = join(root, 'bench', 'results');
 
 /** Keycloak's published sizing guide, per vCPU, for context (keycloak.org, "Concepts for sizing CPU and memory resources"). */
 const KEYCLOAK_PER_VCPU = { clientCredentials: 120, passwordLogins: 15 };
+/** Below this share of busy CPU before the run, the machine counts as idle (the bench itself, a shell, a timer). */
+const IDLE_BEFORE_START = 0.1;
 
 interface Stats {
   rps: number;
@@ -81,7 +83,11 @@ function block(tokens: TokenReport, auth: AuthReport, decisions: DecisionsReport
     `Latest run: ${tokens.date.slice(0, 10)}, ${m.cpu}, ${m.cores} cores shared by the servers, PostgreSQL ` +
       `(${m.postgres.split(' ').slice(0, 2).join(' ')}) and the load generator, ${m.memoryGiB} GiB; Node ${m.node}; oidc-provider ${tokens.versions.oidcProvider}; ` +
       `${s.durationSeconds} s per scenario after ${s.warmupSeconds} s warm-up, ${s.connections} connections; keryu-auth as ${s.keryuEntry}; ${s.limits ?? ''}.` +
-      (m.busyBeforeStart !== undefined ? ` The machine was ${pct(m.busyBeforeStart)} busy with other work before the run started, so absolute figures are low and noisy: read the ratios, measured side by side.` : ''),
+      (m.busyBeforeStart === undefined
+        ? ''
+        : m.busyBeforeStart < IDLE_BEFORE_START
+          ? ` The machine was idle before the run started (${pct(m.busyBeforeStart)} busy); absolute figures still move by 2× between runs on shared cores: read the ratios, measured side by side.`
+          : ` The machine was ${pct(m.busyBeforeStart)} busy with other work before the run started, so absolute figures are low and noisy: read the ratios, measured side by side.`),
   );
   lines.push('');
   lines.push('| scenario | keryu req/s | p50 ms | p99 ms | RSS peak MiB | bare req/s | p50 ms | p99 ms | keryu/bare (target) | server CPU ms/req keryu + PostgreSQL / bare |');
