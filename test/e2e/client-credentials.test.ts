@@ -63,7 +63,10 @@ t.test('client credentials', async (t) => {
   });
 
   t.test('wrong secret: invalid_client, 401', async (t) => {
-    const config = await discover(server, { clientId: machine.clientId, clientSecret: `${machine.clientSecret!.slice(0, -1)}A` });
+    // One character changed (a secret that already ends in 'A' gets a 'B': base64url of 32 bytes ends in one of 16
+    // characters, 'A' among them, so a fixed 'A' left the secret unchanged in one run out of 16).
+    const secret = machine.clientSecret!;
+    const config = await discover(server, { clientId: machine.clientId, clientSecret: `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}` });
     const failure = await oauthError(client.clientCredentialsGrant(config));
     t.equal(failure.error, 'invalid_client');
     t.equal(failure.status, 401);
