@@ -8,7 +8,8 @@
  *
  * What is cached is bounded: statement texts come from code (values travel as parameters), so there are
  * finitely many, and a connection, with every statement prepared on it, is replaced after at most an hour
- * (the driver's max_lifetime).
+ * (the driver's max_lifetime). A statement whose plan a migration has invalidated (a rolling upgrade) is prepared
+ * again: the driver retries on PostgreSQL's RevalidateCachedQuery and FetchPreparedStatement errors.
  */
 import type { Sql, TransactionSql } from 'postgres';
 
