@@ -104,8 +104,12 @@ export async function startPasskeyBrowser(t: Teardown) {
       page.waitForResponse((res) => res.request().method() === 'POST' && /\/interaction\/[^/]+\/passkey$/.test(new URL(res.url()).pathname)),
       page.getByRole('button', { name, exact: true }).click(),
     ]);
-    await page.waitForLoadState();
-    return response.status();
+    const status = response.status();
+    // A refusal is rendered by the POST itself: wait until that document has committed and loaded, or the test's
+    // next page.goto races it and is interrupted (seen on a busy machine).
+    if (status < 300 || status >= 400) await page.waitForURL(response.url(), { waitUntil: 'load' });
+    else await page.waitForLoadState();
+    return status;
   }
 
   /** A user signed in to the account pages on a new device, with a passkey added there. */
